@@ -1,0 +1,103 @@
+/* sluice plugin SDK: a fake host for unit tests.
+ *
+ * Link a plugin's .c file with libsluice_testing and drive its hooks
+ * directly, without the server or dlopen. The clock is fake (starts at 1 s
+ * and only moves with sluice_test_clock_advance_*), the random source is
+ * seeded, and everything the plugin does to a request is captured.
+ *
+ *     struct sluice_test_host *t = sluice_test_host_new();
+ *     const struct sluice_host *h = sluice_test_host(t);
+ *     struct sluice_req *r = sluice_test_req_new(t, "{\"model\":\"m\"}");
+ *     ... plugin.create(h, &cfg, raw, &self, &err); plugin.on_request(self, r, st);
+ *     assert(sluice_test_reject_status(r) == 429);
+ *
+ * Not thread-safe except for the metric updates (atomic), and wake()
+ * (recorded; run with sluice_test_run_wakes()).
+ */
+#ifndef SLUICE_TESTING_H
+#define SLUICE_TESTING_H
+
+#include "host.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sluice_test_host;
+
+struct sluice_test_host *sluice_test_host_new(void);
+void sluice_test_host_free(struct sluice_test_host *t);
+const struct sluice_host *sluice_test_host(struct sluice_test_host *t);
+
+/* ---- clock and randomness ---- */
+void sluice_test_clock_advance_ms(struct sluice_test_host *t, uint64_t ms);
+void sluice_test_clock_advance_ns(struct sluice_test_host *t, uint64_t ns);
+void sluice_test_clock_set_wall_ms(struct sluice_test_host *t, int64_t ms);
+void sluice_test_seed(struct sluice_test_host *t, uint64_t seed);
+
+/* ---- config: validate and fill a plugin's config struct like the core
+ * does. Returns 0, or -1 with the error (JSON path first) in err. ---- */
+int sluice_test_config(const struct sluice_plugin *p, const char *json,
+                       void *config_out, char *err, size_t errlen);
+
+/* ---- requests ---- */
+/* body: JSON text of the request body (copied); decoded like the core does
+ * (model, stream, max_tokens, input token estimate). Endpoint defaults to
+ * /v1/chat/completions, identity to tenant "default". */
+struct sluice_req *sluice_test_req_new(struct sluice_test_host *t,
+                                       const char *body);
+void sluice_test_req_free(struct sluice_req *r);
+void sluice_test_req_set_header(struct sluice_req *r, const char *name,
+                                const char *value);
+void sluice_test_req_set_identity(struct sluice_req *r, const char *tenant,
+                                  const char *user, const char *tier,
+                                  const char *key);
+void sluice_test_req_set_endpoint(struct sluice_req *r, const char *path);
+void sluice_test_req_set_upstream(struct sluice_req *r, const char *name);
+void sluice_test_req_set_worker(struct sluice_req *r, unsigned worker);
+/* Names set_upstream() accepts (NULL-terminated); default: any name. */
+void sluice_test_set_upstreams(struct sluice_test_host *t,
+                               const char *const *names);
+/* Simulate the upstream's answer before calling on_upstream_response /
+ * on_response. */
+void sluice_test_req_set_response(struct sluice_req *r, int status,
+                                  enum sluice_outcome outcome);
+void sluice_test_req_set_resp_header(struct sluice_req *r, const char *name,
+                                     const char *value);
+void sluice_test_req_set_usage(struct sluice_req *r, uint64_t prompt,
+                               uint64_t completion, uint64_t cached);
+/* Marks the request as resumed (what the core does before calling
+ * on_request again after a suspension). */
+void sluice_test_req_mark_resumed(struct sluice_req *r);
+
+/* ---- what the plugin did ---- */
+int sluice_test_reject_status(const struct sluice_req *r); /* 0: none */
+uint64_t sluice_test_reject_retry_after_ms(const struct sluice_req *r);
+const char *sluice_test_reject_message(const struct sluice_req *r);
+const char *sluice_test_reject_type(const struct sluice_req *r);
+/* Full error body as the client would see it (JSON), or respond() body. */
+const char *sluice_test_response_body(const struct sluice_req *r);
+/* Value of a header added with resp_add_header, or a Retry-After added by
+ * reject(); NULL when absent. */
+const char *sluice_test_resp_added_header(const struct sluice_req *r,
+                                          const char *name);
+const char *sluice_test_upstream_header(const struct sluice_req *r,
+                                        const char *name);
+/* resume_after() delay, or UINT64_MAX when not requested. */
+uint64_t sluice_test_resume_after_ms(const struct sluice_req *r);
+/* Number of wake() calls with this request's ticket so far. */
+unsigned sluice_test_wakes(const struct sluice_req *r);
+
+/* ---- metrics and health ---- */
+/* Sum of a counter/gauge by name (last created handle with that name);
+ * NaN when no such metric. Histograms report their observation count. */
+double sluice_test_metric(struct sluice_test_host *t, const char *name);
+/* NaN when never set. */
+double sluice_test_health(struct sluice_test_host *t, const char *name);
+/* Lines logged so far, joined with '\n'. */
+const char *sluice_test_log(struct sluice_test_host *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
