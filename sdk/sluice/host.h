@@ -144,6 +144,9 @@ struct sluice_host {
     struct sluice_str (*resp_header)(const struct sluice_req *r,
                                      const char *name);
     struct sluice_usage (*resp_usage)(const struct sluice_req *r);
+    /* Complete body of a non-streamed upstream response (on_response);
+     * empty for streams and failed calls. */
+    struct sluice_str (*resp_body)(const struct sluice_req *r);
     enum sluice_outcome (*resp_outcome)(const struct sluice_req *r);
     /* Adds a header to what the client receives (e.g. x-ratelimit-*).
      * Allowed until the response headers are sent; then SLUICE_EPHASE. */

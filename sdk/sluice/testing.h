@@ -11,8 +11,8 @@
  *     ... plugin.create(h, &cfg, raw, &self, &err); plugin.on_request(self, r, st);
  *     assert(sluice_test_reject_status(r) == 429);
  *
- * Not thread-safe except for the metric updates (atomic), and wake()
- * (recorded; run with sluice_test_run_wakes()).
+ * Not thread-safe except for metric updates (atomic) and wake(), which
+ * only counts calls per request (see sluice_test_wakes()).
  */
 #ifndef SLUICE_TESTING_H
 #define SLUICE_TESTING_H
@@ -62,6 +62,7 @@ void sluice_test_set_upstreams(struct sluice_test_host *t,
  * on_response. */
 void sluice_test_req_set_response(struct sluice_req *r, int status,
                                   enum sluice_outcome outcome);
+void sluice_test_req_set_resp_body(struct sluice_req *r, const char *body);
 void sluice_test_req_set_resp_header(struct sluice_req *r, const char *name,
                                      const char *value);
 void sluice_test_req_set_usage(struct sluice_req *r, uint64_t prompt,
