@@ -97,6 +97,13 @@ struct sluice_req {
     sluice_wake_t ticket;
     _Atomic unsigned wakes;
     struct alloc_block *blocks;
+    size_t attempt_n;
+    struct {
+        char upstream[64];
+        char model[128];
+        int status;
+        enum sluice_outcome outcome;
+    } attempts[8];
 };
 
 static struct sluice_test_host *T(const struct sluice_host *h)
@@ -415,6 +422,35 @@ static enum sluice_outcome resp_outcome(const struct sluice_req *r)
     return r->outcome;
 }
 
+static size_t attempt_count(const struct sluice_req *r)
+{
+    if (r->attempt_n)
+        return r->attempt_n;
+    return r->resp_status || r->outcome ? 1 : 0;
+}
+
+static bool attempt_at(const struct sluice_req *r, size_t i,
+                       struct sluice_attempt *out)
+{
+    memset(out, 0, sizeof *out);
+    if (r->attempt_n) {
+        if (i >= r->attempt_n)
+            return false;
+        out->upstream = str_of(r->attempts[i].upstream);
+        out->model = str_of(r->attempts[i].model);
+        out->status = r->attempts[i].status;
+        out->outcome = r->attempts[i].outcome;
+        return true;
+    }
+    if (i != 0 || attempt_count(r) == 0)
+        return false;
+    out->upstream = str_of(r->upstream);
+    out->model = r_target_model(r);
+    out->status = r->resp_status;
+    out->outcome = r->outcome;
+    return true;
+}
+
 static int resp_add_header(struct sluice_req *r, const char *name,
                            struct sluice_str value)
 {
@@ -579,6 +615,8 @@ struct sluice_test_host *sluice_test_host_new(void)
     h->resp_body = resp_body;
     h->resp_outcome = resp_outcome;
     h->resp_add_header = resp_add_header;
+    h->resp_attempt_count = attempt_count;
+    h->resp_attempt = attempt_at;
     h->reject = do_reject;
     h->respond = do_respond;
     h->resume_after = resume_after;
@@ -779,6 +817,21 @@ void sluice_test_req_set_resp_body(struct sluice_req *r, const char *body)
     free(r->upstream_body);
     r->upstream_body = strdup(body);
     r->upstream_body_len = strlen(body);
+}
+
+void sluice_test_req_add_attempt(struct sluice_req *r, const char *upstream,
+                                 const char *model, int status,
+                                 enum sluice_outcome outcome)
+{
+    if (r->attempt_n == 8)
+        return;
+    size_t i = r->attempt_n++;
+    snprintf(r->attempts[i].upstream, sizeof r->attempts[i].upstream, "%s",
+             upstream);
+    snprintf(r->attempts[i].model, sizeof r->attempts[i].model, "%s",
+             model ? model : "");
+    r->attempts[i].status = status;
+    r->attempts[i].outcome = outcome;
 }
 
 void sluice_test_req_set_resp_header(struct sluice_req *r, const char *name,

@@ -68,6 +68,15 @@ struct sluice_usage {
  * request ended meanwhile) are ignored by wake(). */
 typedef uint64_t sluice_wake_t;
 
+/* One upstream attempt of a request (retries and fallbacks make several). */
+struct sluice_attempt {
+    struct sluice_str upstream;
+    struct sluice_str model;
+    int status; /* 0 when no response arrived */
+    enum sluice_outcome outcome;
+    uint64_t duration_ns;
+};
+
 struct sluice_metric; /* opaque handle */
 
 struct sluice_host {
@@ -148,6 +157,12 @@ struct sluice_host {
      * empty for streams and failed calls. */
     struct sluice_str (*resp_body)(const struct sluice_req *r);
     enum sluice_outcome (*resp_outcome)(const struct sluice_req *r);
+    /* Every upstream attempt so far, oldest first (on_upstream_response and
+     * later). Health tracking (breakers) should judge each attempt, not
+     * just the last one, since a retry may have hidden a failure. */
+    size_t (*resp_attempt_count)(const struct sluice_req *r);
+    bool (*resp_attempt)(const struct sluice_req *r, size_t i,
+                         struct sluice_attempt *out);
     /* Adds a header to what the client receives (e.g. x-ratelimit-*).
      * Allowed until the response headers are sent; then SLUICE_EPHASE. */
     int (*resp_add_header)(struct sluice_req *r, const char *name,

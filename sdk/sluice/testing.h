@@ -62,6 +62,11 @@ void sluice_test_set_upstreams(struct sluice_test_host *t,
  * on_response. */
 void sluice_test_req_set_response(struct sluice_req *r, int status,
                                   enum sluice_outcome outcome);
+/* Records an upstream attempt (up to 8). Without any, resp_attempt reports
+ * one attempt built from sluice_test_req_set_response(). */
+void sluice_test_req_add_attempt(struct sluice_req *r, const char *upstream,
+                                 const char *model, int status,
+                                 enum sluice_outcome outcome);
 void sluice_test_req_set_resp_body(struct sluice_req *r, const char *body);
 void sluice_test_req_set_resp_header(struct sluice_req *r, const char *name,
                                      const char *value);
