@@ -1,0 +1,255 @@
+/* Request entry: routing table → API flow (auth, decode, pipeline) or an
+ * operational endpoint. The API flow continues in pipeline.c and proxy.c. */
+#include "gateway.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "admin.h"
+#include "config.h"
+#include "http_server.h"
+#include "log.h"
+#include "pipeline.h"
+#include "proxy.h"
+#include "request.h"
+#include "respond.h"
+#include "runtime.h"
+#include "worker.h"
+
+struct api_route {
+    const char *path;
+    enum api_kind kind;
+};
+
+static const struct api_route api_routes[] = {
+    {"/v1/chat/completions", API_CHAT},
+    {"/v1/completions", API_COMPLETIONS},
+    {"/v1/embeddings", API_EMBEDDINGS},
+    {"/v1/responses", API_RESPONSES},
+};
+
+void gateway_addr_with_port(char *out, size_t cap, const char *addr,
+                            uint16_t port)
+{
+    const char *colon = strrchr(addr, ':');
+    size_t host_len = colon ? (size_t)(colon - addr) : strlen(addr);
+    snprintf(out, cap, "%.*s:%u", (int)host_len, addr, (unsigned)port);
+}
+
+static void on_client_close(struct http_exchange *ex, void *arg)
+{
+    struct sluice_req *r = arg;
+    (void)ex;
+    worker_refresh_clock(r->w);
+    r->ex = NULL;
+    r->client_gone = true;
+    metric_add(g_runtime.m.client_disconnects, 1);
+    proxy_client_gone(r);
+}
+
+/* x-request-id: kept when the client sent a sane one, else generated. */
+static void assign_id(struct sluice_req *r)
+{
+    size_t len = 0;
+    const char *given = http_header(r->ex, "x-request-id", &len);
+    bool sane = given && len > 0 && len < sizeof r->id;
+    for (size_t i = 0; sane && i < len; i++)
+        sane = isalnum((unsigned char)given[i]) || given[i] == '-' ||
+               given[i] == '_' || given[i] == '.';
+    if (sane) {
+        memcpy(r->id, given, len);
+        r->id[len] = '\0';
+    } else {
+        snprintf(r->id, sizeof r->id, "req-%016llx%04x",
+                 (unsigned long long)r->ticket, (unsigned)(r->started_ns & 0xffff));
+    }
+}
+
+/* Identity from the bearer token; false (with a 401 set) when auth is on
+ * and the key is missing or unknown. */
+static bool identify(struct sluice_req *r)
+{
+    const struct config *c = r->gen->cfg;
+    size_t len = 0;
+    const char *auth = http_header(r->ex, "authorization", &len);
+    const char *token = NULL;
+    size_t token_len = 0;
+
+    if (auth && len > 7 && strncasecmp(auth, "Bearer ", 7) == 0) {
+        token = auth + 7;
+        token_len = len - 7;
+        while (token_len && *token == ' ')
+            token++, token_len--;
+    }
+    if (!c->auth_enabled)
+        return true;
+    if (!token || !token_len) {
+        respond_set_error(r, 401, "authentication_error", "missing_api_key",
+                          "You didn't provide an API key. Send it in the "
+                          "Authorization header as 'Bearer YOUR_KEY'.",
+                          NULL, 0);
+        return false;
+    }
+    const struct client_key *k = config_find_key(c, token, token_len);
+    if (!k) {
+        /* Never echo the presented key back. */
+        respond_set_error(r, 401, "authentication_error", "invalid_api_key",
+                          "Incorrect API key provided.", NULL, 0);
+        return false;
+    }
+    static const char hex[] = "0123456789abcdef";
+    char *id = arena_alloc(&r->arena, 17);
+    for (int i = 0; id && i < 8; i++) {
+        id[2 * i] = hex[k->sha256[i] >> 4];
+        id[2 * i + 1] = hex[k->sha256[i] & 15];
+    }
+    r->identity[SLUICE_ID_TENANT] = k->tenant[0] ? k->tenant : "default";
+    r->identity[SLUICE_ID_USER] = k->user;
+    r->identity[SLUICE_ID_TIER] = k->tier;
+    r->identity[SLUICE_ID_KEY] = id ? id : "";
+    if (k->priority[0]) {
+        int p = gateway_priority_parse(k->priority, strlen(k->priority));
+        if (p >= 0)
+            r->priority = (enum sluice_priority)p;
+    }
+    return true;
+}
+
+static const char *const priority_names[] = {"critical", "realtime",
+                                             "standard", "batch", "low"};
+
+int gateway_priority_parse(const char *s, size_t len)
+{
+    for (int i = 0; i < 5; i++)
+        if (strlen(priority_names[i]) == len &&
+            strncasecmp(priority_names[i], s, len) == 0)
+            return i;
+    return -1;
+}
+
+const char *gateway_priority_name(int p)
+{
+    return p >= 0 && p < 5 ? priority_names[p] : "standard";
+}
+
+/* The x-priority header overrides the key's default priority; the policy
+ * and plugins may change it again later. */
+static void choose_priority(struct sluice_req *r)
+{
+    size_t len = 0;
+    const char *p = http_header(r->ex, "x-priority", &len);
+    int v = p ? gateway_priority_parse(p, len) : -1;
+    if (v >= 0)
+        r->priority = (enum sluice_priority)v;
+}
+
+static void start_api_request(struct http_exchange *ex, struct worker *w,
+                              enum api_kind kind, const char *path)
+{
+    struct sluice_req *r = request_new(w, w->gen, ex);
+    if (!r) {
+        respond_plain_error(ex, 503, "The gateway is out of memory.", NULL,
+                            NULL);
+        return;
+    }
+    r->kind = kind;
+    r->endpoint = path;
+    http_set_close_cb(ex, on_client_close, r);
+    assign_id(r);
+    metric_gauge_add(g_runtime.m.active, 1);
+
+    if (!identify(r)) {
+        respond_send_local(r);
+        return;
+    }
+
+    size_t body_len = 0;
+    const char *body = http_body(ex, &body_len);
+    struct api_error aerr;
+    r->json = api_request_decode(kind, body, body_len, &r->api, &aerr);
+    if (!r->json) {
+        respond_set_error(r, aerr.status, "invalid_request_error", NULL,
+                          aerr.message, aerr.param[0] ? aerr.param : NULL, 0);
+        respond_send_local(r);
+        return;
+    }
+    /* Own copy: plugins may read the body in on_log, after the client (and
+     * its exchange) is gone. */
+    r->body = arena_strndup(&r->arena, body, body_len);
+    r->body_len = body_len;
+    if (!r->body) {
+        respond_set_error(r, 503, "api_error", NULL,
+                          "The gateway is out of memory.", NULL, 0);
+        respond_send_local(r);
+        return;
+    }
+
+    r->upstream = config_route_model(r->gen->cfg, r->api.model,
+                                     r->api.model_len);
+    if (!r->upstream) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "The model '%.*s' does not exist or no configured upstream "
+                 "serves it.",
+                 (int)(r->api.model_len > 128 ? 128 : r->api.model_len),
+                 r->api.model);
+        respond_set_error(r, 404, "invalid_request_error", "model_not_found",
+                          msg, "model", 0);
+        respond_send_local(r);
+        return;
+    }
+    choose_priority(r);
+    pipeline_run(r);
+}
+
+static void dispatch(struct http_exchange *ex, struct worker *w,
+                     bool allow_admin)
+{
+    const char *method = http_method(ex);
+    const char *path = http_path(ex);
+
+    worker_refresh_clock(w);
+    for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
+        if (strcmp(path, api_routes[i].path) != 0)
+            continue;
+        if (strcmp(method, "POST") != 0) {
+            respond_plain_error(ex, 405,
+                                "Method not allowed: use POST for this "
+                                "endpoint.",
+                                NULL, "Allow: POST\r\n");
+            return;
+        }
+        start_api_request(ex, w, api_routes[i].kind, api_routes[i].path);
+        return;
+    }
+    if (strcmp(path, "/v1/models") == 0) {
+        if (strcmp(method, "GET") != 0) {
+            respond_plain_error(ex, 405, "Method not allowed: use GET.", NULL,
+                                "Allow: GET\r\n");
+            return;
+        }
+        admin_models(ex, w);
+        return;
+    }
+    if (allow_admin && admin_handle(ex, w))
+        return;
+    char msg[300];
+    snprintf(msg, sizeof msg, "Unknown request URL: %s %.200s", method, path);
+    respond_plain_error(ex, 404, msg, NULL, NULL);
+}
+
+void gateway_on_request(struct http_exchange *ex, void *worker)
+{
+    struct worker *w = worker;
+    dispatch(ex, w, !w->gen->cfg->admin_listen[0]);
+}
+
+void gateway_on_admin_request(struct http_exchange *ex, void *worker)
+{
+    struct worker *w = worker;
+    worker_refresh_clock(w);
+    if (!admin_handle(ex, w))
+        respond_plain_error(ex, 404, "Unknown admin URL.", NULL, NULL);
+}

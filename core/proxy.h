@@ -1,0 +1,14 @@
+/* The upstream exchange of one request: building the call, forwarding the
+ * answer (whole or as an SSE stream with backpressure), usage accounting,
+ * retries with backoff and the fallback chain. */
+#ifndef SLUICE_PROXY_H
+#define SLUICE_PROXY_H
+
+struct sluice_req;
+
+/* Starts (or restarts, for a retry) the upstream call. */
+void proxy_start(struct sluice_req *r);
+/* The client disconnected: cancel whatever is in flight and finish. */
+void proxy_client_gone(struct sluice_req *r);
+
+#endif

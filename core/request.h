@@ -1,0 +1,148 @@
+/* The request object: everything the gateway knows about one API call,
+ * from arrival to the access-log line. Plugins see it as the opaque
+ * `struct sluice_req` through the host table (host.c); core files use the
+ * fields directly. It lives on one worker thread.
+ */
+#ifndef SLUICE_REQUEST_H
+#define SLUICE_REQUEST_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api_request.h"
+#include "arena.h"
+#include "sluice/host.h"
+
+#define REQUEST_MAGIC 0x5111ce5u
+#define REQUEST_MAX_ATTEMPTS 8
+#define REQUEST_MAX_KV 32
+
+struct worker;
+struct generation;
+struct http_exchange;
+struct upstream_call;
+struct upstream_config;
+struct sse_parser;
+
+/* A small list of name/value pairs; strings live in the request arena. */
+struct kv_list {
+    size_t n;
+    struct {
+        const char *name;
+        const char *value;
+        size_t value_len;
+    } items[REQUEST_MAX_KV];
+};
+
+enum request_phase {
+    PHASE_REQUEST = 0,       /* policy + on_request hooks */
+    PHASE_UPSTREAM = 1,      /* call in flight, nothing sent to the client */
+    PHASE_STREAMING = 2,     /* response headers sent to the client */
+    PHASE_DONE = 3,          /* response finished or client gone */
+};
+
+struct attempt_record {
+    const struct upstream_config *upstream;
+    const char *model;
+    int status;
+    enum sluice_outcome outcome;
+    uint64_t started_ns, ended_ns;
+};
+
+struct sluice_req {
+    uint32_t magic;
+    struct worker *w;
+    struct generation *gen; /* held: config and plugin instances */
+    struct http_exchange *ex; /* NULL once the client is gone */
+    struct arena arena;
+    uint64_t ticket; /* wake() ticket: worker index in the top byte */
+    char id[40];
+    uint64_t started_ns;
+
+    /* ---- what the client sent ---- */
+    enum api_kind kind;
+    const char *endpoint;
+    char *body; /* arena copy; the upstream body unless rewritten */
+    size_t body_len;
+    json_t *json;
+    struct api_request api;
+    const char *identity[4]; /* tenant, user, tier, key hash */
+    enum sluice_priority priority;
+
+    /* ---- where it goes ---- */
+    const struct upstream_config *upstream;
+    const char *target_model; /* NULL = api.model */
+    struct kv_list upstream_headers;
+    bool body_dirty; /* model rewritten etc.: re-serialise before sending */
+    char *fallback_reason; /* set when a fallback served the request */
+    size_t fallback_step;   /* next step in the model's fallback chain */
+    const char *tags;       /* comma-joined policy tags, for logs */
+    int degrade_level;
+
+    /* ---- plugin pipeline ---- */
+    enum request_phase phase;
+    size_t next_plugin;   /* index of the on_request hook to run next */
+    size_t reached;       /* instances whose on_request ran (on_log set) */
+    void **states;        /* per instance state, or NULL */
+    struct kv_list vars;
+    bool suspended;
+    bool resumed;
+    bool in_hook;         /* a plugin hook is on the stack */
+    struct event *resume_timer;
+
+    /* ---- the local answer, when a plugin or the core responds ---- */
+    bool has_local_response;
+    int local_status;
+    const char *local_content_type;
+    char *local_body;
+    size_t local_body_len;
+    struct kv_list client_headers; /* added for the client */
+    bool client_headers_sent;
+
+    /* ---- the upstream exchange ---- */
+    struct upstream_call *call;
+    unsigned attempt_count;
+    struct attempt_record attempts[REQUEST_MAX_ATTEMPTS];
+    struct event *retry_timer;
+    int resp_status;
+    char **resp_headers; /* "Name: value", arena */
+    size_t resp_header_count;
+    enum sluice_outcome outcome;
+    struct sluice_usage usage;
+    struct evbuffer *resp_body; /* non-streamed body */
+    struct sse_parser *sse;
+    bool stream_to_client;  /* forwarding SSE */
+    bool strip_usage_chunk; /* client did not ask for usage */
+    bool upstream_paused;
+    uint64_t first_byte_ns;
+    uint64_t bytes_to_client;
+
+    /* ---- end ---- */
+    int final_status; /* what the client got */
+    bool response_reported; /* on_response ran */
+    bool logged;
+    bool client_gone;
+    int busy;             /* core code for this request is on the stack */
+    bool finish_pending;  /* finish once busy drops to 0 */
+};
+
+/* Creates a request bound to `ex` on worker `w`, holding a ref on gen. */
+struct sluice_req *request_new(struct worker *w, struct generation *gen,
+                               struct http_exchange *ex);
+/* Frees everything; the request must be finished (logged). */
+void request_free(struct sluice_req *r);
+
+/* kv helpers (case-insensitive names; values copied into the arena). */
+int kv_set(struct sluice_req *r, struct kv_list *l, const char *name,
+           const char *value, size_t len);
+const char *kv_get(const struct kv_list *l, const char *name, size_t *len);
+
+/* The model actually sent upstream. */
+const char *request_target_model(const struct sluice_req *r, size_t *len);
+/* Upstream response header lookup (case-insensitive), NULL if absent. */
+const char *request_resp_header(const struct sluice_req *r, const char *name,
+                                size_t *len);
+
+#endif

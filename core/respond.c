@@ -1,0 +1,204 @@
+/* Local answers and the end of every request. */
+#include "respond.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "gateway.h"
+#include "http_server.h"
+#include "log.h"
+#include "metrics.h"
+#include "openai_error.h"
+#include "pipeline.h"
+#include "request.h"
+#include "runtime.h"
+#include "worker.h"
+
+void respond_set_error(struct sluice_req *r, int status, const char *type,
+                       const char *code, const char *message,
+                       const char *param, uint64_t retry_after_ms)
+{
+    size_t len = 0;
+    char *body = openai_error_body(status, type, message, param, code, &len);
+    free(r->local_body);
+    r->local_body = body;
+    r->local_body_len = body ? len : 0;
+    r->local_status = status;
+    r->local_content_type = "application/json";
+    r->has_local_response = true;
+    if (retry_after_ms > 0) {
+        char secs[24];
+        int n = snprintf(secs, sizeof secs, "%llu",
+                         (unsigned long long)((retry_after_ms + 999) / 1000));
+        kv_set(r, &r->client_headers, "Retry-After", secs, (size_t)n);
+    }
+}
+
+void respond_set_body(struct sluice_req *r, int status,
+                      const char *content_type, const char *body, size_t len)
+{
+    free(r->local_body);
+    r->local_body = malloc(len + 1);
+    if (r->local_body) {
+        memcpy(r->local_body, body, len);
+        r->local_body[len] = '\0';
+    }
+    r->local_body_len = r->local_body ? len : 0;
+    r->local_status = status;
+    r->local_content_type =
+        arena_strndup(&r->arena, content_type, strlen(content_type));
+    r->has_local_response = true;
+}
+
+static size_t append(char *buf, size_t cap, size_t at, const char *name,
+                     const char *value, size_t value_len)
+{
+    if (at >= cap)
+        return at;
+    int n = snprintf(buf + at, cap - at, "%s: %.*s\r\n", name, (int)value_len,
+                     value);
+    return n < 0 ? at : at + (size_t)n;
+}
+
+size_t respond_client_headers(struct sluice_req *r, char *buf, size_t cap)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    at = append(buf, cap, at, "x-request-id", r->id, strlen(r->id));
+    if (r->attempt_count > 0 && r->upstream) {
+        size_t mlen;
+        const char *model = request_target_model(r, &mlen);
+        at = append(buf, cap, at, "x-sluice-upstream", r->upstream->name,
+                    strlen(r->upstream->name));
+        at = append(buf, cap, at, "x-sluice-model", model, mlen);
+        if (r->attempt_count > 1) {
+            char n[16];
+            int len = snprintf(n, sizeof n, "%u", r->attempt_count);
+            at = append(buf, cap, at, "x-sluice-attempts", n, (size_t)len);
+        }
+    }
+    size_t flen = 0;
+    const char *fb = kv_get(&r->vars, "sluice.fallback", &flen);
+    if (fb)
+        at = append(buf, cap, at, "x-sluice-fallback", fb, flen);
+    else if (r->fallback_reason)
+        at = append(buf, cap, at, "x-sluice-fallback", r->fallback_reason,
+                    strlen(r->fallback_reason));
+    for (size_t i = 0; i < r->client_headers.n; i++)
+        at = append(buf, cap, at, r->client_headers.items[i].name,
+                    r->client_headers.items[i].value,
+                    r->client_headers.items[i].value_len);
+    return at < cap ? at : cap - 1;
+}
+
+void respond_send_local(struct sluice_req *r)
+{
+    r->phase = PHASE_DONE;
+    if (r->ex && !r->client_headers_sent) {
+        char headers[4096];
+        size_t at = respond_client_headers(r, headers, sizeof headers);
+        snprintf(headers + at, sizeof headers - at, "Content-Type: %s\r\n",
+                 r->local_content_type ? r->local_content_type
+                                       : "application/json");
+        r->final_status = r->local_status;
+        r->client_headers_sent = true;
+        http_set_close_cb(r->ex, NULL, NULL);
+        http_reply(r->ex, r->local_status, headers, r->local_body,
+                   r->local_body_len);
+        r->ex = NULL;
+    }
+    request_finish(r);
+}
+
+void respond_plain_error(struct http_exchange *ex, int status,
+                         const char *message, const char *param,
+                         const char *extra_headers)
+{
+    size_t len = 0;
+    char *body = openai_error_body(status, NULL, message, param, NULL, &len);
+    char headers[512];
+    snprintf(headers, sizeof headers, "Content-Type: application/json\r\n%s",
+             extra_headers ? extra_headers : "");
+    http_reply(ex, status, headers, body, body ? len : 0);
+    free(body);
+    runtime_count_status(status);
+}
+
+/* One JSON line per request. Only hashes and names: never keys. */
+static void write_access_log(struct sluice_req *r, uint64_t now)
+{
+    size_t mlen = 0;
+    const char *model = request_target_model(r, &mlen);
+    json_t *line = json_pack(
+        "{s:s, s:s, s:i, s:s%, s:s%, s:s, s:s, s:s, s:s, s:i, s:f, s:f, s:I, "
+        "s:I, s:b}",
+        "id", r->id, "endpoint", r->endpoint ? r->endpoint : "", "status",
+        r->final_status, "model", r->api.model ? r->api.model : "",
+        r->api.model ? r->api.model_len : 0, "target_model",
+        model ? model : "", model ? mlen : 0, "upstream",
+        r->upstream ? r->upstream->name : "", "tenant",
+        r->identity[SLUICE_ID_TENANT], "key", r->identity[SLUICE_ID_KEY],
+        "priority", gateway_priority_name(r->priority), "attempts",
+        r->attempt_count, "duration_ms", (double)(now - r->started_ns) / 1e6,
+        "ttfb_ms",
+        r->first_byte_ns ? (double)(r->first_byte_ns - r->started_ns) / 1e6
+                         : 0.0,
+        "prompt_tokens", (json_int_t)r->usage.prompt_tokens,
+        "completion_tokens", (json_int_t)r->usage.completion_tokens, "stream",
+        r->api.stream);
+    if (!line)
+        return;
+    if (r->client_gone)
+        json_object_set_new(line, "client_gone", json_true());
+    char *text = json_dumps(line, JSON_COMPACT);
+    json_decref(line);
+    if (text) {
+        size_t len = strlen(text);
+        text[len] = '\n';
+        access_log_write(text, len + 1);
+        free(text);
+    }
+}
+
+void request_finish(struct sluice_req *r)
+{
+    if (r->busy > 0) {
+        r->finish_pending = true;
+        return;
+    }
+    if (r->logged)
+        return;
+    if (r->attempt_count > 0 && !r->response_reported) {
+        r->response_reported = true;
+        pipeline_response(r);
+    }
+    r->logged = true;
+    pipeline_log(r);
+
+    uint64_t now = worker_now_ns();
+    if (r->client_gone && !r->final_status)
+        r->final_status = 499; /* nginx's "client closed request" */
+    write_access_log(r, now);
+    runtime_count_status(r->final_status);
+    metric_observe(g_runtime.m.request_seconds,
+                   (double)(now - r->started_ns) / 1e9);
+    if (r->usage.known) {
+        metric_add(g_runtime.m.prompt_tokens, r->usage.prompt_tokens);
+        metric_add(g_runtime.m.completion_tokens, r->usage.completion_tokens);
+    }
+    metric_gauge_add(g_runtime.m.active, -1);
+    if (r->ex) {
+        /* Should not happen: every path answers first. Never hang. */
+        http_set_close_cb(r->ex, NULL, NULL);
+        if (!http_headers_sent(r->ex)) {
+            respond_plain_error(r->ex, 500, "internal gateway error", NULL,
+                                NULL);
+        } else {
+            http_stream_end(r->ex);
+        }
+        r->ex = NULL;
+    }
+    request_free(r);
+}

@@ -1,0 +1,265 @@
+/* Generations (config + plugin instances), reload, and the core's own
+ * metrics. */
+#include "runtime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "plugin_config.h"
+#include "plugin_loader.h"
+#include "policy.h"
+#include "worker.h"
+
+struct runtime g_runtime;
+
+/* ---- core metrics ---- */
+
+static _Atomic(struct metric *) by_status[600];
+
+void runtime_count_status(int status)
+{
+    if (status < 100 || status > 599)
+        status = 599;
+    struct metric *m = atomic_load_explicit(&by_status[status],
+                                            memory_order_acquire);
+    if (!m) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "code=\"%d\"", status);
+        m = metrics_counter(g_runtime.metrics, "sluice_requests_total",
+                            "Requests answered, by HTTP status.", labels);
+        atomic_store_explicit(&by_status[status], m, memory_order_release);
+    }
+    metric_add(m, 1);
+}
+
+void runtime_init_metrics(void)
+{
+    static const double latency[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                     0.025,  0.05,  0.1,    0.25,  0.5,
+                                     1,      2.5,   5,      10,    30,
+                                     60,     120};
+    struct metrics_registry *reg = g_runtime.metrics;
+    struct core_metrics *m = &g_runtime.m;
+    size_t nl = sizeof latency / sizeof latency[0];
+
+    m->request_seconds = metrics_histogram(
+        reg, "sluice_request_duration_seconds",
+        "Time from request arrival to the end of the response.", NULL,
+        latency, nl);
+    m->ttfb_seconds = metrics_histogram(
+        reg, "sluice_upstream_first_byte_seconds",
+        "Time from request arrival to the upstream's response headers.",
+        NULL, latency, nl);
+    m->active = metrics_gauge(reg, "sluice_active_requests",
+                              "API requests in progress.", NULL);
+    m->upstream_attempts =
+        metrics_counter(reg, "sluice_upstream_attempts_total",
+                        "Upstream calls started, retries included.", NULL);
+    m->upstream_retries =
+        metrics_counter(reg, "sluice_upstream_retries_total",
+                        "Upstream calls that were retries.", NULL);
+    m->fallbacks = metrics_counter(
+        reg, "sluice_fallbacks_total",
+        "Requests moved to the next step of a fallback chain.", NULL);
+    m->prompt_tokens = metrics_counter(reg, "sluice_prompt_tokens_total",
+                                       "Prompt tokens reported by upstreams.",
+                                       NULL);
+    m->completion_tokens =
+        metrics_counter(reg, "sluice_completion_tokens_total",
+                        "Completion tokens reported by upstreams.", NULL);
+    m->policy_errors = metrics_counter(reg, "sluice_policy_errors_total",
+                                       "Lua policy calls that failed.", NULL);
+    m->reloads_ok = metrics_counter(reg, "sluice_reloads_total",
+                                    "Configuration reloads.",
+                                    "result=\"ok\"");
+    m->reloads_failed = metrics_counter(reg, "sluice_reloads_total",
+                                        "Configuration reloads.",
+                                        "result=\"refused\"");
+    m->client_disconnects = metrics_counter(
+        reg, "sluice_client_disconnects_total",
+        "Requests whose client went away before the answer was complete.",
+        NULL);
+}
+
+/* ---- generations ---- */
+
+static void destroy_generation(struct generation *g)
+{
+    for (size_t i = g->count; i-- > 0;) {
+        struct instance *inst = &g->inst[i];
+        if (inst->self && inst->desc->destroy)
+            inst->desc->destroy(inst->self);
+        free(inst->config);
+    }
+    free(g->inst);
+    if (g->plugins)
+        plugin_set_free(g->plugins);
+    if (g->cfg)
+        config_unref(g->cfg);
+    free(g);
+}
+
+static void destroy_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    destroy_generation(arg);
+}
+
+void generation_ref(struct generation *g)
+{
+    atomic_fetch_add(&g->refs, 1);
+}
+
+void generation_unref(struct generation *g)
+{
+    if (!g || atomic_fetch_sub(&g->refs, 1) != 1)
+        return;
+    /* destroy() is documented to run on the main thread. */
+    if (worker_current() && g_runtime.main_base) {
+        struct timeval now = {0, 0};
+        if (event_base_once(g_runtime.main_base, -1, EV_TIMEOUT, destroy_cb,
+                            g, &now) == 0)
+            return;
+    }
+    destroy_generation(g);
+}
+
+static int build_instance(struct generation *g, size_t i, char *err,
+                          size_t errlen)
+{
+    const struct config *c = g->cfg;
+    const struct pipeline_entry *e = &c->pipeline[i];
+    struct instance *inst = &g->inst[i];
+    char path[1100], where[64];
+
+    snprintf(where, sizeof where, "pipeline[%zu]", i);
+    if (e->path[0])
+        snprintf(path, sizeof path, "%s", e->path);
+    else
+        snprintf(path, sizeof path, "%s/%s.so", c->plugin_dir, e->plugin);
+    char lerr[600];
+    const struct loaded_plugin *lp =
+        plugin_set_load(g->plugins, path, lerr, sizeof lerr);
+    if (!lp) {
+        snprintf(err, errlen, "%s.plugin: %s", where, lerr);
+        return -1;
+    }
+    if (strcmp(lp->desc.name, e->plugin) != 0 && !e->path[0]) {
+        snprintf(err, errlen, "%s.plugin: %s declares the name '%s'", where,
+                 path, lp->desc.name);
+        return -1;
+    }
+    inst->desc = &lp->desc;
+    inst->index = i;
+    snprintf(inst->name, sizeof inst->name, "%s", e->name);
+    inst->config = calloc(1, lp->desc.config_size ? lp->desc.config_size : 1);
+    if (!inst->config) {
+        snprintf(err, errlen, "%s: out of memory", where);
+        return -1;
+    }
+    char cpath[80];
+    snprintf(cpath, sizeof cpath, "%s.config", where);
+    if (plugin_config_fill(&lp->desc, e->config, cpath, inst->config, err,
+                           errlen))
+        return -1;
+    host_init(&inst->host, inst);
+    if (!lp->desc.create)
+        return 0;
+    char *raw = json_dumps(e->config, JSON_COMPACT);
+    struct sluice_str raw_json = {raw ? raw : "{}", raw ? strlen(raw) : 2};
+    struct sluice_error perr;
+    memset(&perr, 0, sizeof perr);
+    int rc = lp->desc.create(&inst->host.pub, inst->config, raw_json,
+                             &inst->self, &perr);
+    free(raw);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s.config: %s", where,
+                 perr.message[0] ? perr.message : "plugin create() failed");
+        inst->self = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+struct generation *generation_build(struct config *cfg, char *err,
+                                    size_t errlen)
+{
+    struct generation *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    atomic_init(&g->refs, 1);
+    g->id = atomic_fetch_add(&g_runtime.next_generation, 1) + 1;
+    g->cfg = config_ref(cfg);
+    g->plugins = plugin_set_new();
+    g->inst = calloc(cfg->pipeline_count ? cfg->pipeline_count : 1,
+                     sizeof *g->inst);
+    if (!g->plugins || !g->inst) {
+        snprintf(err, errlen, "out of memory");
+        destroy_generation(g);
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->pipeline_count; i++) {
+        g->count = i + 1;
+        if (build_instance(g, i, err, errlen)) {
+            destroy_generation(g);
+            return NULL;
+        }
+    }
+    g->count = cfg->pipeline_count;
+
+    if (cfg->policy.script[0]) {
+        /* Each worker loads its own state later; load once here so a
+         * broken script refuses the config instead of failing per worker. */
+        struct policy_limits lim = {
+            .instruction_budget = cfg->policy.instruction_budget,
+            .memory_limit_bytes = cfg->policy.memory_limit_bytes,
+            .max_pattern_work = cfg->policy.max_pattern_work,
+        };
+        char perr[512];
+        struct policy *p =
+            policy_load(cfg->policy.script, &lim, NULL, perr, sizeof perr);
+        if (!p) {
+            snprintf(err, errlen, "policy.script: %s", perr);
+            destroy_generation(g);
+            return NULL;
+        }
+        policy_free(p);
+    }
+    return g;
+}
+
+int runtime_reload(const char *path)
+{
+    char err[4096] = "";
+    struct config *cfg = config_load(path, err, sizeof err);
+    struct generation *g = NULL;
+    if (cfg) {
+        g = generation_build(cfg, err, sizeof err);
+        config_unref(cfg);
+    }
+    if (!g) {
+        metric_add(g_runtime.m.reloads_failed, 1);
+        log_msg(LOG_ERROR, "reload",
+                "new config refused, the old one keeps serving:\n%s", err);
+        return -1;
+    }
+    if (strcmp(g->cfg->listen, g_runtime.current->cfg->listen) != 0 ||
+        g->cfg->workers != g_runtime.current->cfg->workers)
+        log_msg(LOG_WARN, "reload",
+                "listen address and worker count changes need a restart");
+    struct generation *old = g_runtime.current;
+    g_runtime.current = g;
+    for (unsigned i = 0; i < g_runtime.worker_count; i++)
+        worker_adopt(g_runtime.workers[i], g);
+    generation_unref(old);
+    metric_add(g_runtime.m.reloads_ok, 1);
+    log_set_level(log_level_parse(g->cfg->log_level));
+    log_msg(LOG_INFO, "reload", "config generation %llu is live (%zu plugin "
+            "instances)", (unsigned long long)g->id, g->count);
+    return 0;
+}
