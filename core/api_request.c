@@ -145,8 +145,20 @@ static bool get_uint(json_t *root, const char *field, uint64_t *v,
     return true;
 }
 
+static json_t *decode(enum api_kind kind, const char *body, size_t len,
+                      struct api_request *out, struct api_error *err);
+
 json_t *api_request_decode(enum api_kind kind, const char *body, size_t len,
                            struct api_request *out, struct api_error *err)
+{
+    json_t *root = decode(kind, body, len, out, err);
+    if (!root)
+        memset(out, 0, sizeof *out); /* fields pointed into the freed tree */
+    return root;
+}
+
+static json_t *decode(enum api_kind kind, const char *body, size_t len,
+                      struct api_request *out, struct api_error *err)
 {
     json_error_t jerr;
     json_t *root;
@@ -158,6 +170,13 @@ json_t *api_request_decode(enum api_kind kind, const char *body, size_t len,
                     "The request body is empty; expected a JSON object.%s",
                     NULL);
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root && json_error_code(&jerr) == json_error_invalid_utf8) {
+        char detail[180];
+        snprintf(detail, sizeof detail, "line %d, column %d", jerr.line,
+                 jerr.column);
+        return fail(err, NULL, NULL,
+                    "The request body is not valid UTF-8 (%s).", detail);
+    }
     if (!root) {
         char detail[180];
         snprintf(detail, sizeof detail, "%s (line %d, column %d)", jerr.text,

@@ -1,0 +1,92 @@
+#!/bin/sh
+# Side-by-side benchmark, one run, same machine, same mock:
+#   direct to the mock | nginx (1 worker, keep-alive pool) | sluice (empty
+#   pipeline) | sluice (3 no-op plugins + the default Lua policy)
+# at 1 and 64 connections (requests/s, p50, p99) plus time to first
+# streamed byte. Results: bench/results/latest.md
+#   bench/run.sh [DURATION_SECONDS]
+set -eu
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DUR=${1:-10}
+OUT=bench/results
+TMP=$(mktemp -d)
+mkdir -p "$OUT"
+./scripts/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)" >/dev/null
+
+PIDS=""
+cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { i=0; until curl -s -o /dev/null "http://127.0.0.1:$1/healthz" 2>/dev/null || curl -s -o /dev/null "http://127.0.0.1:$1/v1/models"; do i=$((i+1)); [ $i -gt 100 ] && { echo "port $1 never came up" >&2; exit 1; }; sleep 0.1; done; }
+
+MOCK=$(free_port)
+./build/sluice-mock --listen 127.0.0.1:$MOCK --quiet >/dev/null 2>&1 &
+PIDS="$PIDS $!"
+wait_port $MOCK
+
+NGINX=$(free_port)
+sed -e "s|@DIR@|$TMP|g" -e "s|@MOCK_PORT@|$MOCK|g" -e "s|@PORT@|$NGINX|g" bench/nginx.conf.in > "$TMP/nginx.conf"
+nginx -c "$TMP/nginx.conf" -p "$TMP" >/dev/null 2>&1 &
+PIDS="$PIDS $!"
+
+start_sluice() { # name pipeline-json
+    port=$(free_port)
+    cat > "$TMP/$1.json" <<CFG
+{"listen": "127.0.0.1:$port", "workers": 1,
+ "upstreams": [{"name": "mock", "base_url": "http://127.0.0.1:$MOCK/v1", "models": ["*"], "max_connections": 128}],
+ "plugin_dir": "$ROOT/build/plugins", "pipeline": $2, $3
+ "log": {"level": "warn", "access_log": ""}}
+CFG
+    ./build/sluice serve -c "$TMP/$1.json" >/dev/null 2>"$TMP/$1.log" &
+    PIDS="$PIDS $!"
+    wait_port $port
+    echo $port
+}
+EMPTY=$(start_sluice empty '[]' '')
+NOOP=$(start_sluice noop '[{"plugin":"noop","name":"a","config":{}},{"plugin":"noop","name":"b","config":{}},{"plugin":"noop","name":"c","config":{}}]' "\"policy\": {\"script\": \"$ROOT/policies/default.lua\"},")
+wait_port $NGINX
+
+run_wrk() { # port conns → "rps p50_us p99_us"
+    wrk -t1 -c"$2" -d"${DUR}s" --latency -s bench/post.lua "http://127.0.0.1:$1/v1/chat/completions" > "$TMP/wrk.out" 2>&1
+    python3 - "$TMP/wrk.out" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def us(v, unit): return float(v) * {"us": 1, "ms": 1000, "s": 1e6}[unit]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+p = dict((k, us(v, u)) for k, v, u in re.findall(r"\s(50|99)%\s+([\d.]+)(us|ms|s)", t))
+errs = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+print("%.0f %.0f %.0f %s" % (rps, p["50"], p["99"], errs.group(1) if errs else "0"))
+PY
+}
+
+{
+echo "# sluice benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${DUR}s per cell, wrk -t1)"
+echo
+echo "Mock: sluice-mock (1 thread, zero latency). nginx: 1 worker, keep-alive pool of 64. sluice: 1 worker."
+echo
+echo "| target | conns | req/s | p50 µs | p99 µs | added p50 µs | non-2xx |"
+echo "|---|---|---|---|---|---|---|"
+for c in 1 64; do
+    base=""
+    for t in "direct:$MOCK" "nginx:$NGINX" "sluice-empty:$EMPTY" "sluice-noop+policy:$NOOP"; do
+        name=${t%%:*}; port=${t##*:}
+        set -- $(run_wrk "$port" "$c")
+        [ -z "$base" ] && base=$2
+        echo "| $name | $c | $1 | $2 | $3 | $(( ${2%.*} - ${base%.*} )) | $4 |"
+    done
+done
+echo
+echo "Time to first streamed byte (200 sequential streaming requests, one connection):"
+echo
+echo "| target | median µs | p99 µs |"
+echo "|---|---|---|"
+for t in "direct:$MOCK" "nginx:$NGINX" "sluice-empty:$EMPTY" "sluice-noop+policy:$NOOP"; do
+    name=${t%%:*}; port=${t##*:}
+    set -- $(python3 bench/ttfb.py "$port" 210)
+    echo "| $name | $1 | $2 |"
+done
+} | tee "$OUT/latest.md"
