@@ -1,0 +1,363 @@
+/* Incremental Server-Sent Events parser (WHATWG "event stream
+ * interpretation"), specialised for OpenAI streams: it also spots [DONE]
+ * and picks the token usage out of the chunks that carry it.
+ *
+ * Bytes are handled as bytes: CR and LF never occur inside a UTF-8
+ * multi-byte sequence, so a sequence split between two feeds simply sits
+ * in the line buffer until its line is complete.
+ */
+#include "sse.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct byte_buf {
+    char *p;
+    size_t len, cap;
+};
+
+struct sse_parser {
+    size_t max_event_bytes; /* 0: unlimited */
+    struct byte_buf line;   /* incomplete line carried over between feeds */
+    struct byte_buf data;   /* data: lines of the current event, LF-joined */
+    struct byte_buf event;  /* event: field of the current event */
+    size_t block_bytes;     /* bytes since the last blank line, for the cap */
+    size_t raw_bytes;       /* bytes since the last dispatched event */
+    bool skip_lf;           /* previous feed ended in CR: drop a leading LF */
+    bool first_line;        /* the stream's first line may start with a BOM */
+    bool failed;
+    bool saw_done;
+    struct sse_usage usage;
+};
+
+static bool buf_reserve(struct byte_buf *b, size_t extra)
+{
+    if (b->cap - b->len > extra)
+        return true; /* keeps room for a NUL terminator */
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len <= extra) {
+        if (cap > SIZE_MAX / 2)
+            return false;
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return false;
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+static bool buf_append(struct byte_buf *b, const char *s, size_t n)
+{
+    if (!buf_reserve(b, n))
+        return false;
+    if (n)
+        memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return true;
+}
+
+/* max_event_bytes 0 means no cap (tests only; the gateway always caps).
+ * raw_len of an event also covers comments and data-less blocks seen
+ * since the previous event, so the raw_len values add up to the bytes fed
+ * (minus an unfinished tail). */
+struct sse_parser *sse_parser_new(size_t max_event_bytes)
+{
+    struct sse_parser *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->max_event_bytes = max_event_bytes;
+    p->first_line = true;
+    return p;
+}
+
+void sse_parser_free(struct sse_parser *p)
+{
+    if (!p)
+        return;
+    free(p->line.p);
+    free(p->data.p);
+    free(p->event.p);
+    free(p);
+}
+
+struct sse_usage sse_parser_usage(const struct sse_parser *p)
+{
+    return p->usage;
+}
+
+bool sse_parser_saw_done(const struct sse_parser *p)
+{
+    return p->saw_done;
+}
+
+/* ---- usage extraction ---------------------------------------------- */
+
+static uint64_t json_count(const json_t *obj, const char *key, bool *found)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v))
+        return 0;
+    *found = true;
+    json_int_t n = json_integer_value(v);
+    return n > 0 ? (uint64_t)n : 0;
+}
+
+/* Reads a usage object in either naming: chat/completions/embeddings
+ * (prompt_/completion_tokens) or the Responses API (input_/output_). */
+static bool read_usage_object(const json_t *u, struct sse_usage *out)
+{
+    if (!json_is_object(u))
+        return false;
+    struct sse_usage r = {0};
+    bool found = false;
+    const json_t *details = json_object_get(u, "prompt_tokens_details");
+
+    if (json_object_get(u, "prompt_tokens") ||
+        json_object_get(u, "completion_tokens")) {
+        r.prompt_tokens = json_count(u, "prompt_tokens", &found);
+        r.completion_tokens = json_count(u, "completion_tokens", &found);
+    } else {
+        r.prompt_tokens = json_count(u, "input_tokens", &found);
+        r.completion_tokens = json_count(u, "output_tokens", &found);
+        details = json_object_get(u, "input_tokens_details");
+    }
+    bool have_total = false;
+    r.total_tokens = json_count(u, "total_tokens", &have_total);
+    if (!have_total)
+        r.total_tokens = r.prompt_tokens + r.completion_tokens;
+    found = found || have_total;
+    bool ignored = false;
+    r.cached_tokens = json_count(details, "cached_tokens", &ignored);
+    if (!found)
+        return false;
+    r.known = true;
+    *out = r;
+    return true;
+}
+
+/* Usage from a parsed chunk or body: top-level "usage", or "response.usage"
+ * (Responses API response.completed / response.incomplete). */
+static bool usage_from_root(const json_t *root, struct sse_usage *out)
+{
+    if (read_usage_object(json_object_get(root, "usage"), out))
+        return true;
+    const json_t *response = json_object_get(root, "response");
+    return read_usage_object(json_object_get(response, "usage"), out);
+}
+
+/* True when some "usage" key in the text is followed by an object. Ordinary
+ * chunks either lack the key or carry "usage":null (include_usage streams),
+ * and those must not cost a JSON parse. A string value "usage" or a
+ * false hit only costs one parse that finds nothing. */
+static bool may_carry_usage(const char *s, size_t n)
+{
+    static const char key[] = "\"usage\"";
+    const size_t klen = sizeof(key) - 1;
+    const char *end = s + n;
+    const char *hit = s;
+
+    while ((hit = memmem(hit, (size_t)(end - hit), key, klen)) != NULL) {
+        const char *q = hit + klen;
+        while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' ||
+                           *q == '\n' || *q == ':'))
+            q++;
+        if (q < end && *q == '{')
+            return true;
+        hit += klen;
+    }
+    return false;
+}
+
+static void inspect_json_event(struct sse_parser *p, struct sse_event *ev)
+{
+    if (!may_carry_usage(ev->data, ev->data_len))
+        return;
+    json_t *root = json_loadb(ev->data, ev->data_len, 0, NULL);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return;
+    }
+    if (usage_from_root(root, &p->usage)) {
+        const json_t *choices = json_object_get(root, "choices");
+        ev->usage_only =
+            json_is_array(choices) && json_array_size(choices) == 0;
+    }
+    json_decref(root);
+}
+
+struct sse_usage usage_from_json_body(const char *body, size_t len)
+{
+    struct sse_usage u = {0};
+    if (!body || !may_carry_usage(body, len))
+        return u;
+    json_t *root = json_loadb(body, len, 0, NULL);
+    if (json_is_object(root))
+        usage_from_root(root, &u);
+    json_decref(root);
+    return u;
+}
+
+/* ---- event stream interpretation ----------------------------------- */
+
+static void reset_event(struct sse_parser *p)
+{
+    p->data.len = 0;
+    p->event.len = 0;
+}
+
+static void dispatch(struct sse_parser *p,
+                     void (*on_event)(const struct sse_event *, void *),
+                     void *arg)
+{
+    /* Per spec an event without any data: line is dropped silently; its
+     * bytes are reported with the next event's raw_len. */
+    if (p->data.len == 0) {
+        reset_event(p);
+        return;
+    }
+    p->data.len--; /* the LF after the last data line */
+    p->data.p[p->data.len] = '\0';
+
+    struct sse_event ev = {
+        .data = p->data.p,
+        .data_len = p->data.len,
+        .event = p->event.len ? p->event.p : NULL,
+        .event_len = p->event.len,
+        .raw_len = p->raw_bytes,
+        .done = p->data.len == 6 && memcmp(p->data.p, "[DONE]", 6) == 0,
+    };
+    if (ev.done)
+        p->saw_done = true;
+    else
+        inspect_json_event(p, &ev);
+    p->raw_bytes = 0;
+    reset_event(p);
+    if (on_event)
+        on_event(&ev, arg);
+}
+
+static bool field_is(const char *name, size_t n, const char *want)
+{
+    return strlen(want) == n && memcmp(name, want, n) == 0;
+}
+
+/* One complete line, without its terminator. */
+static bool process_line(struct sse_parser *p, const char *line, size_t n,
+                         void (*on_event)(const struct sse_event *, void *),
+                         void *arg)
+{
+    if (p->first_line) {
+        p->first_line = false;
+        if (n >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+            line += 3;
+            n -= 3;
+        }
+    }
+    if (n == 0) {
+        p->block_bytes = 0;
+        dispatch(p, on_event, arg);
+        return true;
+    }
+    if (line[0] == ':')
+        return true; /* comment, e.g. a keep-alive ": ping" */
+
+    const char *colon = memchr(line, ':', n);
+    size_t name_len = colon ? (size_t)(colon - line) : n;
+    const char *value = colon ? colon + 1 : line + n;
+    size_t value_len = (size_t)(line + n - value);
+    if (value_len && value[0] == ' ') {
+        value++;
+        value_len--;
+    }
+
+    if (field_is(line, name_len, "data"))
+        return buf_append(&p->data, value, value_len) &&
+               buf_append(&p->data, "\n", 1);
+    if (field_is(line, name_len, "event")) {
+        p->event.len = 0;
+        return buf_append(&p->event, value, value_len);
+    }
+    return true; /* id, retry and unknown fields do not matter here */
+}
+
+/* Counts bytes towards the current event and enforces the cap. The cap
+ * counts every line end as one byte, so the result does not depend on
+ * where a CRLF was split. */
+static bool account(struct sse_parser *p, size_t capped, size_t raw)
+{
+    p->block_bytes += capped;
+    p->raw_bytes += raw;
+    return p->max_event_bytes == 0 || p->block_bytes <= p->max_event_bytes;
+}
+
+/* Offset of the first CR or LF in s[0..n), or n. */
+static size_t find_eol(const char *s, size_t n)
+{
+    const char *lf = memchr(s, '\n', n);
+    size_t limit = lf ? (size_t)(lf - s) : n;
+    const char *cr = memchr(s, '\r', limit);
+    return cr ? (size_t)(cr - s) : limit;
+}
+
+static bool fail(struct sse_parser *p)
+{
+    p->failed = true;
+    return false;
+}
+
+bool sse_parser_feed(struct sse_parser *p, const char *data, size_t len,
+                     void (*on_event)(const struct sse_event *ev, void *arg),
+                     void *arg)
+{
+    if (p->failed)
+        return false;
+    size_t i = 0;
+    if (p->skip_lf && len > 0) {
+        p->skip_lf = false;
+        if (data[0] == '\n') {
+            /* Second half of a CRLF split across feeds; the event it ended
+             * is already dispatched, so this byte counts for the next. */
+            p->raw_bytes++;
+            i = 1;
+        }
+    }
+    while (i < len) {
+        const char *start = data + i;
+        size_t rest = len - i;
+        size_t n = find_eol(start, rest);
+
+        if (n == rest) { /* no terminator yet: keep the partial line */
+            if (!account(p, rest, rest) || !buf_append(&p->line, start, rest))
+                return fail(p);
+            return true;
+        }
+        size_t eol_len = 1;
+        if (start[n] == '\r') {
+            if (n + 1 < rest)
+                eol_len = start[n + 1] == '\n' ? 2 : 1;
+            else
+                p->skip_lf = true;
+        }
+        if (!account(p, n + 1, n + eol_len))
+            return fail(p);
+        i += n + eol_len;
+
+        bool ok;
+        if (p->line.len) { /* finish the line carried over */
+            if (!buf_append(&p->line, start, n))
+                return fail(p);
+            size_t line_len = p->line.len;
+            p->line.len = 0;
+            ok = process_line(p, p->line.p, line_len, on_event, arg);
+        } else { /* common case: parse straight from the input */
+            ok = process_line(p, start, n, on_event, arg);
+        }
+        if (!ok)
+            return fail(p);
+    }
+    return true;
+}

@@ -1,0 +1,23 @@
+/* Request side of an upstream call (private to the upstream client): turns
+ * a struct upstream_request into options on a curl easy handle. */
+#ifndef SLUICE_UPSTREAM_REQUEST_H
+#define SLUICE_UPSTREAM_REQUEST_H
+
+#include <curl/curl.h>
+#include <stdbool.h>
+
+#include "upstream_client.h"
+
+/* What curl points into and the call must keep alive until cleanup. */
+struct upstream_request_copy {
+    char *body;
+    struct curl_slist *headers;
+};
+
+/* URL, method, body (copied), headers and transport options. On false,
+ * whatever was allocated is still in `owned` for the caller to free. */
+bool upstream_request_apply(CURL *easy, const struct upstream_request *req,
+                            struct upstream_request_copy *owned);
+void upstream_request_copy_free(struct upstream_request_copy *owned);
+
+#endif

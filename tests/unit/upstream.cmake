@@ -1,0 +1,16 @@
+# Unit tests for the upstream HTTP client and the SSE parser. They link only
+# their own sources (not sluice_core), so they build while core/ is in flux.
+if(NOT TARGET PkgConfig::CMOCKA)
+  pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+endif()
+
+sluice_add_unit_test(test_sse
+  ${CMAKE_SOURCE_DIR}/tests/unit/test_sse.c
+  ${CMAKE_SOURCE_DIR}/core/sse.c
+  LIBS PkgConfig::CMOCKA PkgConfig::JANSSON)
+
+sluice_add_unit_test(test_upstream_client
+  ${CMAKE_SOURCE_DIR}/tests/unit/test_upstream_client.c
+  ${CMAKE_SOURCE_DIR}/core/upstream_client.c
+  ${CMAKE_SOURCE_DIR}/core/upstream_request.c
+  LIBS PkgConfig::CMOCKA PkgConfig::EVENT PkgConfig::CURL)
