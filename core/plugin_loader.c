@@ -1,0 +1,443 @@
+/* Plugin loader: opens a plugin's shared object and refuses it, with a
+ * message naming the file, unless its descriptor fits this core's ABI.
+ * The checks run in the order listed in plugin_loader.h, so the first
+ * message a user sees is the most fundamental problem. Main thread only. */
+#include "plugin_loader.h"
+
+#include <dlfcn.h>
+#include <jansson.h>
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PLUGIN_NAME_MAX 63
+#define CONFIG_KEYS_MAX 256       /* also stops an unterminated table */
+#define CONFIG_SIZE_MAX (1 << 20) /* a larger value is garbage, not config */
+#define REQ_STATE_MAX (1 << 20)   /* per request; bigger needs req_alloc */
+
+/* The 1.0 descriptor: every field up to and including on_log. Hooks
+ * appended later (status_json first) are optional and read as NULL when
+ * the plugin's struct_size does not cover them. */
+#define DESCRIPTOR_1_0_SIZE offsetof(struct sluice_plugin, status_json)
+
+struct plugin_set {
+    struct loaded_plugin **items; /* pointers stay valid as the set grows */
+    size_t n, cap;
+};
+
+typedef const struct sluice_plugin *(*entry_fn)(void);
+
+struct plugin_set *plugin_set_new(void)
+{
+    return calloc(1, sizeof(struct plugin_set));
+}
+
+void plugin_set_free(struct plugin_set *set)
+{
+    if (!set)
+        return;
+    /* Reverse load order, like destructors unwinding a stack. */
+    for (size_t i = set->n; i-- > 0;) {
+        dlclose(set->items[i]->dl);
+        free(set->items[i]);
+    }
+    free(set->items);
+    free(set);
+}
+
+/* ---- descriptor checks ---- */
+
+static int fail(char *err, size_t errlen, const char *path, const char *fmt,
+                ...) __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, const char *path, const char *fmt,
+                ...)
+{
+    va_list ap;
+    int n = snprintf(err, errlen, "%s: ", path);
+
+    if (n >= 0 && (size_t)n < errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static bool is_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+static bool valid_plugin_name(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > PLUGIN_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!is_name_char(name[i]))
+            return false;
+    return true;
+}
+
+/* Config keys may also use capitals: they are JSON keys, not symbols. */
+static bool valid_key_name(const char *name)
+{
+    if (!name[0])
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!is_name_char(*p) && !(*p >= 'A' && *p <= 'Z'))
+            return false;
+    return true;
+}
+
+/* Bytes and alignment each type occupies in the config struct; JSON
+ * values are not stored there (size 0). */
+static const struct {
+    size_t size, align;
+} field_layouts[] = {
+    [SLUICE_CFG_INT] = {sizeof(int64_t), alignof(int64_t)},
+    [SLUICE_CFG_DOUBLE] = {sizeof(double), alignof(double)},
+    [SLUICE_CFG_BOOL] = {sizeof(bool), alignof(bool)},
+    [SLUICE_CFG_STRING] = {sizeof(const char *), alignof(const char *)},
+    [SLUICE_CFG_ENUM] = {sizeof(int), alignof(int)},
+    [SLUICE_CFG_JSON] = {0, 1},
+};
+
+static bool known_type(enum sluice_cfg_type type)
+{
+    return (unsigned)type < sizeof field_layouts / sizeof field_layouts[0] &&
+           field_layouts[type].align != 0;
+}
+
+static bool in_bounds(const struct sluice_cfg_field *f, double v)
+{
+    if (f->flags & SLUICE_CFG_HAS_MIN) {
+        bool exclusive = f->flags & SLUICE_CFG_MIN_EXCLUSIVE;
+        if (exclusive ? !(v > f->min) : !(v >= f->min))
+            return false;
+    }
+    return !(f->flags & SLUICE_CFG_HAS_MAX) || v <= f->max;
+}
+
+static bool is_choice(const struct sluice_cfg_field *f, const char *s)
+{
+    for (size_t i = 0; f->choices[i]; i++)
+        if (strcmp(f->choices[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* A default must be JSON of the key's type and within its bounds; a bad one
+ * would otherwise fail every instance that leaves the key out. */
+static const char *check_default(const struct sluice_cfg_field *f)
+{
+    json_t *v = json_loads(f->default_value, JSON_DECODE_ANY, NULL);
+    const char *problem = NULL;
+
+    if (!v)
+        return "default is not valid JSON";
+    switch (f->type) {
+    case SLUICE_CFG_INT:
+        if (!json_is_integer(v))
+            problem = "default is not an integer";
+        else if (!in_bounds(f, (double)json_integer_value(v)))
+            problem = "default is out of bounds";
+        break;
+    case SLUICE_CFG_DOUBLE:
+        if (!json_is_number(v))
+            problem = "default is not a number";
+        else if (!in_bounds(f, json_number_value(v)))
+            problem = "default is out of bounds";
+        break;
+    case SLUICE_CFG_BOOL:
+        if (!json_is_boolean(v))
+            problem = "default is not true or false";
+        break;
+    case SLUICE_CFG_STRING:
+        if (!json_is_string(v))
+            problem = "default is not a JSON string (quote it: \"\\\"x\\\"\")";
+        break;
+    case SLUICE_CFG_ENUM:
+        if (!json_is_string(v) || !is_choice(f, json_string_value(v)))
+            problem = "default is not one of the choices";
+        break;
+    case SLUICE_CFG_JSON:
+        break;
+    }
+    json_decref(v);
+    return problem;
+}
+
+static const char *check_field(const struct sluice_cfg_field *f,
+                               size_t config_size, char *buf, size_t buflen)
+{
+    const uint32_t known_flags = SLUICE_CFG_REQUIRED | SLUICE_CFG_HAS_MIN |
+                                 SLUICE_CFG_HAS_MAX | SLUICE_CFG_MIN_EXCLUSIVE;
+    const uint32_t bound_flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX;
+
+    if (!valid_key_name(f->name))
+        return "invalid key name (use letters, digits and _)";
+    if (!known_type(f->type)) {
+        snprintf(buf, buflen, "unknown type %d", (int)f->type);
+        return buf;
+    }
+    size_t size = field_layouts[f->type].size;
+    size_t align = field_layouts[f->type].align;
+    if (f->flags & ~known_flags) {
+        snprintf(buf, buflen, "unknown flags 0x%x",
+                 (unsigned)(f->flags & ~known_flags));
+        return buf;
+    }
+    if (size > 0 &&
+        (f->offset > config_size || size > config_size - f->offset)) {
+        snprintf(buf, buflen, "offset %zu + size %zu is beyond config_size %zu",
+                 f->offset, size, config_size);
+        return buf;
+    }
+    if (size > 0 && f->offset % align != 0) {
+        snprintf(buf, buflen, "offset %zu is not aligned to %zu", f->offset,
+                 align);
+        return buf;
+    }
+    if (f->type == SLUICE_CFG_ENUM && (!f->choices || !f->choices[0]))
+        return "enum has no choices";
+    if ((f->flags & bound_flags) && f->type != SLUICE_CFG_INT &&
+        f->type != SLUICE_CFG_DOUBLE)
+        return "bounds on a key that is not a number";
+    if ((f->flags & SLUICE_CFG_MIN_EXCLUSIVE) &&
+        !(f->flags & SLUICE_CFG_HAS_MIN))
+        return "MIN_EXCLUSIVE without HAS_MIN";
+    if ((f->flags & SLUICE_CFG_HAS_MIN) && (f->flags & SLUICE_CFG_HAS_MAX) &&
+        f->min > f->max)
+        return "min is greater than max";
+    if (f->default_value)
+        return check_default(f);
+    return NULL;
+}
+
+static int check_config_table(const char *path, const struct sluice_plugin *d,
+                              char *err, size_t errlen)
+{
+    char buf[128];
+
+    for (size_t i = 0; d->config; i++) {
+        const struct sluice_cfg_field *f = &d->config[i];
+        if (!f->name && f->type == 0)
+            return 0; /* the {0} terminator */
+        if (i == CONFIG_KEYS_MAX)
+            return fail(err, errlen, path,
+                        "config table has more than %d keys (missing the {0} "
+                        "terminator?)",
+                        CONFIG_KEYS_MAX);
+        if (!f->name)
+            return fail(err, errlen, path, "config key #%zu has no name", i);
+        const char *problem = check_field(f, d->config_size, buf, sizeof buf);
+        if (problem)
+            return fail(err, errlen, path, "config key '%s': %s", f->name,
+                        problem);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(d->config[j].name, f->name) == 0)
+                return fail(err, errlen, path,
+                            "config key '%s': declared twice", f->name);
+    }
+    return 0;
+}
+
+int plugin_check_descriptor(const char *path, const struct sluice_plugin *d,
+                            struct sluice_plugin *out, char *err, size_t errlen)
+{
+    struct sluice_plugin p;
+
+    if (!d)
+        return fail(err, errlen, path, "%s() returned NULL",
+                    SLUICE_PLUGIN_ENTRY_NAME);
+    if (d->abi_major != SLUICE_ABI_MAJOR)
+        return fail(err, errlen, path,
+                    "built for ABI major %u, this core is ABI %d.%d",
+                    d->abi_major, SLUICE_ABI_MAJOR, SLUICE_ABI_MINOR);
+    if (d->abi_minor > SLUICE_ABI_MINOR)
+        return fail(
+            err, errlen, path, "needs core >= %d.%u (this core is %d.%d)",
+            SLUICE_ABI_MAJOR, d->abi_minor, SLUICE_ABI_MAJOR, SLUICE_ABI_MINOR);
+    if (d->struct_size < DESCRIPTOR_1_0_SIZE)
+        return fail(err, errlen, path,
+                    "descriptor too short (%u bytes, ABI 1.0 needs at least "
+                    "%zu)",
+                    d->struct_size, DESCRIPTOR_1_0_SIZE);
+
+    /* Only the bytes the plugin declared: fields it does not know stay
+     * zero, so the core sees absent hooks as NULL. */
+    memset(&p, 0, sizeof p);
+    memcpy(&p, d, d->struct_size < sizeof p ? d->struct_size : sizeof p);
+
+    if (!p.name || !p.name[0])
+        return fail(err, errlen, path, "descriptor has no name");
+    if (!valid_plugin_name(p.name))
+        return fail(err, errlen, path,
+                    "plugin name '%.80s' is invalid (use 1 to %d of a-z, 0-9 "
+                    "and _)",
+                    p.name, PLUGIN_NAME_MAX);
+    if (p.config_size > CONFIG_SIZE_MAX)
+        return fail(err, errlen, path, "config_size %zu is implausibly large",
+                    p.config_size);
+    if (p.req_state_size > REQ_STATE_MAX)
+        return fail(err, errlen, path,
+                    "req_state_size %zu is over %d bytes (use req_alloc for "
+                    "large per-request data)",
+                    p.req_state_size, REQ_STATE_MAX);
+    if (p.config_size > 0 && !p.create)
+        return fail(err, errlen, path,
+                    "declares a config struct (%zu bytes) but no create() to "
+                    "receive it",
+                    p.config_size);
+    if (check_config_table(path, &p, err, errlen))
+        return -1;
+    if (out)
+        *out = p;
+    return 0;
+}
+
+/* ---- loading ---- */
+
+static struct loaded_plugin *find_by_path(const struct plugin_set *set,
+                                          const char *path)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (strcmp(set->items[i]->path, path) == 0)
+            return set->items[i];
+    return NULL;
+}
+
+static struct loaded_plugin *find_by_handle(const struct plugin_set *set,
+                                            void *dl)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (set->items[i]->dl == dl)
+            return set->items[i];
+    return NULL;
+}
+
+static struct loaded_plugin *find_by_name(const struct plugin_set *set,
+                                          const char *name)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (strcmp(set->items[i]->desc.name, name) == 0)
+            return set->items[i];
+    return NULL;
+}
+
+static entry_fn lookup_entry(void *dl, const char *symbol)
+{
+    entry_fn fn;
+    void *sym = dlsym(dl, symbol);
+    /* ISO C has no object-to-function pointer cast; POSIX guarantees the
+     * representation, so copy the bits. */
+    memcpy(&fn, &sym, sizeof fn);
+    return fn;
+}
+
+static int append(struct plugin_set *set, struct loaded_plugin *lp)
+{
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 8;
+        struct loaded_plugin **items = realloc(set->items, cap * sizeof *items);
+        if (!items)
+            return -1;
+        set->items = items;
+        set->cap = cap;
+    }
+    set->items[set->n++] = lp;
+    return 0;
+}
+
+/* Opens the file, finds the entry point and validates what it returns. */
+static void *open_plugin(const char *path, struct sluice_plugin *desc,
+                         char *err, size_t errlen)
+{
+    char local[sizeof((struct loaded_plugin *)0)->path + 2];
+    const char *open_path = path;
+
+    /* dlopen searches the system library path for a bare file name; a
+     * plugin path is always a file path. */
+    if (!strchr(path, '/')) {
+        snprintf(local, sizeof local, "./%s", path);
+        open_path = local;
+    }
+    void *dl = dlopen(open_path, RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        const char *why = dlerror();
+        fail(err, errlen, path, "cannot load: %s", why ? why : "unknown");
+        return NULL;
+    }
+    entry_fn entry = lookup_entry(dl, SLUICE_PLUGIN_ENTRY_NAME);
+    if (!entry) {
+        if (lookup_entry(dl, "sluice_plugin_v0"))
+            fail(err, errlen, path, "built for ABI 0; this core needs ABI %d",
+                 SLUICE_ABI_MAJOR);
+        else
+            fail(err, errlen, path, "not a sluice plugin (no %s symbol)",
+                 SLUICE_PLUGIN_ENTRY_NAME);
+        dlclose(dl);
+        return NULL;
+    }
+    if (plugin_check_descriptor(path, entry(), desc, err, errlen)) {
+        dlclose(dl);
+        return NULL;
+    }
+    return dl;
+}
+
+const struct loaded_plugin *plugin_set_load(struct plugin_set *set,
+                                            const char *path, char *err,
+                                            size_t errlen)
+{
+    struct sluice_plugin desc;
+    struct loaded_plugin *lp;
+
+    if (!set || !path || !path[0]) {
+        snprintf(err, errlen, "(no path): no plugin file given");
+        return NULL;
+    }
+    if (strlen(path) >= sizeof lp->path) {
+        fail(err, errlen, path, "path longer than %zu bytes",
+             sizeof lp->path - 1);
+        return NULL;
+    }
+    lp = find_by_path(set, path);
+    if (lp)
+        return lp;
+
+    void *dl = open_plugin(path, &desc, err, errlen);
+    if (!dl)
+        return NULL;
+    /* The same file under another spelling ("./x.so", a symlink): dlopen
+     * hands back the handle it already has. */
+    lp = find_by_handle(set, dl);
+    if (lp) {
+        dlclose(dl); /* drop the extra reference */
+        return lp;
+    }
+    const struct loaded_plugin *other = find_by_name(set, desc.name);
+    if (other) {
+        fail(err, errlen, path, "plugin name '%s' already loaded from %s",
+             desc.name, other->path);
+        dlclose(dl);
+        return NULL;
+    }
+
+    lp = calloc(1, sizeof *lp);
+    if (!lp || append(set, lp)) {
+        free(lp);
+        dlclose(dl);
+        fail(err, errlen, path, "out of memory");
+        return NULL;
+    }
+    snprintf(lp->path, sizeof lp->path, "%s", path);
+    lp->dl = dl;
+    lp->desc = desc;
+    return lp;
+}
