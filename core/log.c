@@ -1,7 +1,6 @@
 /* Logging: one line per message, written with a single write(2) so lines
  * from many threads never interleave; and the access log, one JSON object
  * per line, appended with a single write as well. */
-#include <stddef.h> /* log.h uses size_t without including it */
 
 #include "log.h"
 
@@ -24,6 +23,7 @@ static _Atomic int current_level = LOG_INFO;
 /* The access log fd; -1 = off. Writers hold the read side while they
  * write so that a reopen (SIGHUP) never closes an fd under them. */
 static int access_fd = -1;
+static atomic_bool access_on; /* lets callers skip building a line */
 static pthread_rwlock_t access_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 void log_set_level(enum log_level level)
@@ -178,9 +178,15 @@ int access_log_open(const char *path)
     pthread_rwlock_wrlock(&access_lock);
     int old = access_fd;
     access_fd = fd;
+    atomic_store(&access_on, fd >= 0);
     pthread_rwlock_unlock(&access_lock);
     close_fd(old);
     return 0;
+}
+
+bool access_log_enabled(void)
+{
+    return atomic_load_explicit(&access_on, memory_order_relaxed);
 }
 
 void access_log_write(const char *json_line, size_t len)

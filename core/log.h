@@ -6,6 +6,7 @@
 #define SLUICE_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
@@ -21,6 +22,8 @@ void log_vmsg(enum log_level level, const char *component, const char *fmt,
 /* Access log: one JSON object per line; "" disables, "-" is stderr. */
 int access_log_open(const char *path);
 void access_log_write(const char *json_line, size_t len);
+/* False when the access log is off: callers skip building lines. */
+bool access_log_enabled(void);
 void access_log_close(void);
 
 #endif

@@ -129,6 +129,8 @@ void respond_plain_error(struct http_exchange *ex, int status,
 /* One JSON line per request. Only hashes and names: never keys. */
 static void write_access_log(struct sluice_req *r, uint64_t now)
 {
+    if (!access_log_enabled())
+        return;
     size_t mlen = 0;
     const char *model = request_target_model(r, &mlen);
     json_t *line = json_pack(
