@@ -255,6 +255,9 @@ static bool scan_count(const char *s, const char *end, const char *key,
     while (p < end && (*p == ' ' || *p == ':' || *p == '\t' || *p == '\n' ||
                        *p == '\r'))
         p++;
+    bool negative = p < end && *p == '-'; /* nonsense, counted as 0 */
+    if (negative)
+        p++;
     uint64_t v = 0;
     bool digits = false;
     while (p < end && *p >= '0' && *p <= '9' && v < (UINT64_MAX - 9) / 10) {
@@ -262,7 +265,7 @@ static bool scan_count(const char *s, const char *end, const char *key,
         digits = true;
     }
     if (digits)
-        *out = v;
+        *out = negative ? 0 : v;
     return digits;
 }
 

@@ -219,6 +219,19 @@ def eq(a, b, msg=""):
         raise AssertionError("%s: expected %r, got %r" % (msg or "eq", b, a))
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
+                   "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def sanitizer_report(text):
+    """The first sanitizer report in a process's stderr, or ''."""
+    for mark in SANITIZER_MARKS:
+        i = text.find(mark)
+        if i >= 0:
+            return text[max(0, i - 200):i + 4000]
+    return ""
+
+
 def main(namespace):
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
@@ -231,6 +244,11 @@ def main(namespace):
         t0 = time.time()
         try:
             fn(h)
+            for p in h.procs:
+                p.stop()
+                report = sanitizer_report(p.stderr())
+                if report:
+                    raise AssertionError("%s printed a sanitizer report:\n%s" % (p.argv[0], report))
             passed += 1
             print("PASS %s (%.1fs)" % (name, time.time() - t0), flush=True)
         except Exception:
