@@ -1,0 +1,333 @@
+/* Lua policy engine: loads a script into its own sandboxed state and runs
+ * its decide(req, ctx) per request. See policy.h for the contract and
+ * policies/README.md for what scripts see. */
+#include "policy.h"
+
+#include "policy_decision.h"
+#include "policy_sandbox.h"
+#include "policy_view.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Defaults for limits left at 0 (the same as the config's defaults). */
+#define DEFAULT_INSTRUCTION_BUDGET 100000
+#define DEFAULT_MEMORY_LIMIT (8u << 20)
+#define DEFAULT_MAX_PATTERN_WORK 100000
+/* A policy is a page of Lua, not a data file. */
+#define MAX_SCRIPT_BYTES (1u << 20)
+
+struct policy {
+    struct policy_sandbox sandbox; /* first: it is the allocator's ud */
+    struct policy_host host;
+    lua_State *L;
+    int decide_ref;
+    int decide_line;
+    /* "script:line" of decide(), prefix of return-value errors; the
+     * script path until decide() is known. */
+    char where[256];
+    /* The script as Lua names it in messages (may be shortened). */
+    char source[LUA_IDSIZE];
+    const char *path; /* only during load */
+};
+
+static struct policy *policy_of(lua_State *L)
+{
+    return (struct policy *)policy_sandbox_of(L);
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* True when msg already starts with "<source>:<digit>". */
+static bool has_position(const char *msg, const char *source)
+{
+    size_t n = strlen(source);
+    return n > 0 && strncmp(msg, source, n) == 0 && msg[n] == ':' &&
+           msg[n + 1] >= '0' && msg[n + 1] <= '9';
+}
+
+/* Message handler: every error leaves with "script:line: ". Runs as C,
+ * so an exhausted budget does not stop it. */
+static int add_position(lua_State *L)
+{
+    struct policy *p = policy_of(L);
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL)
+        msg = lua_pushfstring(L, "error object is a %s value",
+                              luaL_typename(L, 1));
+    if (has_position(msg, p->source))
+        return 1;
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        lua_getinfo(L, "Sl", &ar);
+        if (ar.currentline > 0) {
+            lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
+            return 1;
+        }
+    }
+    if (p->decide_line > 0)
+        lua_pushfstring(L, "%s: %s", p->where, msg);
+    else
+        lua_pushfstring(L, "%s: %s", p->path != NULL ? p->path : p->source,
+                        msg);
+    return 1;
+}
+
+/* The error at the top of L after a failed protected call, into err. */
+static void take_error(struct policy *p, int status, char *err, size_t errlen)
+{
+    const char *msg = lua_tostring(p->L, -1);
+    if (status == LUA_ERRMEM && p->sandbox.budget_exhausted)
+        set_err(err, errlen, "%s: instruction budget of %llu exhausted",
+                p->where, (unsigned long long)p->sandbox.budget);
+    else if (status == LUA_ERRMEM)
+        set_err(err, errlen, "%s: memory limit of %zu bytes exceeded", p->where,
+                p->sandbox.mem_limit);
+    else
+        set_err(err, errlen, "%s", msg != NULL ? msg : "unknown error");
+}
+
+/* ---- load ---- */
+
+static int read_script(const char *path, char **text, size_t *len, char *err,
+                       size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    char *buf = malloc(MAX_SCRIPT_BYTES + 1);
+    size_t n = buf != NULL ? fread(buf, 1, MAX_SCRIPT_BYTES + 1, f) : 0;
+    int failed = buf == NULL || ferror(f);
+    int saved_errno = errno;
+    fclose(f);
+    if (failed) {
+        set_err(err, errlen, "%s: cannot read: %s", path,
+                buf == NULL ? "out of memory" : strerror(saved_errno));
+        free(buf);
+        return -1;
+    }
+    if (n > MAX_SCRIPT_BYTES) {
+        set_err(err, errlen, "%s: larger than %u bytes", path,
+                MAX_SCRIPT_BYTES);
+        free(buf);
+        return -1;
+    }
+    *text = buf;
+    *len = n;
+    return 0;
+}
+
+struct load_args {
+    const char *text;
+    size_t len;
+};
+
+/* Protected: builds the sandbox, compiles and runs the script's top level
+ * under the instruction budget, and keeps decide(). */
+static int load_protected(lua_State *L)
+{
+    struct policy *p = policy_of(L);
+    const struct load_args *args = lua_touserdata(L, 1);
+
+    lua_pushcfunction(L, policy_sandbox_open);
+    lua_call(L, 0, 1);
+    int env = lua_gettop(L);
+    policy_view_install(L, env, &p->host);
+
+    char chunkname[4096];
+    snprintf(chunkname, sizeof chunkname, "@%s", p->path);
+    /* "t": text only. Precompiled bytecode can break the VM. */
+    if (luaL_loadbufferx(L, args->text, args->len, chunkname, "t") != LUA_OK)
+        return lua_error(L);
+    int chunk = lua_gettop(L);
+
+    lua_Debug ar;
+    lua_pushvalue(L, chunk);
+    lua_getinfo(L, ">S", &ar);
+    snprintf(p->source, sizeof p->source, "%s", ar.short_src);
+
+    lua_pushvalue(L, env);
+    lua_setupvalue(L, chunk, 1); /* the script's own _ENV */
+    policy_sandbox_arm_budget(L, &p->sandbox);
+    lua_call(L, 0, 0);
+
+    lua_pushliteral(L, "decide");
+    if (lua_rawget(L, env) != LUA_TFUNCTION)
+        return luaL_error(L, "the script must define a global function "
+                             "decide(req, ctx)");
+    lua_pushvalue(L, -1);
+    lua_getinfo(L, ">S", &ar);
+    p->decide_line = ar.linedefined > 0 ? ar.linedefined : 1;
+    snprintf(p->where, sizeof p->where, "%s:%d", p->source, p->decide_line);
+    p->decide_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+static void apply_limits(struct policy_sandbox *sb,
+                         const struct policy_limits *limits)
+{
+    struct policy_limits l =
+        limits != NULL ? *limits : (struct policy_limits){0};
+    sb->budget = l.instruction_budget ? l.instruction_budget
+                                      : DEFAULT_INSTRUCTION_BUDGET;
+    sb->mem_limit =
+        l.memory_limit_bytes ? l.memory_limit_bytes : DEFAULT_MEMORY_LIMIT;
+    sb->max_pattern_work =
+        l.max_pattern_work ? l.max_pattern_work : DEFAULT_MAX_PATTERN_WORK;
+}
+
+struct policy *policy_load(const char *script_path,
+                           const struct policy_limits *limits,
+                           const struct policy_env *env, char *err,
+                           size_t errlen)
+{
+    struct load_args args;
+    char *text = NULL;
+
+    if (script_path == NULL) {
+        set_err(err, errlen, "policy: no script path");
+        return NULL;
+    }
+    if (read_script(script_path, &text, &args.len, err, errlen) != 0)
+        return NULL;
+    args.text = text;
+
+    struct policy *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        set_err(err, errlen, "%s: out of memory", script_path);
+        free(text);
+        return NULL;
+    }
+    apply_limits(&p->sandbox, limits);
+    if (env != NULL)
+        p->host.env = *env;
+    snprintf(p->host.log_name, sizeof p->host.log_name, "%s", script_path);
+    p->path = script_path;
+    p->decide_ref = LUA_NOREF;
+    snprintf(p->where, sizeof p->where, "%s", script_path);
+
+    p->L = policy_sandbox_new_state(&p->sandbox);
+    if (p->L == NULL) {
+        set_err(err, errlen, "%s: cannot create a Lua state within %zu bytes",
+                script_path, p->sandbox.mem_limit);
+        free(p);
+        free(text);
+        return NULL;
+    }
+    lua_pushcfunction(p->L, add_position);
+    lua_pushcfunction(p->L, load_protected);
+    lua_pushlightuserdata(p->L, &args);
+    int status = lua_pcall(p->L, 1, 0, 1);
+    policy_sandbox_disarm(&p->sandbox);
+    free(text);
+    if (status != LUA_OK) {
+        take_error(p, status, err, errlen);
+        p->path = NULL;
+        policy_free(p);
+        return NULL;
+    }
+    lua_settop(p->L, 0);
+    p->path = NULL;
+    lua_gc(p->L, LUA_GCCOLLECT);
+    return p;
+}
+
+void policy_free(struct policy *p)
+{
+    if (p == NULL)
+        return;
+    if (p->L != NULL)
+        lua_close(p->L);
+    free(p);
+}
+
+/* ---- decide ---- */
+
+struct decide_args {
+    struct policy *p;
+    struct policy_decision *out;
+};
+
+/* Protected: everything that may allocate happens in here, so a memory
+ * error anywhere (including while validating) is an ordinary error. */
+static int decide_protected(lua_State *L)
+{
+    const struct decide_args *args = lua_touserdata(L, 1);
+    struct policy *p = args->p;
+
+    lua_createtable(L, 0, 1); /* ctx */
+    lua_newtable(L);
+    lua_setfield(L, -2, "vars");
+    int ctx = lua_gettop(L);
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->decide_ref);
+    policy_view_push_req(L, &p->host);
+    lua_pushvalue(L, ctx);
+    lua_call(L, 2, 1);
+
+    policy_decision_read(L, -1, p->where, args->out);
+    policy_decision_read_vars(L, ctx, p->where, args->out);
+    return 0;
+}
+
+enum policy_status policy_decide(struct policy *p,
+                                 const struct policy_req_view *req,
+                                 struct policy_decision *out, char *err,
+                                 size_t errlen)
+{
+    policy_decision_clear(out);
+    if (p == NULL || req == NULL) {
+        set_err(err, errlen, "policy: no policy or request");
+        return POLICY_ERROR;
+    }
+    lua_State *L = p->L;
+    int top = lua_gettop(L);
+    struct decide_args args = {p, out};
+
+    p->host.view = req;
+    p->host.call_id++;
+    policy_sandbox_arm_budget(L, &p->sandbox);
+    lua_pushcfunction(L, add_position);
+    lua_pushcfunction(L, decide_protected);
+    lua_pushlightuserdata(L, &args);
+    int status = lua_pcall(L, 1, 0, top + 1);
+    policy_sandbox_disarm(&p->sandbox);
+    /* From here on, a req the script kept raises an error when used. */
+    p->host.view = NULL;
+
+    if (status == LUA_OK) {
+        lua_settop(L, top);
+        return POLICY_OK;
+    }
+    take_error(p, status, err, errlen);
+    policy_decision_clear(out); /* nothing half-read leaks out */
+    lua_settop(L, top);
+    /* Give the next call room: after a memory error collect everything,
+     * otherwise a step keeps the cost of failing calls bounded. */
+    lua_gc(L, status == LUA_ERRMEM ? LUA_GCCOLLECT : LUA_GCSTEP, 0);
+    return POLICY_ERROR;
+}
+
+size_t policy_memory_used(const struct policy *p)
+{
+    return p != NULL ? atomic_load_explicit(&p->sandbox.mem_used,
+                                            memory_order_relaxed)
+                     : 0;
+}

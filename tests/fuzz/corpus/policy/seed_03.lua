@@ -1,0 +1,1 @@
+{ action = "reject", status = 503, retry_after = 2.5, message = "busy" }

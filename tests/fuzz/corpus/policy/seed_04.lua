@@ -1,0 +1,1 @@
+{ action = "route", upstream = "backup", model = "gpt-4o-mini", priority = "low", tags = { "a", "b" } }

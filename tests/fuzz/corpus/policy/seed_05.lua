@@ -1,0 +1,1 @@
+{ action = "degrade", degrade_level = 3 }

@@ -1,0 +1,1 @@
+{ degrade = 0, tags = {} }

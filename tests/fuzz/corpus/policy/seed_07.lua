@@ -1,0 +1,1 @@
+{ model = req.model, priority = req.header("x-priority") }

@@ -1,0 +1,1 @@
+{ model = req.body.model, tags = { tostring(req.body.messages[2] == sluice.null) } }

@@ -1,0 +1,1 @@
+{ upstream = ("u"):rep(64) }

@@ -1,0 +1,1 @@
+{ action = "reject", status = 200 }

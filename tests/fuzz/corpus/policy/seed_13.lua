@@ -1,0 +1,1 @@
+(function() ctx.vars.reason = "fuzz"; ctx.vars.n = 1.5 end)()

@@ -1,0 +1,1 @@
+{ model = tostring(sluice.health("budget.x.used_ratio")) .. sluice.now() }

@@ -1,0 +1,1 @@
+{ model = string.format("%5.1f", 3.14159) }

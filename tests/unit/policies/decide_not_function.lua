@@ -1,0 +1,2 @@
+-- decide is not a function: the load must fail.
+decide = "yes"

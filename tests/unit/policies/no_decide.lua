@@ -1,0 +1,2 @@
+-- Defines no decide(): the load must fail.
+local limit = 10

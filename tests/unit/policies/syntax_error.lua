@@ -1,0 +1,5 @@
+function decide(req, ctx)
+  return {
+    model = "x" +
+  }
+end

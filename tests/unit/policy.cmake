@@ -1,0 +1,16 @@
+# Lua policy engine: compiled from its own sources only (not sluice_core),
+# so the test does not depend on the rest of core/ building.
+if(NOT TARGET PkgConfig::CMOCKA)
+  pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+endif()
+
+sluice_add_unit_test(test_policy
+  ${CMAKE_SOURCE_DIR}/tests/unit/test_policy.c
+  ${CMAKE_SOURCE_DIR}/core/policy.c
+  ${CMAKE_SOURCE_DIR}/core/policy_sandbox.c
+  ${CMAKE_SOURCE_DIR}/core/policy_view.c
+  ${CMAKE_SOURCE_DIR}/core/policy_decision.c
+  LIBS PkgConfig::CMOCKA PkgConfig::LUA PkgConfig::JANSSON m)
+target_compile_definitions(test_policy PRIVATE
+  POLICY_TEST_DIR="${CMAKE_SOURCE_DIR}/tests/unit/policies"
+  POLICY_EXAMPLES_DIR="${CMAKE_SOURCE_DIR}/policies")
