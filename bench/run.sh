@@ -13,11 +13,11 @@ OUT=bench/results
 TMP=$(mktemp -d)
 mkdir -p "$OUT"
 ./scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSANITIZE=none >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 
-PIDS=""
-cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
+# PIDs go to a file: start_sluice runs in a $(...) subshell.
+cleanup() { [ -f "$TMP/pids" ] && kill $(cat "$TMP/pids") 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -25,13 +25,13 @@ wait_port() { i=0; until curl -s -o /dev/null "http://127.0.0.1:$1/healthz" 2>/d
 
 MOCK=$(free_port)
 ./build/sluice-mock --listen 127.0.0.1:$MOCK --quiet >/dev/null 2>&1 &
-PIDS="$PIDS $!"
+echo $! >> "$TMP/pids"
 wait_port $MOCK
 
 NGINX=$(free_port)
 sed -e "s|@DIR@|$TMP|g" -e "s|@MOCK_PORT@|$MOCK|g" -e "s|@PORT@|$NGINX|g" bench/nginx.conf.in > "$TMP/nginx.conf"
 nginx -c "$TMP/nginx.conf" -p "$TMP" >/dev/null 2>&1 &
-PIDS="$PIDS $!"
+echo $! >> "$TMP/pids"
 
 start_sluice() { # name pipeline-json
     port=$(free_port)
@@ -42,7 +42,7 @@ start_sluice() { # name pipeline-json
  "log": {"level": "warn", "access_log": ""}}
 CFG
     ./build/sluice serve -c "$TMP/$1.json" >/dev/null 2>"$TMP/$1.log" &
-    PIDS="$PIDS $!"
+    echo $! >> "$TMP/pids"
     wait_port $port
     echo $port
 }

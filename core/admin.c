@@ -95,8 +95,8 @@ static void status(struct http_exchange *ex, struct worker *w)
          * only whether it is present. */
         json_array_append_new(
             ups, json_pack("{s:s, s:s, s:o, s:b, s:b, s:b}", "name", u->name,
-                           "base_url", u->base_url, "models", models,
-                           "enabled", config_upstream_enabled(u), "key_set",
+                           "base_url", u->base_url, "models", models, "enabled",
+                           config_upstream_enabled(u), "key_set",
                            u->api_key_env[0] && getenv(u->api_key_env) &&
                                *getenv(u->api_key_env),
                            "down", down >= 1.0));
@@ -104,11 +104,10 @@ static void status(struct http_exchange *ex, struct worker *w)
     for (size_t i = 0; i < g->count; i++) {
         const struct instance *inst = &g->inst[i];
         json_array_append_new(
-            plugins,
-            json_pack("{s:s, s:s, s:s, s:o}", "name", inst->name, "plugin",
-                      inst->desc->name, "version",
-                      inst->desc->version ? inst->desc->version : "",
-                      "state", plugin_status(inst)));
+            plugins, json_pack("{s:s, s:s, s:s, s:o}", "name", inst->name,
+                               "plugin", inst->desc->name, "version",
+                               inst->desc->version ? inst->desc->version : "",
+                               "state", plugin_status(inst)));
     }
     char health[16384];
     size_t hlen = health_json(health, sizeof health);
@@ -119,8 +118,8 @@ static void status(struct http_exchange *ex, struct worker *w)
         SLUICE_VERSION, "config_generation", (json_int_t)g->id, "config",
         c->source_path, "draining", atomic_load(&g_runtime.draining),
         "connections", (int)http_conn_budget_in_use(), "workers", workers,
-        "upstreams", ups, "plugins", plugins, "health",
-        hj ? hj : json_object(), "policy_memory_bytes",
+        "upstreams", ups, "plugins", plugins, "health", hj ? hj : json_object(),
+        "policy_memory_bytes",
         (json_int_t)(w->policy ? policy_memory_used(w->policy) : 0));
     reply_json(ex, 200, root);
 }
@@ -147,8 +146,8 @@ void admin_models(struct http_exchange *ex, struct worker *w)
         }
     }
     json_decref(seen);
-    reply_json(ex, 200, json_pack("{s:s, s:o}", "object", "list", "data",
-                                  data));
+    reply_json(ex, 200,
+               json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
 bool admin_handle(struct http_exchange *ex, struct worker *w)

@@ -75,8 +75,8 @@ static json_t *decode_messages(json_t *root, struct api_request *out,
                         "Invalid type for '%s': expected an object.", param);
         json_t *role = json_object_get(m, "role");
         if (!json_is_string(role))
-            return fail(err, root, param,
-                        "Missing or invalid 'role' in '%s'.", param);
+            return fail(err, root, param, "Missing or invalid 'role' in '%s'.",
+                        param);
         if (!add_content(json_object_get(m, "content"), &out->text_bytes))
             return fail(err, root, param,
                         "Invalid type for '%s.content': expected a string or "
@@ -88,15 +88,14 @@ static json_t *decode_messages(json_t *root, struct api_request *out,
 }
 
 /* prompt / input: a string or an array of strings (or token arrays). */
-static json_t *decode_text_input(json_t *root, const char *field,
-                                 bool required, struct api_request *out,
-                                 struct api_error *err)
+static json_t *decode_text_input(json_t *root, const char *field, bool required,
+                                 struct api_request *out, struct api_error *err)
 {
     json_t *in = json_object_get(root, field);
     if (!in) {
         if (required)
-            return fail(err, root, field,
-                        "Missing required parameter: '%s'.", field);
+            return fail(err, root, field, "Missing required parameter: '%s'.",
+                        field);
         return root;
     }
     if (json_is_string(in)) {
@@ -120,8 +119,7 @@ static json_t *decode_text_input(json_t *root, const char *field,
             out->text_bytes += 4; /* token ids: one token each, roughly */
         } else {
             return fail(err, root, field,
-                        "Invalid type for '%s': unsupported item type.",
-                        field);
+                        "Invalid type for '%s': unsupported item type.", field);
         }
     }
     out->message_count = json_array_size(in);

@@ -20,18 +20,19 @@ struct api_request {
     const char *model; /* points into the json root */
     size_t model_len;
     bool stream;
-    bool include_usage;       /* stream_options.include_usage */
+    bool include_usage; /* stream_options.include_usage */
     bool has_temperature;
     double temperature;
-    uint64_t max_tokens;      /* max_tokens | max_completion_tokens | max_output_tokens */
-    uint64_t message_count;   /* messages / prompts / inputs */
-    uint64_t text_bytes;      /* bytes of text content */
-    uint64_t input_tokens;    /* estimate, see api_estimate_tokens() */
+    uint64_t
+        max_tokens; /* max_tokens | max_completion_tokens | max_output_tokens */
+    uint64_t message_count; /* messages / prompts / inputs */
+    uint64_t text_bytes;    /* bytes of text content */
+    uint64_t input_tokens;  /* estimate, see api_estimate_tokens() */
 };
 
 struct api_error {
     int status;        /* 400 */
-    char message[200]; /* precise, user-facing */
+    char message[400]; /* precise, user-facing */
     char param[48];    /* offending field or "" */
 };
 

@@ -10,7 +10,8 @@ struct arena_chunk {
     alignas(max_align_t) char data[];
 };
 
-#define ALIGN_UP(n) (((n) + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1))
+#define ALIGN_UP(n)                                                            \
+    (((n) + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1))
 
 void arena_init(struct arena *a)
 {

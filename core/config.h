@@ -23,9 +23,11 @@
 
 struct upstream_config {
     char name[64];
-    char base_url[512];    /* without trailing slash, e.g. http://127.0.0.1:9099/v1 */
+    char base_url[512]; /* without trailing slash, e.g. http://127.0.0.1:9099/v1
+                         */
     char api_key_env[128]; /* NAME of the env var holding the key; "" = none */
-    bool require_key;      /* disabled (skipped by routing) when the env var is unset */
+    bool require_key; /* disabled (skipped by routing) when the env var is unset
+                       */
     size_t model_count;
     char models[CONFIG_MAX_MODELS][128]; /* "*" = any model */
     uint32_t max_connections;
@@ -47,11 +49,12 @@ struct fallback_chain {
 };
 
 struct retry_config {
-    uint32_t max_attempts;     /* total attempts incl. the first; 1 = no retry */
-    uint32_t base_delay_ms;    /* full jitter: sleep = rand(0, min(cap, base*2^n)) */
+    uint32_t max_attempts; /* total attempts incl. the first; 1 = no retry */
+    uint32_t
+        base_delay_ms; /* full jitter: sleep = rand(0, min(cap, base*2^n)) */
     uint32_t max_delay_ms;
-    uint32_t deadline_ms;      /* total time budget for all attempts */
-    bool on_other_upstream;    /* retry on the next step of the fallback chain */
+    uint32_t deadline_ms;   /* total time budget for all attempts */
+    bool on_other_upstream; /* retry on the next step of the fallback chain */
 };
 
 struct client_key {
@@ -63,10 +66,10 @@ struct client_key {
 };
 
 struct pipeline_entry {
-    char plugin[64];  /* plugin name, resolved to <plugin_dir>/<plugin>.so */
-    char name[64];    /* instance name (defaults to plugin name, then _2, _3) */
-    char path[256];   /* explicit .so path, "" = from plugin_dir */
-    json_t *config;   /* the "config" object (owned; never NULL) */
+    char plugin[64]; /* plugin name, resolved to <plugin_dir>/<plugin>.so */
+    char name[64];   /* instance name (defaults to plugin name, then _2, _3) */
+    char path[256];  /* explicit .so path, "" = from plugin_dir */
+    json_t *config;  /* the "config" object (owned; never NULL) */
 };
 
 struct policy_config {
@@ -75,7 +78,7 @@ struct policy_config {
     uint64_t instruction_budget;
     size_t memory_limit_bytes;
     size_t max_pattern_work;
-    bool watch;       /* reload when the file's mtime changes */
+    bool watch; /* reload when the file's mtime changes */
 };
 
 struct config {
@@ -96,7 +99,8 @@ struct config {
     uint32_t idle_timeout_ms;
     uint32_t send_timeout_ms;
     uint32_t drain_timeout_ms;
-    size_t stream_high_water; /* pause the upstream above this many queued bytes */
+    size_t
+        stream_high_water; /* pause the upstream above this many queued bytes */
 
     /* identity */
     bool auth_enabled;
@@ -127,24 +131,20 @@ struct config {
 struct config *config_load(const char *path, char *err, size_t errlen);
 /* Same, from JSON text; base_dir resolves relative paths. */
 struct config *config_parse(const char *json_text, const char *base_dir,
-                            const char *source_name, char *err,
-                            size_t errlen);
+                            const char *source_name, char *err, size_t errlen);
 
 struct config *config_ref(struct config *c);
 void config_unref(struct config *c);
 
 /* The first enabled upstream serving `model` (exact name, or "*"), or NULL. */
-const struct upstream_config *config_route_model(const struct config *c,
-                                                 const char *model,
-                                                 size_t model_len);
-const struct upstream_config *config_upstream(const struct config *c,
-                                              const char *name,
-                                              size_t name_len);
+const struct upstream_config *
+config_route_model(const struct config *c, const char *model, size_t model_len);
+const struct upstream_config *
+config_upstream(const struct config *c, const char *name, size_t name_len);
 /* False when require_key is set and the key env var is empty. */
 bool config_upstream_enabled(const struct upstream_config *u);
-const struct fallback_chain *config_fallbacks(const struct config *c,
-                                              const char *model,
-                                              size_t model_len);
+const struct fallback_chain *
+config_fallbacks(const struct config *c, const char *model, size_t model_len);
 /* Looks up a client key (raw bearer token) by its SHA-256. */
 const struct client_key *config_find_key(const struct config *c,
                                          const char *token, size_t len);

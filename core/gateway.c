@@ -63,7 +63,8 @@ static void assign_id(struct sluice_req *r)
         r->id[len] = '\0';
     } else {
         snprintf(r->id, sizeof r->id, "req-%016llx%04x",
-                 (unsigned long long)r->ticket, (unsigned)(r->started_ns & 0xffff));
+                 (unsigned long long)r->ticket,
+                 (unsigned)(r->started_ns & 0xffff));
     }
 }
 
@@ -117,8 +118,8 @@ static bool identify(struct sluice_req *r)
     return true;
 }
 
-static const char *const priority_names[] = {"critical", "realtime",
-                                             "standard", "batch", "low"};
+static const char *const priority_names[] = {"critical", "realtime", "standard",
+                                             "batch", "low"};
 
 int gateway_priority_parse(const char *s, size_t len)
 {
@@ -186,8 +187,8 @@ static void start_api_request(struct http_exchange *ex, struct worker *w,
         return;
     }
 
-    r->upstream = config_route_model(r->gen->cfg, r->api.model,
-                                     r->api.model_len);
+    r->upstream =
+        config_route_model(r->gen->cfg, r->api.model, r->api.model_len);
     if (!r->upstream) {
         char msg[256];
         snprintf(msg, sizeof msg,

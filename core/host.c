@@ -24,20 +24,20 @@ static struct instance *INST(const struct sluice_host *h)
     return ((const struct instance_host *)h)->inst;
 }
 
-static struct sluice_str S(const char *p, size_t len)
-{
+static struct sluice_str S(const char *p, size_t len) {
     struct sluice_str s = {len ? p : NULL, len};
     return s;
 }
 
-static struct sluice_str SZ(const char *p)
-{
+static struct sluice_str
+SZ(const char *p) {
     return S(p, p ? strlen(p) : 0);
 }
 
 /* ---- time, randomness, logs ---- */
 
-static uint64_t h_now_ns(const struct sluice_host *h)
+static uint64_t
+h_now_ns(const struct sluice_host *h)
 {
     (void)h;
     return worker_now_ns();
@@ -107,8 +107,8 @@ static struct sluice_metric *h_histogram(const struct sluice_host *h,
 {
     char labels[96];
     instance_label(h, labels, sizeof labels);
-    return (struct sluice_metric *)metrics_histogram(
-        g_runtime.metrics, name, help, labels, bounds, n);
+    return (struct sluice_metric *)metrics_histogram(g_runtime.metrics, name,
+                                                     help, labels, bounds, n);
 }
 
 static void h_counter_add(struct sluice_metric *m, uint64_t v)
@@ -148,8 +148,7 @@ static struct sluice_str r_endpoint(const struct sluice_req *r)
     return SZ(r->endpoint);
 }
 
-static struct sluice_str r_header(const struct sluice_req *r,
-                                  const char *name)
+static struct sluice_str r_header(const struct sluice_req *r, const char *name)
 {
     size_t len = 0;
     const char *v = r->ex ? http_header(r->ex, name, &len) : NULL;
@@ -248,8 +247,8 @@ static int set_upstream_header(struct sluice_req *r, const char *name,
         return SLUICE_EPHASE;
     /* The provider key is the core's business; never let a header
      * injection replace or leak it. */
-    if (strcasecmp(name, "authorization") == 0 ||
-        strchr(name, '\r') || strchr(name, '\n') ||
+    if (strcasecmp(name, "authorization") == 0 || strchr(name, '\r') ||
+        strchr(name, '\n') ||
         (value.ptr && (memchr(value.ptr, '\r', value.len) ||
                        memchr(value.ptr, '\n', value.len))))
         return SLUICE_EINVAL;
@@ -317,8 +316,8 @@ static bool attempt_at(const struct sluice_req *r, size_t i,
     out->model = SZ(a->model);
     out->status = a->status;
     out->outcome = a->outcome;
-    out->duration_ns = a->ended_ns > a->started_ns ? a->ended_ns - a->started_ns
-                                                   : 0;
+    out->duration_ns =
+        a->ended_ns > a->started_ns ? a->ended_ns - a->started_ns : 0;
     return true;
 }
 
@@ -350,8 +349,8 @@ static enum sluice_action do_respond(struct sluice_req *r, int status,
                                      const char *content_type,
                                      struct sluice_str body)
 {
-    respond_set_body(r, status, content_type ? content_type
-                                             : "application/json",
+    respond_set_body(r, status,
+                     content_type ? content_type : "application/json",
                      body.ptr ? body.ptr : "", body.len);
     return SLUICE_RESPOND;
 }

@@ -116,8 +116,8 @@ static int cmd_plugin_help(const char *name)
     }
     struct plugin_set *set = plugin_set_new();
     char err[1024];
-    const struct loaded_plugin *lp = plugin_set_load(set, path, err,
-                                                     sizeof err);
+    const struct loaded_plugin *lp =
+        plugin_set_load(set, path, err, sizeof err);
     if (!lp) {
         fprintf(stderr, "sluice: %s\n", err);
         plugin_set_free(set);
@@ -166,8 +166,8 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
     drain_timer = evtimer_new(g_runtime.main_base, stop_loops, NULL);
     evtimer_add(drain_timer, &tv);
     struct timeval tick = {0, 20000};
-    drain_poll = event_new(g_runtime.main_base, -1, EV_PERSIST, poll_workers,
-                           NULL);
+    drain_poll =
+        event_new(g_runtime.main_base, -1, EV_PERSIST, poll_workers, NULL);
     event_add(drain_poll, &tick);
 }
 
@@ -205,8 +205,7 @@ static int cmd_serve(void)
     }
     log_set_level(log_level_parse(cfg->log_level));
     if (access_log_open(cfg->access_log) != 0)
-        log_msg(LOG_WARN, "main", "cannot open access log %s",
-                cfg->access_log);
+        log_msg(LOG_WARN, "main", "cannot open access log %s", cfg->access_log);
     g_runtime.main_base = event_base_new();
     g_runtime.metrics = metrics_registry_new();
     g_runtime.started_wall_ms = (uint64_t)time(NULL) * 1000;
@@ -247,12 +246,12 @@ static int cmd_serve(void)
         printf("sluice admin on port %u\n", (unsigned)g_runtime.admin_port);
     fflush(stdout);
 
-    struct event *term = evsignal_new(g_runtime.main_base, SIGTERM,
-                                      on_sigterm, NULL);
-    struct event *intr = evsignal_new(g_runtime.main_base, SIGINT,
-                                      on_sigterm, NULL);
-    struct event *hup = evsignal_new(g_runtime.main_base, SIGHUP, on_sighup,
-                                     NULL);
+    struct event *term =
+        evsignal_new(g_runtime.main_base, SIGTERM, on_sigterm, NULL);
+    struct event *intr =
+        evsignal_new(g_runtime.main_base, SIGINT, on_sigterm, NULL);
+    struct event *hup =
+        evsignal_new(g_runtime.main_base, SIGHUP, on_sighup, NULL);
     event_add(term, NULL);
     event_add(intr, NULL);
     event_add(hup, NULL);

@@ -29,10 +29,9 @@ struct metric *metrics_counter(struct metrics_registry *reg, const char *name,
 struct metric *metrics_gauge(struct metrics_registry *reg, const char *name,
                              const char *help, const char *labels);
 /* bounds ascending, n <= 32; +Inf implicit. */
-struct metric *metrics_histogram(struct metrics_registry *reg,
-                                 const char *name, const char *help,
-                                 const char *labels, const double *bounds,
-                                 size_t n);
+struct metric *metrics_histogram(struct metrics_registry *reg, const char *name,
+                                 const char *help, const char *labels,
+                                 const double *bounds, size_t n);
 
 void metric_add(struct metric *m, uint64_t v);     /* counters */
 void metric_set(struct metric *m, double v);       /* gauges */

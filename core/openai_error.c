@@ -33,11 +33,11 @@ const char *openai_error_type_for(int status)
 char *openai_error_body(int status, const char *type, const char *message,
                         const char *param, const char *code, size_t *len)
 {
-    json_t *err = json_pack("{s:s, s:s, s:o, s:o}", "message",
-                            message ? message : "",
-                            "type", type ? type : openai_error_type_for(status),
-                            "param", param ? json_string(param) : json_null(),
-                            "code", code ? json_string(code) : json_null());
+    json_t *err =
+        json_pack("{s:s, s:s, s:o, s:o}", "message", message ? message : "",
+                  "type", type ? type : openai_error_type_for(status), "param",
+                  param ? json_string(param) : json_null(), "code",
+                  code ? json_string(code) : json_null());
     json_t *root = err ? json_pack("{s:o}", "error", err) : NULL;
     char *out = root ? json_dumps(root, JSON_COMPACT) : NULL;
 

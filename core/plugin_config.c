@@ -49,8 +49,8 @@ static int check_bounds(const struct sluice_cfg_field *f, double v,
     if (f->flags & SLUICE_CFG_HAS_MIN) {
         bool excl = f->flags & SLUICE_CFG_MIN_EXCLUSIVE;
         if (excl ? !(v > f->min) : !(v >= f->min)) {
-            snprintf(msg, sizeof msg, "must be %s %g", excl ? ">" : ">=",
-                     f->min);
+            snprintf(msg, sizeof msg, "must be %s %g",
+                     excl ? ">" : ">=", f->min);
             return fail(err, errlen, path, f->name, msg);
         }
     }
@@ -72,15 +72,15 @@ static int store(const struct sluice_cfg_field *f, json_t *v, void *out,
         double d;
         if (json_is_integer(v))
             d = (double)json_integer_value(v);
-        else if (json_is_real(v) && json_real_value(v) ==
-                                        floor(json_real_value(v)))
+        else if (json_is_real(v) &&
+                 json_real_value(v) == floor(json_real_value(v)))
             d = json_real_value(v);
         else
             return fail(err, errlen, path, f->name, "must be an integer");
         if (check_bounds(f, d, path, err, errlen))
             return -1;
-        int64_t iv = json_is_integer(v) ? (int64_t)json_integer_value(v)
-                                        : (int64_t)d;
+        int64_t iv =
+            json_is_integer(v) ? (int64_t)json_integer_value(v) : (int64_t)d;
         memcpy(slot, &iv, sizeof iv);
         return 0;
     }
@@ -118,8 +118,7 @@ static int store(const struct sluice_cfg_field *f, json_t *v, void *out,
         }
         char msg[200];
         int n = snprintf(msg, sizeof msg, "must be one of");
-        for (int i = 0; f->choices && f->choices[i] && n < (int)sizeof msg;
-             i++)
+        for (int i = 0; f->choices && f->choices[i] && n < (int)sizeof msg; i++)
             n += snprintf(msg + n, sizeof msg - (size_t)n, "%s \"%s\"",
                           i ? "," : "", f->choices[i]);
         return fail(err, errlen, path, f->name, msg);
@@ -181,9 +180,9 @@ void plugin_config_describe(const struct sluice_plugin *p, FILE *out)
         char type[96];
         int n = 0;
         if (f->flags & SLUICE_CFG_HAS_MIN)
-            n += snprintf(bounds + n, sizeof bounds - (size_t)n, "%s %g",
-                          (f->flags & SLUICE_CFG_MIN_EXCLUSIVE) ? ">" : ">=",
-                          f->min);
+            n += snprintf(
+                bounds + n, sizeof bounds - (size_t)n, "%s %g",
+                (f->flags & SLUICE_CFG_MIN_EXCLUSIVE) ? ">" : ">=", f->min);
         if (f->flags & SLUICE_CFG_HAS_MAX)
             snprintf(bounds + n, sizeof bounds - (size_t)n, "%s<= %g",
                      n ? ", " : "", f->max);
@@ -196,11 +195,9 @@ void plugin_config_describe(const struct sluice_plugin *p, FILE *out)
             }
         }
         fprintf(out, "%-22s %-10s %-14s %-22s %s%s\n", f->name, type,
-                f->default_value ? f->default_value
-                                 : ((f->flags & SLUICE_CFG_REQUIRED)
-                                        ? "(required)"
-                                        : "-"),
-                bounds[0] ? bounds : "-", f->help ? f->help : "",
-                "");
+                f->default_value
+                    ? f->default_value
+                    : ((f->flags & SLUICE_CFG_REQUIRED) ? "(required)" : "-"),
+                bounds[0] ? bounds : "-", f->help ? f->help : "", "");
     }
 }

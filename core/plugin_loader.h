@@ -17,7 +17,7 @@
 
 struct loaded_plugin {
     char path[512];
-    void *dl; /* dlopen handle */
+    void *dl;                  /* dlopen handle */
     struct sluice_plugin desc; /* zero-extended copy */
 };
 

@@ -22,7 +22,8 @@ struct policy;
 struct policy_limits {
     uint64_t instruction_budget; /* VM instructions per decide() call */
     size_t memory_limit_bytes;   /* whole lua_State */
-    size_t max_pattern_work;     /* cap on #subject * #pattern for find/match/gmatch/gsub */
+    size_t max_pattern_work;     /* cap on #subject * #pattern for
+                                    find/match/gmatch/gsub */
 };
 
 /* What the script sees as `req`: read lazily through these callbacks, so an
@@ -62,13 +63,13 @@ struct policy_env {
  * are copies owned by the decision (NUL-terminated, bounded). */
 struct policy_decision {
     bool reject;
-    int reject_status;          /* default 429 */
+    int reject_status; /* default 429 */
     uint32_t reject_retry_after_s;
     char reject_message[256];
     char upstream[64];
     char model[128];
-    char priority[16];          /* critical|realtime|standard|batch|low */
-    int degrade_level;          /* -1 when not set; 0..9 */
+    char priority[16]; /* critical|realtime|standard|batch|low */
+    int degrade_level; /* -1 when not set; 0..9 */
     size_t tag_count;
     char tags[POLICY_MAX_TAGS][64];
     /* ctx.vars written by the script, "name=value" pairs, for later

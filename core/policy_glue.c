@@ -160,16 +160,18 @@ void policy_refresh(struct worker *w)
         .max_pattern_work = pc->max_pattern_work,
     };
     char err[512] = "";
-    struct policy *p = policy_load(pc->script, &lim, &policy_env, err,
-                                   sizeof err);
+    struct policy *p =
+        policy_load(pc->script, &lim, &policy_env, err, sizeof err);
     w->policy_generation = w->gen->id;
     w->policy_mtime = mtime;
     if (!p) {
         /* Keep the running policy; a broken edit must not take traffic
          * down. Worker 0 logs it so the message appears once. */
         if (w->index == 0)
-            log_msg(LOG_ERROR, "policy", "reload refused, keeping the old "
-                    "policy: %s", err);
+            log_msg(LOG_ERROR, "policy",
+                    "reload refused, keeping the old "
+                    "policy: %s",
+                    err);
         return;
     }
     if (w->policy)
@@ -210,8 +212,8 @@ static bool apply(struct sluice_req *r, const struct policy_decision *d)
         r->target_model = arena_strndup(&r->arena, d->model, strlen(d->model));
         r->body_dirty = true;
         if (!d->upstream[0]) {
-            const struct upstream_config *u = config_route_model(
-                r->gen->cfg, d->model, strlen(d->model));
+            const struct upstream_config *u =
+                config_route_model(r->gen->cfg, d->model, strlen(d->model));
             if (u)
                 r->upstream = u;
         }
@@ -245,8 +247,8 @@ bool policy_apply(struct sluice_req *r)
     struct worker *w = r->w;
     static _Thread_local uint64_t last_watch_ns;
 
-    if (w->gen->cfg->policy.watch && w->now_ns - last_watch_ns >
-                                         WATCH_INTERVAL_NS) {
+    if (w->gen->cfg->policy.watch &&
+        w->now_ns - last_watch_ns > WATCH_INTERVAL_NS) {
         last_watch_ns = w->now_ns;
         policy_refresh(w);
     }

@@ -255,8 +255,7 @@ static bool next_fallback(struct sluice_req *r)
         const struct upstream_config *u =
             s->upstream[0]
                 ? config_upstream(r->gen->cfg, s->upstream, strlen(s->upstream))
-                : config_route_model(r->gen->cfg,
-                                     model ? model : current_model,
+                : config_route_model(r->gen->cfg, model ? model : current_model,
                                      model ? strlen(model) : mlen);
         if (!u || upstream_down(u))
             continue;
@@ -319,8 +318,7 @@ static bool schedule_retry(struct sluice_req *r, bool retryable)
     evtimer_add(r->retry_timer, &tv);
     metric_add(g_runtime.m.upstream_retries, 1);
     log_msg(LOG_DEBUG, "proxy", "%s: retry %u in %llu ms on %s", r->id,
-            r->attempt_count + 1, (unsigned long long)delay,
-            r->upstream->name);
+            r->attempt_count + 1, (unsigned long long)delay, r->upstream->name);
     return true;
 }
 
@@ -384,8 +382,7 @@ static void fail_locally(struct sluice_req *r, enum upstream_result result,
              result == UPSTREAM_BROKEN ? " (connection broken)" : "");
     log_msg(LOG_WARN, "proxy", "%s: upstream %s: %s", r->id, r->upstream->name,
             detail ? detail : "failed");
-    respond_set_error(r, status,
-                      status == 504 ? "timeout_error" : "api_error",
+    respond_set_error(r, status, status == 504 ? "timeout_error" : "api_error",
                       status == 504 ? "upstream_timeout" : "upstream_error",
                       msg, NULL, 0);
     respond_send_local(r);
@@ -487,8 +484,8 @@ static void stream_chunk(struct sluice_req *r, const char *data, size_t len)
 
 static void end_client_stream(struct sluice_req *r, enum upstream_result res)
 {
-    bool complete = res == UPSTREAM_DONE && r->sse &&
-                    sse_parser_saw_done(r->sse);
+    bool complete =
+        res == UPSTREAM_DONE && r->sse && sse_parser_saw_done(r->sse);
     if (r->sse) {
         struct sse_usage u = sse_parser_usage(r->sse);
         if (u.known) {
@@ -511,10 +508,10 @@ static void end_client_stream(struct sluice_req *r, enum upstream_result res)
             "\"stream_truncated\"}}\n\n";
         http_stream_write(r->ex, cut, sizeof cut - 1);
     }
-    end_attempt(r, complete ? SLUICE_OUTCOME_OK
-                            : (res == UPSTREAM_TIMEOUT
-                                   ? SLUICE_OUTCOME_TIMEOUT
-                                   : SLUICE_OUTCOME_TRUNCATED));
+    end_attempt(r, complete
+                       ? SLUICE_OUTCOME_OK
+                       : (res == UPSTREAM_TIMEOUT ? SLUICE_OUTCOME_TIMEOUT
+                                                  : SLUICE_OUTCOME_TRUNCATED));
     if (r->ex) {
         http_set_close_cb(r->ex, NULL, NULL);
         http_stream_end(r->ex);

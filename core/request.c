@@ -23,7 +23,8 @@ struct sluice_req *request_new(struct worker *w, struct generation *gen,
     r->gen = gen;
     r->ex = ex;
     arena_init(&r->arena);
-    r->ticket = ((uint64_t)w->index << 56) | (++w->next_ticket & ((1ull << 56) - 1));
+    r->ticket =
+        ((uint64_t)w->index << 56) | (++w->next_ticket & ((1ull << 56) - 1));
     r->started_ns = worker_now_ns();
     r->priority = SLUICE_PRIO_STANDARD;
     r->degrade_level = -1;

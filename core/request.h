@@ -37,10 +37,10 @@ struct kv_list {
 };
 
 enum request_phase {
-    PHASE_REQUEST = 0,       /* policy + on_request hooks */
-    PHASE_UPSTREAM = 1,      /* call in flight, nothing sent to the client */
-    PHASE_STREAMING = 2,     /* response headers sent to the client */
-    PHASE_DONE = 3,          /* response finished or client gone */
+    PHASE_REQUEST = 0,   /* policy + on_request hooks */
+    PHASE_UPSTREAM = 1,  /* call in flight, nothing sent to the client */
+    PHASE_STREAMING = 2, /* response headers sent to the client */
+    PHASE_DONE = 3,      /* response finished or client gone */
 };
 
 struct attempt_record {
@@ -54,7 +54,7 @@ struct attempt_record {
 struct sluice_req {
     uint32_t magic;
     struct worker *w;
-    struct generation *gen; /* held: config and plugin instances */
+    struct generation *gen;   /* held: config and plugin instances */
     struct http_exchange *ex; /* NULL once the client is gone */
     struct arena arena;
     uint64_t ticket; /* wake() ticket: worker index in the top byte */
@@ -77,19 +77,19 @@ struct sluice_req {
     struct kv_list upstream_headers;
     bool body_dirty; /* model rewritten etc.: re-serialise before sending */
     char *fallback_reason; /* set when a fallback served the request */
-    size_t fallback_step;   /* next step in the model's fallback chain */
-    const char *tags;       /* comma-joined policy tags, for logs */
+    size_t fallback_step;  /* next step in the model's fallback chain */
+    const char *tags;      /* comma-joined policy tags, for logs */
     int degrade_level;
 
     /* ---- plugin pipeline ---- */
     enum request_phase phase;
-    size_t next_plugin;   /* index of the on_request hook to run next */
-    size_t reached;       /* instances whose on_request ran (on_log set) */
-    void **states;        /* per instance state, or NULL */
+    size_t next_plugin; /* index of the on_request hook to run next */
+    size_t reached;     /* instances whose on_request ran (on_log set) */
+    void **states;      /* per instance state, or NULL */
     struct kv_list vars;
     bool suspended;
     bool resumed;
-    bool in_hook;         /* a plugin hook is on the stack */
+    bool in_hook; /* a plugin hook is on the stack */
     struct event *resume_timer;
 
     /* ---- the local answer, when a plugin or the core responds ---- */
@@ -120,12 +120,12 @@ struct sluice_req {
     uint64_t bytes_to_client;
 
     /* ---- end ---- */
-    int final_status; /* what the client got */
+    int final_status;       /* what the client got */
     bool response_reported; /* on_response ran */
     bool logged;
     bool client_gone;
-    int busy;             /* core code for this request is on the stack */
-    bool finish_pending;  /* finish once busy drops to 0 */
+    int busy;            /* core code for this request is on the stack */
+    bool finish_pending; /* finish once busy drops to 0 */
 };
 
 /* Creates a request bound to `ex` on worker `w`, holding a ref on gen. */

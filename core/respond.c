@@ -17,8 +17,8 @@
 #include "worker.h"
 
 void respond_set_error(struct sluice_req *r, int status, const char *type,
-                       const char *code, const char *message,
-                       const char *param, uint64_t retry_after_ms)
+                       const char *code, const char *message, const char *param,
+                       uint64_t retry_after_ms)
 {
     size_t len = 0;
     char *body = openai_error_body(status, type, message, param, code, &len);
@@ -138,13 +138,12 @@ static void write_access_log(struct sluice_req *r, uint64_t now)
         "s:I, s:b}",
         "id", r->id, "endpoint", r->endpoint ? r->endpoint : "", "status",
         r->final_status, "model", r->api.model ? r->api.model : "",
-        r->api.model ? r->api.model_len : 0, "target_model",
-        model ? model : "", model ? mlen : 0, "upstream",
-        r->upstream ? r->upstream->name : "", "tenant",
-        r->identity[SLUICE_ID_TENANT], "key", r->identity[SLUICE_ID_KEY],
-        "priority", gateway_priority_name(r->priority), "attempts",
-        r->attempt_count, "duration_ms", (double)(now - r->started_ns) / 1e6,
-        "ttfb_ms",
+        r->api.model ? r->api.model_len : 0, "target_model", model ? model : "",
+        model ? mlen : 0, "upstream", r->upstream ? r->upstream->name : "",
+        "tenant", r->identity[SLUICE_ID_TENANT], "key",
+        r->identity[SLUICE_ID_KEY], "priority",
+        gateway_priority_name(r->priority), "attempts", r->attempt_count,
+        "duration_ms", (double)(now - r->started_ns) / 1e6, "ttfb_ms",
         r->first_byte_ns ? (double)(r->first_byte_ns - r->started_ns) / 1e6
                          : 0.0,
         "prompt_tokens", (json_int_t)r->usage.prompt_tokens,

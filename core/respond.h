@@ -15,8 +15,8 @@ struct http_exchange;
 /* Records a local error response (not sent yet). code/param may be NULL;
  * retry_after_ms > 0 adds Retry-After in whole seconds, rounded up. */
 void respond_set_error(struct sluice_req *r, int status, const char *type,
-                       const char *code, const char *message,
-                       const char *param, uint64_t retry_after_ms);
+                       const char *code, const char *message, const char *param,
+                       uint64_t retry_after_ms);
 void respond_set_body(struct sluice_req *r, int status,
                       const char *content_type, const char *body, size_t len);
 /* Sends the recorded local response, then finishes the request. */

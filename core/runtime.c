@@ -22,8 +22,8 @@ void runtime_count_status(int status)
 {
     if (status < 100 || status > 599)
         status = 599;
-    struct metric *m = atomic_load_explicit(&by_status[status],
-                                            memory_order_acquire);
+    struct metric *m =
+        atomic_load_explicit(&by_status[status], memory_order_acquire);
     if (!m) {
         char labels[32];
         snprintf(labels, sizeof labels, "code=\"%d\"", status);
@@ -36,22 +36,21 @@ void runtime_count_status(int status)
 
 void runtime_init_metrics(void)
 {
-    static const double latency[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                     0.025,  0.05,  0.1,    0.25,  0.5,
-                                     1,      2.5,   5,      10,    30,
-                                     60,     120};
+    static const double latency[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                     0.05,   0.1,   0.25,   0.5,   1,    2.5,
+                                     5,      10,    30,     60,    120};
     struct metrics_registry *reg = g_runtime.metrics;
     struct core_metrics *m = &g_runtime.m;
     size_t nl = sizeof latency / sizeof latency[0];
 
     m->request_seconds = metrics_histogram(
         reg, "sluice_request_duration_seconds",
-        "Time from request arrival to the end of the response.", NULL,
-        latency, nl);
+        "Time from request arrival to the end of the response.", NULL, latency,
+        nl);
     m->ttfb_seconds = metrics_histogram(
         reg, "sluice_upstream_first_byte_seconds",
-        "Time from request arrival to the upstream's response headers.",
-        NULL, latency, nl);
+        "Time from request arrival to the upstream's response headers.", NULL,
+        latency, nl);
     m->active = metrics_gauge(reg, "sluice_active_requests",
                               "API requests in progress.", NULL);
     m->upstream_attempts =
@@ -63,20 +62,19 @@ void runtime_init_metrics(void)
     m->fallbacks = metrics_counter(
         reg, "sluice_fallbacks_total",
         "Requests moved to the next step of a fallback chain.", NULL);
-    m->prompt_tokens = metrics_counter(reg, "sluice_prompt_tokens_total",
-                                       "Prompt tokens reported by upstreams.",
-                                       NULL);
+    m->prompt_tokens =
+        metrics_counter(reg, "sluice_prompt_tokens_total",
+                        "Prompt tokens reported by upstreams.", NULL);
     m->completion_tokens =
         metrics_counter(reg, "sluice_completion_tokens_total",
                         "Completion tokens reported by upstreams.", NULL);
     m->policy_errors = metrics_counter(reg, "sluice_policy_errors_total",
                                        "Lua policy calls that failed.", NULL);
     m->reloads_ok = metrics_counter(reg, "sluice_reloads_total",
-                                    "Configuration reloads.",
-                                    "result=\"ok\"");
-    m->reloads_failed = metrics_counter(reg, "sluice_reloads_total",
-                                        "Configuration reloads.",
-                                        "result=\"refused\"");
+                                    "Configuration reloads.", "result=\"ok\"");
+    m->reloads_failed =
+        metrics_counter(reg, "sluice_reloads_total", "Configuration reloads.",
+                        "result=\"refused\"");
     m->client_disconnects = metrics_counter(
         reg, "sluice_client_disconnects_total",
         "Requests whose client went away before the answer was complete.",
@@ -120,8 +118,8 @@ void generation_unref(struct generation *g)
     /* destroy() is documented to run on the main thread. */
     if (worker_current() && g_runtime.main_base) {
         struct timeval now = {0, 0};
-        if (event_base_once(g_runtime.main_base, -1, EV_TIMEOUT, destroy_cb,
-                            g, &now) == 0)
+        if (event_base_once(g_runtime.main_base, -1, EV_TIMEOUT, destroy_cb, g,
+                            &now) == 0)
             return;
     }
     destroy_generation(g);
@@ -196,8 +194,8 @@ struct generation *generation_build(struct config *cfg, char *err,
     g->id = atomic_fetch_add(&g_runtime.next_generation, 1) + 1;
     g->cfg = config_ref(cfg);
     g->plugins = plugin_set_new();
-    g->inst = calloc(cfg->pipeline_count ? cfg->pipeline_count : 1,
-                     sizeof *g->inst);
+    g->inst =
+        calloc(cfg->pipeline_count ? cfg->pipeline_count : 1, sizeof *g->inst);
     if (!g->plugins || !g->inst) {
         snprintf(err, errlen, "out of memory");
         destroy_generation(g);
@@ -259,7 +257,9 @@ int runtime_reload(const char *path)
     generation_unref(old);
     metric_add(g_runtime.m.reloads_ok, 1);
     log_set_level(log_level_parse(g->cfg->log_level));
-    log_msg(LOG_INFO, "reload", "config generation %llu is live (%zu plugin "
-            "instances)", (unsigned long long)g->id, g->count);
+    log_msg(LOG_INFO, "reload",
+            "config generation %llu is live (%zu plugin "
+            "instances)",
+            (unsigned long long)g->id, g->count);
     return 0;
 }

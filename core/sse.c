@@ -252,8 +252,8 @@ static bool scan_count(const char *s, const char *end, const char *key,
     if (!hit)
         return false;
     const char *p = hit + klen;
-    while (p < end && (*p == ' ' || *p == ':' || *p == '\t' || *p == '\n' ||
-                       *p == '\r'))
+    while (p < end &&
+           (*p == ' ' || *p == ':' || *p == '\t' || *p == '\n' || *p == '\r'))
         p++;
     bool negative = p < end && *p == '-'; /* nonsense, counted as 0 */
     if (negative)

@@ -19,24 +19,27 @@ struct upstream_client;
 struct upstream_call;
 
 enum upstream_result {
-    UPSTREAM_DONE = 0,          /* response complete (any HTTP status) */
-    UPSTREAM_CONNECT_ERROR = 1, /* refused, unreachable, DNS, reset before response */
-    UPSTREAM_TIMEOUT = 2,       /* connect, first-byte or idle timeout */
-    UPSTREAM_BROKEN = 3,        /* connection cut mid-response */
-    UPSTREAM_CANCELLED = 4,     /* upstream_call_cancel() */
+    UPSTREAM_DONE = 0, /* response complete (any HTTP status) */
+    UPSTREAM_CONNECT_ERROR =
+        1,                /* refused, unreachable, DNS, reset before response */
+    UPSTREAM_TIMEOUT = 2, /* connect, first-byte or idle timeout */
+    UPSTREAM_BROKEN = 3,  /* connection cut mid-response */
+    UPSTREAM_CANCELLED = 4, /* upstream_call_cancel() */
 };
 
 struct upstream_request {
-    const char *url;         /* full URL, e.g. http://127.0.0.1:9099/v1/chat/completions */
-    const char *method;      /* "POST" or "GET" */
+    const char
+        *url; /* full URL, e.g. http://127.0.0.1:9099/v1/chat/completions */
+    const char *method;         /* "POST" or "GET" */
     const char *const *headers; /* NULL-terminated "Name: value" strings */
-    const char *body;        /* copied by upstream_call_start */
+    const char *body;           /* copied by upstream_call_start */
     size_t body_len;
-    bool streaming;          /* forces HTTP/1.1 so pausing reaches TCP */
+    bool streaming; /* forces HTTP/1.1 so pausing reaches TCP */
     uint32_t connect_timeout_ms;
     uint32_t first_byte_timeout_ms; /* request sent → first response byte */
     uint32_t idle_timeout_ms;       /* max gap between response bytes */
-    uint32_t max_host_connections;  /* per-host cap for this call's host (0: none) */
+    uint32_t
+        max_host_connections; /* per-host cap for this call's host (0: none) */
 };
 
 struct upstream_callbacks {

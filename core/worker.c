@@ -189,15 +189,16 @@ static void adopt(struct worker *w, struct generation *g)
     collect_retired(w);
     policy_refresh(w);
     if (w->http)
-        http_server_set_limits(w->http, &(struct http_limits){
-            .header_timeout_ms = g->cfg->header_timeout_ms,
-            .body_timeout_ms = g->cfg->body_timeout_ms,
-            .idle_timeout_ms = g->cfg->idle_timeout_ms,
-            .send_timeout_ms = g->cfg->send_timeout_ms,
-            .max_header_bytes = g->cfg->max_header_bytes,
-            .max_headers = g->cfg->max_headers,
-            .max_body_bytes = g->cfg->max_body_bytes,
-        });
+        http_server_set_limits(
+            w->http, &(struct http_limits){
+                         .header_timeout_ms = g->cfg->header_timeout_ms,
+                         .body_timeout_ms = g->cfg->body_timeout_ms,
+                         .idle_timeout_ms = g->cfg->idle_timeout_ms,
+                         .send_timeout_ms = g->cfg->send_timeout_ms,
+                         .max_header_bytes = g->cfg->max_header_bytes,
+                         .max_headers = g->cfg->max_headers,
+                         .max_body_bytes = g->cfg->max_body_bytes,
+                     });
 }
 
 void worker_request_started(struct worker *w, struct generation *g)
@@ -386,9 +387,9 @@ struct worker *worker_new(unsigned index, struct generation *gen, char *err,
         g_runtime.port = http_server_port(w->http);
     if (index == 0 && c->admin_listen[0]) {
         char aerr[256];
-        w->admin_http = http_server_new(w->base, c->admin_listen, &lim,
-                                        gateway_on_admin_request, w, aerr,
-                                        sizeof aerr);
+        w->admin_http =
+            http_server_new(w->base, c->admin_listen, &lim,
+                            gateway_on_admin_request, w, aerr, sizeof aerr);
         if (!w->admin_http) {
             snprintf(err, errlen, "admin_listen: %s", aerr);
             goto fail;

@@ -21,7 +21,7 @@ stop() {
 if [ "${1:-}" = "stop" ]; then stop; echo "stopped"; exit 0; fi
 
 ./scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSANITIZE=none >/dev/null
 cmake --build build -j"$(nproc)"
 stop
 

@@ -30,8 +30,8 @@ struct kv_list {
 struct sluice_metric {
     struct sluice_metric *next;
     char name[128];
-    _Atomic uint64_t count;  /* counter total, histogram observations */
-    _Atomic uint64_t gauge;  /* bits of a double */
+    _Atomic uint64_t count; /* counter total, histogram observations */
+    _Atomic uint64_t gauge; /* bits of a double */
     bool is_gauge;
 };
 
@@ -80,8 +80,7 @@ struct sluice_req {
     char id[32];
     enum sluice_priority priority;
     unsigned worker;
-    struct kv_list headers, upstream_headers, resp_headers, added_headers,
-        vars;
+    struct kv_list headers, upstream_headers, resp_headers, added_headers, vars;
     int resp_status;
     enum sluice_outcome outcome;
     struct sluice_usage usage;
@@ -464,10 +463,10 @@ static enum sluice_action do_reject(struct sluice_req *r, int status,
                                     const char *type, const char *code,
                                     const char *message, uint64_t retry_ms)
 {
-    json_t *err = json_pack("{s:s, s:s, s:n, s:o}", "message",
-                            message ? message : "", "type",
-                            type ? type : "api_error", "param", "code",
-                            code ? json_string(code) : json_null());
+    json_t *err =
+        json_pack("{s:s, s:s, s:n, s:o}", "message", message ? message : "",
+                  "type", type ? type : "api_error", "param", "code",
+                  code ? json_string(code) : json_null());
     json_t *root = json_pack("{s:o}", "error", err);
     free(r->response_body);
     r->response_body = json_dumps(root, JSON_COMPACT);
@@ -629,8 +628,8 @@ struct sluice_test_host *sluice_test_host_new(void)
     h->event_base = event_base_of;
     h->worker_count = worker_count;
     h->req_worker = req_worker;
-    t->now_ns = 1000000000ull; /* 1 s: leaves room for "earlier" stamps */
-    t->wall_ms = 1767225600000;  /* 2026-01-01T00:00:00Z */
+    t->now_ns = 1000000000ull;  /* 1 s: leaves room for "earlier" stamps */
+    t->wall_ms = 1767225600000; /* 2026-01-01T00:00:00Z */
     t->rng = 42;
     pthread_mutex_init(&t->lock, NULL);
     return t;
@@ -722,15 +721,14 @@ struct sluice_req *sluice_test_req_new(struct sluice_test_host *t,
     snprintf(r->upstream, sizeof r->upstream, "default");
     r->priority = SLUICE_PRIO_STANDARD;
     r->resume_after_ms = UINT64_MAX;
-    r->json = api_request_decode(API_CHAT, r->body, r->body_len, &r->api,
-                                 &aerr);
+    r->json =
+        api_request_decode(API_CHAT, r->body, r->body_len, &r->api, &aerr);
     if (!r->json) /* not a valid chat body: still usable, fields empty */
         r->json = json_loadb(r->body, r->body_len, 0, NULL);
 
     pthread_mutex_lock(&t->lock);
     r->ticket = ++t->next_ticket;
-    snprintf(r->id, sizeof r->id, "req-%llu",
-             (unsigned long long)r->ticket);
+    snprintf(r->id, sizeof r->id, "req-%llu", (unsigned long long)r->ticket);
     struct live_req *l = calloc(1, sizeof *l);
     if (l) {
         l->r = r;

@@ -175,8 +175,7 @@ struct sluice_host {
      * `code` may be NULL. */
     enum sluice_action (*reject)(struct sluice_req *r, int status,
                                  const char *type, const char *code,
-                                 const char *message,
-                                 uint64_t retry_after_ms);
+                                 const char *message, uint64_t retry_after_ms);
     /* respond() serves a complete body (cache hits, static fallbacks). */
     enum sluice_action (*respond)(struct sluice_req *r, int status,
                                   const char *content_type,
@@ -201,8 +200,7 @@ struct sluice_host {
      * (ctx.vars). The value is copied. */
     int (*var_set)(struct sluice_req *r, const char *name,
                    struct sluice_str value);
-    struct sluice_str (*var_get)(const struct sluice_req *r,
-                                 const char *name);
+    struct sluice_str (*var_get)(const struct sluice_req *r, const char *name);
 
     /* ---- event loop access for plugins doing their own I/O ----
      * The worker's `struct event_base *` (libevent), for e.g. a hiredis
@@ -215,9 +213,9 @@ struct sluice_host {
 };
 
 /* True when the host table carries `member` (for members added after 1.0). */
-#define SLUICE_HOST_HAS(h, member)                                            \
-    ((h)->struct_size >= offsetof(struct sluice_host, member) +               \
-                            sizeof((h)->member) &&                            \
+#define SLUICE_HOST_HAS(h, member)                                             \
+    ((h)->struct_size >=                                                       \
+         offsetof(struct sluice_host, member) + sizeof((h)->member) &&         \
      (h)->member != NULL)
 
 #ifdef __cplusplus

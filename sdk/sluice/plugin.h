@@ -75,9 +75,9 @@ struct sluice_cfg_field {
     const char *name;
     enum sluice_cfg_type type;
     uint32_t flags;
-    const char *default_value; /* JSON text, e.g. "60", "true", "\"global\"";
-                                  NULL: no default (zero) */
-    double min, max;           /* used with HAS_MIN / HAS_MAX */
+    const char *default_value;  /* JSON text, e.g. "60", "true", "\"global\"";
+                                   NULL: no default (zero) */
+    double min, max;            /* used with HAS_MIN / HAS_MAX */
     const char *const *choices; /* ENUM only; NULL-terminated */
     size_t offset;              /* offsetof() into the config struct */
     const char *help;           /* one line, shown by `sluice plugin-help` */
@@ -119,8 +119,7 @@ struct sluice_plugin {
                                      void *state);
     /* Upstream status and headers are known, no body byte has reached the
      * client yet. May RESPOND to replace the upstream answer. */
-    enum sluice_action (*on_upstream_response)(void *self,
-                                               struct sluice_req *r,
+    enum sluice_action (*on_upstream_response)(void *self, struct sluice_req *r,
                                                void *state);
     /* The upstream exchange is over (complete, failed or cut); usage is
      * known when the provider reported it. Runs in reverse config order. */
@@ -138,18 +137,18 @@ struct sluice_plugin {
      * covers it. */
 };
 
-#define SLUICE_PLUGIN_HEADER                                                  \
-    .abi_major = SLUICE_ABI_MAJOR, .abi_minor = SLUICE_ABI_MINOR,             \
+#define SLUICE_PLUGIN_HEADER                                                   \
+    .abi_major = SLUICE_ABI_MAJOR, .abi_minor = SLUICE_ABI_MINOR,              \
     .struct_size = sizeof(struct sluice_plugin)
 
 /* The one exported symbol; the major version is part of its name. */
 #define SLUICE_PLUGIN_ENTRY sluice_plugin_v1
 #define SLUICE_PLUGIN_ENTRY_NAME "sluice_plugin_v1"
-#define SLUICE_PLUGIN_EXPORT(desc)                                            \
-    __attribute__((visibility("default"))) const struct sluice_plugin         \
-        *SLUICE_PLUGIN_ENTRY(void)                                            \
-    {                                                                         \
-        return &(desc);                                                       \
+#define SLUICE_PLUGIN_EXPORT(desc)                                             \
+    __attribute__((visibility("default"))) const struct sluice_plugin *        \
+    SLUICE_PLUGIN_ENTRY(void)                                                  \
+    {                                                                          \
+        return &(desc);                                                        \
     }
 
 #ifdef __cplusplus

@@ -8,8 +8,8 @@
  *     struct sluice_test_host *t = sluice_test_host_new();
  *     const struct sluice_host *h = sluice_test_host(t);
  *     struct sluice_req *r = sluice_test_req_new(t, "{\"model\":\"m\"}");
- *     ... plugin.create(h, &cfg, raw, &self, &err); plugin.on_request(self, r, st);
- *     assert(sluice_test_reject_status(r) == 429);
+ *     ... plugin.create(h, &cfg, raw, &self, &err); plugin.on_request(self, r,
+ * st); assert(sluice_test_reject_status(r) == 429);
  *
  * Not thread-safe except for metric updates (atomic) and wake(), which
  * only counts calls per request (see sluice_test_wakes()).
