@@ -24,3 +24,13 @@ function(sluice_add_unit_test name)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS unit TIMEOUT 120)
 endfunction()
+
+# Marks tests that exercise several threads, so CI runs them again in the
+# TSan build (ctest -L concurrency).
+function(sluice_concurrency_tests)
+  foreach(t ${ARGN})
+    if(TEST ${t})
+      set_property(TEST ${t} APPEND PROPERTY LABELS concurrency)
+    endif()
+  endforeach()
+endfunction()
