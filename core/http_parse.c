@@ -1,0 +1,514 @@
+#include "http_parse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_prescan.h"
+
+enum phase { PH_HEADERS, PH_BODY_LENGTH, PH_BODY_CHUNKED, PH_DONE, PH_ERROR };
+
+enum chunk_state {
+    CH_SIZE,
+    CH_EXT,
+    CH_SIZE_LF,
+    CH_DATA,
+    CH_DATA_CR,
+    CH_DATA_LF,
+    CH_TRAILER_START,
+    CH_TRAILER_NAME,
+    CH_TRAILER_VALUE,
+    CH_TRAILER_LF,
+    CH_END_LF,
+};
+
+/* Chunk extensions carry nothing we use; cap them so a client cannot keep
+ * us parsing an endless extension (CVE-2024-22019 in llhttp). */
+#define MAX_CHUNK_EXT_BYTES 4096
+/* Up-front body reservation for a declared Content-Length; beyond this the
+ * buffer grows as bytes arrive, so a lying client costs us nothing. */
+#define BODY_PREALLOC_MAX (256 * 1024)
+/* Buffers above this are released between requests so idle keep-alive
+ * connections stay small. */
+#define BODY_KEEP_MAX (64 * 1024)
+
+static struct http_request_parser *parser_of(llhttp_t *l)
+{
+    return l->data;
+}
+
+static int on_url(llhttp_t *l, const char *at, size_t len)
+{
+    struct http_request_parser *p = parser_of(l);
+    if (p->url_len == 0)
+        p->url_off = (size_t)(at - p->hdr);
+    p->url_len += len;
+    return 0;
+}
+
+/* The whole header block is one buffer, so each span normally arrives in
+ * one call; appending keeps us correct if llhttp ever splits one. */
+static int on_header_field(llhttp_t *l, const char *at, size_t len)
+{
+    struct http_request_parser *p = parser_of(l);
+    if (!p->field_open) {
+        if (p->header_count == p->headers_cap)
+            return -1; /* more than the pre-scan counted: inconsistent */
+        struct http_header *h = &p->headers[p->header_count++];
+        h->name = at;
+        h->name_len = 0;
+        h->value = NULL;
+        h->value_len = 0;
+        p->field_open = true;
+    }
+    p->headers[p->header_count - 1].name_len += len;
+    return 0;
+}
+
+static int on_header_field_complete(llhttp_t *l)
+{
+    parser_of(l)->field_open = false;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *l, const char *at, size_t len)
+{
+    struct http_request_parser *p = parser_of(l);
+    if (p->header_count == 0)
+        return -1;
+    struct http_header *h = &p->headers[p->header_count - 1];
+    if (!h->value)
+        h->value = at;
+    h->value_len += len;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *l)
+{
+    struct http_request_parser *p = parser_of(l);
+    p->method = llhttp_method_name((llhttp_method_t)l->method);
+    p->is_head = l->method == HTTP_HEAD;
+    /* We never switch protocols; after an Upgrade request the peer may
+     * start talking something else, so do not read another request. */
+    p->keep_alive = llhttp_should_keep_alive(l) && !l->upgrade;
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *l)
+{
+    (void)l;
+    return HPE_PAUSED; /* stop exactly at the end of this request */
+}
+
+static const llhttp_settings_t llhttp_callbacks = {
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_message_complete = on_message_complete,
+};
+
+void http_parse_set_limits(struct http_request_parser *p,
+                           const struct http_limits *limits)
+{
+    p->max_header_bytes = limits->max_header_bytes;
+    p->max_headers = limits->max_headers;
+    p->max_body_bytes = limits->max_body_bytes;
+}
+
+void http_parse_init(struct http_request_parser *p,
+                     const struct http_limits *limits)
+{
+    memset(p, 0, sizeof(*p));
+    http_parse_set_limits(p, limits);
+    llhttp_init(&p->llhttp, HTTP_REQUEST, &llhttp_callbacks);
+    p->llhttp.data = p;
+    http_parse_reset(p);
+}
+
+void http_parse_reset(struct http_request_parser *p)
+{
+    if (p->body_cap > BODY_KEEP_MAX) {
+        free(p->body);
+        p->body = NULL;
+        p->body_cap = 0;
+    }
+    p->phase = PH_HEADERS;
+    p->hdr_len = 0;
+    p->header_count = 0;
+    p->field_open = false;
+    p->path = p->query = NULL;
+    p->url_off = p->url_len = 0;
+    p->body_len = 0;
+    p->method = NULL;
+    p->http_minor = 1;
+    p->keep_alive = p->expect_continue = p->is_head = p->chunked = false;
+    p->content_length = -1;
+    p->error_status = 0;
+    p->error_reason = NULL;
+    p->chunk_state = CH_SIZE;
+    p->chunk_left = 0;
+    p->chunk_digits = 0;
+    p->chunk_ext_bytes = p->trailer_bytes = p->trailer_lines = 0;
+}
+
+void http_parse_free(struct http_request_parser *p)
+{
+    free(p->hdr);
+    free(p->headers);
+    free(p->body);
+    memset(p, 0, sizeof(*p));
+}
+
+bool http_parse_in_body(const struct http_request_parser *p)
+{
+    return p->phase == PH_BODY_LENGTH || p->phase == PH_BODY_CHUNKED;
+}
+
+static enum http_parse_status fail(struct http_request_parser *p, int status,
+                                   const char *reason)
+{
+    p->phase = PH_ERROR;
+    p->error_status = status;
+    p->error_reason = reason;
+    return HTTP_PARSE_ERROR;
+}
+
+/* Geometric growth, never beyond what the body cap can need. */
+static bool body_reserve(struct http_request_parser *p, size_t need)
+{
+    if (need <= p->body_cap)
+        return true;
+    size_t cap = p->body_cap ? p->body_cap : 4096;
+    while (cap < need)
+        cap *= 2;
+    if (cap > p->max_body_bytes + 1)
+        cap = p->max_body_bytes + 1;
+    if (cap < need)
+        cap = need;
+    char *b = realloc(p->body, cap);
+    if (!b)
+        return false;
+    p->body = b;
+    p->body_cap = cap;
+    return true;
+}
+
+static void body_append(struct http_request_parser *p, const char *data,
+                        size_t n)
+{
+    memcpy(p->body + p->body_len, data, n);
+    p->body_len += n;
+    p->body[p->body_len] = '\0';
+}
+
+/* Trims the value, NUL-terminates names, values and the path in place, and
+ * splits off the query. Runs after llhttp is done with the block. */
+static void terminate_strings(struct http_request_parser *p)
+{
+    for (size_t i = 0; i < p->header_count; i++) {
+        struct http_header *h = &p->headers[i];
+        ((char *)h->name)[h->name_len] = '\0';
+        /* llhttp reports an empty value as a zero-length span at the start
+         * of the next line: never write through that pointer. */
+        if (!h->value || h->value_len == 0) {
+            h->value = "";
+            h->value_len = 0;
+            continue;
+        }
+        while (h->value_len && (h->value[h->value_len - 1] == ' ' ||
+                                h->value[h->value_len - 1] == '\t'))
+            h->value_len--;
+        ((char *)h->value)[h->value_len] = '\0';
+    }
+    char *url = p->hdr + p->url_off;
+    url[p->url_len] = '\0';
+    char *q = memchr(url, '?', p->url_len);
+    if (q) {
+        *q = '\0';
+        p->query = q + 1;
+    }
+    p->path = url;
+}
+
+static enum http_parse_status take_header_block(struct http_request_parser *p)
+{
+    struct http_prescan_result r =
+        http_prescan(p->hdr, p->hdr_len, p->max_header_bytes, p->max_headers);
+    if (!r.ok)
+        return fail(p, r.status, r.reason);
+    if (r.header_count > p->headers_cap) {
+        struct http_header *h =
+            realloc(p->headers, r.header_count * sizeof(*h));
+        if (!h)
+            return fail(p, 503, "server out of memory");
+        p->headers = h;
+        p->headers_cap = r.header_count;
+    }
+
+    llhttp_reset(&p->llhttp);
+    p->header_count = 0;
+    p->field_open = false;
+    p->url_off = p->url_len = 0;
+    llhttp_errno_t e = llhttp_execute(&p->llhttp, p->hdr, p->hdr_len);
+    bool complete = e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE;
+    if (e != HPE_OK && !complete)
+        return fail(p, 400,
+                    p->llhttp.reason ? p->llhttp.reason : "malformed request");
+
+    /* The pre-scan and llhttp must agree on framing; if they ever do not,
+     * refuse rather than guess which one is right. */
+    bool has_body = r.chunked || r.content_length > 0;
+    bool ll_chunked = (p->llhttp.flags & F_CHUNKED) != 0;
+    if (ll_chunked != r.chunked || complete == has_body ||
+        (r.content_length > 0 &&
+         p->llhttp.content_length != (uint64_t)r.content_length) ||
+        (complete && llhttp_get_error_pos(&p->llhttp) != p->hdr + p->hdr_len) ||
+        p->url_len == 0 || p->header_count != r.header_count)
+        return fail(p, 400, "ambiguous request framing");
+
+    terminate_strings(p);
+    p->http_minor = r.http_minor;
+    p->expect_continue = r.expect_continue && r.http_minor == 1;
+    p->content_length = r.content_length;
+    p->chunked = r.chunked;
+
+    if (r.content_length > 0 &&
+        (uint64_t)r.content_length > (uint64_t)p->max_body_bytes)
+        return fail(p, 413, "request body too large");
+    if (r.chunked) {
+        p->phase = PH_BODY_CHUNKED;
+        return HTTP_PARSE_HEADERS;
+    }
+    if (r.content_length > 0) {
+        size_t pre = (size_t)r.content_length;
+        if (!body_reserve(
+                p, (pre < BODY_PREALLOC_MAX ? pre : BODY_PREALLOC_MAX) + 1))
+            return fail(p, 503, "server out of memory");
+        p->phase = PH_BODY_LENGTH;
+        return HTTP_PARSE_HEADERS;
+    }
+    p->phase = PH_DONE;
+    return HTTP_PARSE_DONE;
+}
+
+static enum http_parse_status feed_headers(struct http_request_parser *p,
+                                           const char *data, size_t len,
+                                           size_t *consumed)
+{
+    /* Fail fast on what cannot start a request (a TLS hello, say) instead
+     * of waiting for the header timeout. */
+    if (p->hdr_len == 0 && len && data[0] != '\r' &&
+        !http_is_tchar((unsigned char)data[0]))
+        return fail(p, 400, "not an HTTP/1.x request");
+
+    size_t room =
+        p->max_header_bytes > p->hdr_len ? p->max_header_bytes - p->hdr_len : 0;
+    size_t take = len < room ? len : room;
+    if (p->hdr_len + take + 1 > p->hdr_cap) {
+        size_t cap = p->hdr_cap ? p->hdr_cap : 1024;
+        while (cap < p->hdr_len + take + 1)
+            cap *= 2;
+        if (cap > p->max_header_bytes + 1)
+            cap = p->max_header_bytes + 1;
+        char *h = realloc(p->hdr, cap);
+        if (!h)
+            return fail(p, 503, "server out of memory");
+        p->hdr = h;
+        p->hdr_cap = cap;
+    }
+    memcpy(p->hdr + p->hdr_len, data, take);
+    /* Resume the search 3 bytes back: the terminator may straddle feeds. */
+    size_t from = p->hdr_len >= 3 ? p->hdr_len - 3 : 0;
+    size_t old_len = p->hdr_len;
+    p->hdr_len += take;
+    const char *end = memmem(p->hdr + from, p->hdr_len - from, "\r\n\r\n", 4);
+    if (!end) {
+        *consumed = take;
+        if (p->hdr_len >= p->max_header_bytes)
+            return fail(p, 431, "request header block too large");
+        return HTTP_PARSE_NEED_MORE;
+    }
+    p->hdr_len = (size_t)(end + 4 - p->hdr);
+    *consumed = p->hdr_len - old_len;
+    return take_header_block(p);
+}
+
+static enum http_parse_status feed_length(struct http_request_parser *p,
+                                          const char *data, size_t len,
+                                          size_t *consumed)
+{
+    size_t left = (size_t)p->content_length - p->body_len;
+    size_t n = len < left ? len : left;
+    if (!body_reserve(p, p->body_len + n + 1))
+        return fail(p, 503, "server out of memory");
+    body_append(p, data, n);
+    *consumed = n;
+    if (p->body_len < (size_t)p->content_length)
+        return HTTP_PARSE_NEED_MORE;
+    p->phase = PH_DONE;
+    return HTTP_PARSE_DONE;
+}
+
+static int hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static bool is_field_ctl(unsigned char c)
+{
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/* One framing byte (anything but chunk data) of a chunked body, per RFC
+ * 9112 §7.1 with CRLF required everywhere. Returns ERROR, DONE or
+ * NEED_MORE (keep going). */
+static enum http_parse_status chunk_byte(struct http_request_parser *p,
+                                         unsigned char c)
+{
+    int d;
+    switch (p->chunk_state) {
+    case CH_SIZE:
+        d = hex_value(c);
+        if (d >= 0) {
+            /* 16 hex digits fit in 64 bits; the cap below is far lower. */
+            if (++p->chunk_digits > 16)
+                return fail(p, 400, "invalid chunk size");
+            p->chunk_left = p->chunk_left * 16 + (unsigned)d;
+            return HTTP_PARSE_NEED_MORE;
+        }
+        if (p->chunk_digits == 0)
+            return fail(p, 400, "invalid chunk size");
+        if (p->chunk_left > p->max_body_bytes - p->body_len)
+            return fail(p, 413, "request body too large");
+        if (c == ';')
+            p->chunk_state = CH_EXT;
+        else if (c == '\r')
+            p->chunk_state = CH_SIZE_LF;
+        else
+            return fail(p, 400, "invalid chunk size");
+        return HTTP_PARSE_NEED_MORE;
+    case CH_EXT:
+        if (c == '\r')
+            p->chunk_state = CH_SIZE_LF;
+        else if (is_field_ctl(c))
+            return fail(p, 400, "control character in chunk extension");
+        else if (++p->chunk_ext_bytes > MAX_CHUNK_EXT_BYTES)
+            return fail(p, 400, "chunk extensions too long");
+        return HTTP_PARSE_NEED_MORE;
+    case CH_SIZE_LF:
+        if (c != '\n')
+            return fail(p, 400, "bare CR in chunk size line");
+        p->chunk_state = p->chunk_left ? CH_DATA : CH_TRAILER_START;
+        return HTTP_PARSE_NEED_MORE;
+    case CH_DATA_CR:
+        if (c != '\r')
+            return fail(p, 400, "chunk data not followed by CRLF");
+        p->chunk_state = CH_DATA_LF;
+        return HTTP_PARSE_NEED_MORE;
+    case CH_DATA_LF:
+        if (c != '\n')
+            return fail(p, 400, "chunk data not followed by CRLF");
+        p->chunk_state = CH_SIZE;
+        p->chunk_digits = 0;
+        p->chunk_left = 0;
+        return HTTP_PARSE_NEED_MORE;
+    case CH_END_LF:
+        if (c != '\n')
+            return fail(p, 400, "bare CR after trailer section");
+        p->phase = PH_DONE;
+        return HTTP_PARSE_DONE;
+    default:
+        break;
+    }
+
+    /* Trailer section: field lines we validate, count and drop. */
+    if (++p->trailer_bytes > p->max_header_bytes)
+        return fail(p, 431, "request trailers too large");
+    switch (p->chunk_state) {
+    case CH_TRAILER_START:
+        if (c == '\r') {
+            p->chunk_state = CH_END_LF;
+            return HTTP_PARSE_NEED_MORE;
+        }
+        if (!http_is_tchar(c))
+            return fail(p, 400, "invalid trailer field");
+        if (++p->trailer_lines > p->max_headers)
+            return fail(p, 431, "too many request trailers");
+        p->chunk_state = CH_TRAILER_NAME;
+        return HTTP_PARSE_NEED_MORE;
+    case CH_TRAILER_NAME:
+        if (c == ':')
+            p->chunk_state = CH_TRAILER_VALUE;
+        else if (!http_is_tchar(c))
+            return fail(p, 400, "invalid trailer field name");
+        return HTTP_PARSE_NEED_MORE;
+    case CH_TRAILER_VALUE:
+        if (c == '\r')
+            p->chunk_state = CH_TRAILER_LF;
+        else if (is_field_ctl(c))
+            return fail(p, 400, "control character in trailer field");
+        return HTTP_PARSE_NEED_MORE;
+    case CH_TRAILER_LF:
+        if (c != '\n')
+            return fail(p, 400, "bare CR in trailer field");
+        p->chunk_state = CH_TRAILER_START;
+        return HTTP_PARSE_NEED_MORE;
+    default:
+        return fail(p, 400, "invalid chunked body");
+    }
+}
+
+static enum http_parse_status feed_chunked(struct http_request_parser *p,
+                                           const char *data, size_t len,
+                                           size_t *consumed)
+{
+    size_t i = 0;
+    while (i < len) {
+        if (p->chunk_state == CH_DATA) {
+            size_t n = len - i;
+            if (n > p->chunk_left)
+                n = (size_t)p->chunk_left;
+            if (!body_reserve(p, p->body_len + n + 1))
+                return fail(p, 503, "server out of memory");
+            body_append(p, data + i, n);
+            i += n;
+            p->chunk_left -= n;
+            if (!p->chunk_left)
+                p->chunk_state = CH_DATA_CR;
+            continue;
+        }
+        enum http_parse_status st = chunk_byte(p, (unsigned char)data[i++]);
+        if (st != HTTP_PARSE_NEED_MORE) {
+            *consumed = i;
+            return st;
+        }
+    }
+    *consumed = i;
+    return HTTP_PARSE_NEED_MORE;
+}
+
+enum http_parse_status http_parse_feed(struct http_request_parser *p,
+                                       const char *data, size_t len,
+                                       size_t *consumed)
+{
+    *consumed = 0;
+    switch (p->phase) {
+    case PH_HEADERS:
+        return feed_headers(p, data, len, consumed);
+    case PH_BODY_LENGTH:
+        return feed_length(p, data, len, consumed);
+    case PH_BODY_CHUNKED:
+        return feed_chunked(p, data, len, consumed);
+    case PH_DONE:
+        return HTTP_PARSE_DONE;
+    default:
+        return HTTP_PARSE_ERROR;
+    }
+}
