@@ -463,6 +463,7 @@ static void apply_backpressure(struct sluice_req *r, size_t queued)
     if (queued > high && r->call && !r->upstream_paused) {
         r->upstream_paused = true;
         upstream_call_pause(r->call);
+        metric_add(g_runtime.m.upstream_pauses, 1);
         http_stream_on_drain(r->ex, high / 4, on_client_drained, r);
     }
 }

@@ -75,6 +75,10 @@ void runtime_init_metrics(void)
     m->reloads_failed =
         metrics_counter(reg, "sluice_reloads_total", "Configuration reloads.",
                         "result=\"refused\"");
+    m->upstream_pauses = metrics_counter(
+        reg, "sluice_upstream_pauses_total",
+        "Times a stream's upstream transfer was paused for a slow client.",
+        NULL);
     m->client_disconnects = metrics_counter(
         reg, "sluice_client_disconnects_total",
         "Requests whose client went away before the answer was complete.",
@@ -257,6 +261,8 @@ int runtime_reload(const char *path)
     generation_unref(old);
     metric_add(g_runtime.m.reloads_ok, 1);
     log_set_level(log_level_parse(g->cfg->log_level));
+    if (access_log_open(g->cfg->access_log) != 0)
+        log_msg(LOG_WARN, "reload", "keeping the previous access log");
     log_msg(LOG_INFO, "reload",
             "config generation %llu is live (%zu plugin "
             "instances)",

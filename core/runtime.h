@@ -68,6 +68,7 @@ struct core_metrics {
     struct metric *reloads_ok;
     struct metric *reloads_failed;
     struct metric *client_disconnects;
+    struct metric *upstream_pauses;
     struct metric *connections;
 };
 
