@@ -304,6 +304,13 @@ static bool schedule_retry(struct sluice_req *r, bool retryable)
     uint64_t told = upstream_retry_after_ms(r);
 
     bool moved = rc->on_other_upstream && next_fallback(r);
+    /* A breaker opened by this very failure marks the upstream down: retry
+     * elsewhere or not at all, never into an open circuit. */
+    if (!moved && upstream_down(r->upstream)) {
+        if (!next_fallback(r))
+            return false;
+        moved = true;
+    }
     if (told > delay && !moved)
         delay = told; /* never retry the same upstream inside its window */
     if (elapsed_ms + delay >= rc->deadline_ms)
@@ -546,8 +553,12 @@ static void on_headers(struct upstream_call *c, void *arg, int status,
             r->resp_header_count++;
     }
     struct attempt_record *a = current_attempt(r);
-    if (a)
+    if (a) {
         a->status = status;
+        /* An error status is final now; plugins judge it in this hook. */
+        if (status >= 400)
+            a->outcome = r->outcome = SLUICE_OUTCOME_HTTP_ERROR;
+    }
     if (!r->first_byte_ns) {
         r->first_byte_ns = worker_now_ns();
         metric_observe(g_runtime.m.ttfb_seconds,
@@ -636,6 +647,13 @@ static void on_done(struct upstream_call *c, void *arg,
                                       ? SLUICE_OUTCOME_TIMEOUT
                                       : SLUICE_OUTCOME_CONNECT_ERROR;
     end_attempt(r, outcome);
+    /* Plugins judge every attempt as it ends (a breaker may open now and
+     * so stop the retry below); a failure without headers counts too. */
+    if (pipeline_upstream_response(r) == SLUICE_RESPOND) {
+        respond_send_local(r);
+        leave(r);
+        return;
+    }
     if (schedule_retry(r, result != UPSTREAM_CANCELLED)) {
         leave(r);
         return;

@@ -176,6 +176,9 @@ void request_finish(struct sluice_req *r)
         pipeline_response(r);
     }
     r->logged = true;
+    /* The cached clock may date from the start of this loop turn; a fast
+     * local answer would otherwise log a duration of 0. */
+    worker_refresh_clock(r->w);
     pipeline_log(r);
 
     uint64_t now = worker_now_ns();

@@ -97,6 +97,8 @@ struct breaker_req {
     uint32_t generation;
     bool probe;
     bool judged;
+    bool held_seen;     /* an attempt on the held key was judged */
+    size_t judged_upto; /* attempts [0, judged_upto) are judged */
 };
 
 /* ---- config ---- */
@@ -527,14 +529,16 @@ static void judge(struct breaker *b, struct sluice_req *r,
     if (st->judged)
         return;
     st->judged = true;
+    held_seen = st->held_seen;
     if (SLUICE_HOST_HAS(h, resp_attempt) &&
         SLUICE_HOST_HAS(h, resp_attempt_count)) {
         size_t n = h->resp_attempt_count(r);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = st->judged_upto; i < n; i++) {
             struct sluice_attempt a;
             if (h->resp_attempt(r, i, &a))
                 judge_attempt(b, st, now, &a, &held_seen);
         }
+        st->judged_upto = n;
     } else {
         struct sluice_attempt a = {
             .upstream = h->req_upstream(r),
@@ -655,6 +659,35 @@ static enum sluice_action breaker_on_request(void *self, struct sluice_req *r,
     h->counter_add(b->m_rejected, 1);
     return h->reject(r, 503, "api_error", "upstream_unavailable", msg,
                      retry_ms);
+}
+
+/* Runs as each attempt ends. Failures are judged at once, so a breaker
+ * that opens mid-request stops the core's retries into it; a success waits
+ * for on_response, when its outcome (complete or cut) is final. */
+static enum sluice_action breaker_on_upstream_response(void *self,
+                                                       struct sluice_req *r,
+                                                       void *state)
+{
+    struct breaker *b = self;
+    struct breaker_req *st = state;
+    const struct sluice_host *h = b->host;
+
+    if (st->judged || !SLUICE_HOST_HAS(h, resp_attempt) ||
+        !SLUICE_HOST_HAS(h, resp_attempt_count))
+        return SLUICE_CONTINUE;
+    uint64_t now = h->now_ns(h);
+    size_t n = h->resp_attempt_count(r);
+    for (size_t i = st->judged_upto; i < n; i++) {
+        struct sluice_attempt a;
+        if (!h->resp_attempt(r, i, &a))
+            break;
+        bool last = i + 1 == n;
+        if (last && classify(b, a.status, a.outcome) != BREAKER_FAILURE)
+            break;
+        judge_attempt(b, st, now, &a, &st->held_seen);
+        st->judged_upto = i + 1;
+    }
+    return SLUICE_CONTINUE;
 }
 
 static void breaker_on_response(void *self, struct sluice_req *r, void *state)
@@ -836,6 +869,7 @@ static const struct sluice_plugin breaker_plugin = {
     .create = breaker_create,
     .destroy = breaker_destroy,
     .on_request = breaker_on_request,
+    .on_upstream_response = breaker_on_upstream_response,
     .on_response = breaker_on_response,
     .on_log = breaker_on_log,
     .status_json = breaker_status_json,

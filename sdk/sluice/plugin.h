@@ -117,7 +117,9 @@ struct sluice_plugin {
      * on_request runs in config order, before the upstream call. */
     enum sluice_action (*on_request)(void *self, struct sluice_req *r,
                                      void *state);
-    /* Upstream status and headers are known, no body byte has reached the
+    /* Once per upstream attempt (retries make several): when its status
+     * and headers are known, or when it failed without a response
+     * (resp_status 0, resp_outcome says why). No body byte has reached the
      * client yet. May RESPOND to replace the upstream answer. */
     enum sluice_action (*on_upstream_response)(void *self, struct sluice_req *r,
                                                void *state);

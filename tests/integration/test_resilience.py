@@ -460,6 +460,21 @@ def test_retries_recover_from_503_burst(h):
     eq(h.mock_stats()["chat_completions"], 7)
 
 
+def test_retries_never_go_into_an_open_circuit(h):
+    h.start_mock()
+    h.start_gateway(h.config(
+        retry={"max_attempts": 3, "base_delay_ms": 10, "max_delay_ms": 20},
+        pipeline=[breaker(consecutive_failures=5, recovery_timeout_ms=60000)]))
+    h.mock_config(status=503)
+    eq(h.chat("one").status, 503)  # 3 attempts: failures 1-3
+    eq(h.chat("two").status, 503)  # 2 attempts open the breaker; no 3rd
+    eq(h.mock_stats()["chat_completions"], 5, "no retry after the breaker opened")
+    r = h.chat("three")
+    eq(r.status, 503)
+    eq(error_code(r), "upstream_unavailable")
+    eq(h.mock_stats()["chat_completions"], 5)
+
+
 def test_retry_honours_upstream_retry_after(h):
     h.start_mock()
     h.start_gateway(h.config(retry={"max_attempts": 2, "base_delay_ms": 1, "max_delay_ms": 10,
