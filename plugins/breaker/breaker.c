@@ -664,9 +664,8 @@ static enum sluice_action breaker_on_request(void *self, struct sluice_req *r,
 /* Runs as each attempt ends. Failures are judged at once, so a breaker
  * that opens mid-request stops the core's retries into it; a success waits
  * for on_response, when its outcome (complete or cut) is final. */
-static enum sluice_action breaker_on_upstream_response(void *self,
-                                                       struct sluice_req *r,
-                                                       void *state)
+static enum sluice_action
+breaker_on_upstream_response(void *self, struct sluice_req *r, void *state)
 {
     struct breaker *b = self;
     struct breaker_req *st = state;
