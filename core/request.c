@@ -1,6 +1,7 @@
 #include "request.h"
 
 #include <event2/buffer.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +16,10 @@
 struct sluice_req *request_new(struct worker *w, struct generation *gen,
                                struct http_exchange *ex)
 {
-    struct sluice_req *r = calloc(1, sizeof *r);
+    struct sluice_req *r = malloc(sizeof *r);
     if (!r)
         return NULL;
+    memset(r, 0, offsetof(struct sluice_req, arena));
     r->magic = REQUEST_MAGIC;
     r->w = w;
     r->gen = gen;

@@ -247,8 +247,14 @@ static bool scan_count(const char *s, const char *end, const char *key,
                        uint64_t *out)
 {
     char quoted[40];
-    int klen = snprintf(quoted, sizeof quoted, "\"%s\"", key);
-    const char *hit = memmem(s, (size_t)(end - s), quoted, (size_t)klen);
+    size_t klen = strlen(key);
+    if (klen + 2 > sizeof quoted)
+        return false;
+    quoted[0] = '"';
+    memcpy(quoted + 1, key, klen);
+    quoted[klen + 1] = '"';
+    klen += 2;
+    const char *hit = memmem(s, (size_t)(end - s), quoted, klen);
     if (!hit)
         return false;
     const char *p = hit + klen;

@@ -75,9 +75,13 @@ static bool set_method_and_body(CURL *e, const struct upstream_request *req,
     return true;
 }
 
-static void set_transport_options(CURL *e, const struct upstream_request *req)
+static void set_transport_options(CURL *e, const struct upstream_request *req,
+                                  CURLU *parsed)
 {
-    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    if (parsed)
+        curl_easy_setopt(e, CURLOPT_CURLU, parsed); /* read-only to curl */
+    else
+        curl_easy_setopt(e, CURLOPT_URL, req->url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -101,11 +105,11 @@ static void set_transport_options(CURL *e, const struct upstream_request *req)
 }
 
 bool upstream_request_apply(CURL *easy, const struct upstream_request *req,
-                            struct upstream_request_copy *owned)
+                            CURLU *parsed, struct upstream_request_copy *owned)
 {
     if (!set_method_and_body(easy, req, owned))
         return false;
-    set_transport_options(easy, req);
+    set_transport_options(easy, req, parsed);
     return true;
 }
 

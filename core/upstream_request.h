@@ -14,10 +14,12 @@ struct upstream_request_copy {
     struct curl_slist *headers;
 };
 
-/* URL, method, body (copied), headers and transport options. On false,
- * whatever was allocated is still in `owned` for the caller to free. */
+/* URL, method, body (copied), headers and transport options. `parsed`
+ * is req->url already parsed (CURLOPT_CURLU), or NULL to let curl parse
+ * it. On false, whatever was allocated is still in `owned` for the caller
+ * to free. */
 bool upstream_request_apply(CURL *easy, const struct upstream_request *req,
-                            struct upstream_request_copy *owned);
+                            CURLU *parsed, struct upstream_request_copy *owned);
 void upstream_request_copy_free(struct upstream_request_copy *owned);
 
 #endif
