@@ -4,7 +4,7 @@
 #   pipeline) | sluice (3 no-op plugins + the default Lua policy)
 # at 1 and 64 connections (requests/s, p50, p99) plus time to first
 # streamed byte. Results: bench/results/latest.md
-#   bench/run.sh [DURATION_SECONDS]
+#   bench/run.sh [DURATION_SECONDS]      (BENCH_NO_BUILD=1: use build/ as is)
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -12,9 +12,11 @@ DUR=${1:-10}
 OUT=bench/results
 TMP=$(mktemp -d)
 mkdir -p "$OUT"
-./scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSANITIZE=none >/dev/null
-cmake --build build -j"$(nproc)" >/dev/null
+if [ -z "${BENCH_NO_BUILD:-}" ]; then # set it to reuse an existing build/
+    ./scripts/install-deps.sh
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSANITIZE=none >/dev/null
+    cmake --build build -j"$(nproc)" >/dev/null
+fi
 
 # PIDs go to a file: start_sluice runs in a $(...) subshell.
 cleanup() { [ -f "$TMP/pids" ] && kill $(cat "$TMP/pids") 2>/dev/null; rm -rf "$TMP"; }

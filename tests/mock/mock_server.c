@@ -1,13 +1,17 @@
 #include "mock_server.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "mock_admin.h"
 #include "mock_call.h"
@@ -71,6 +75,13 @@ static struct mock_conn *conn_for(struct mock_worker *w,
         return NULL;
     }
     evhttp_connection_set_closecb(evcon, on_conn_close, c);
+    /* Streams are many small writes: without TCP_NODELAY, Nagle holds the
+     * second one until the peer's delayed ACK (40 ms per stream). */
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    int one = 1;
+    if (bev)
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
+                   sizeof(one));
     mock_stats_add(&w->app->stats.connections_accepted, 1);
     mock_stats_add(&w->app->stats.connections_open, 1);
     return c;
