@@ -1,0 +1,188 @@
+/* sliding_window config: the key table, tiers and Lua overrides. */
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/rl_duration.h"
+#include "sliding_window.h"
+
+#define OFF(f) offsetof(struct sw_config, f)
+#define POSITIVE (SLUICE_CFG_HAS_MIN | SLUICE_CFG_MIN_EXCLUSIVE)
+#define RANGE (SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX)
+#define MAX_LIMIT 1e9
+
+static const char *const mode_choices[] = {"reject", "wait", NULL};
+
+const struct sluice_cfg_field sw_config_fields[] = {
+    {"limit", SLUICE_CFG_INT,
+     SLUICE_CFG_REQUIRED | POSITIVE | SLUICE_CFG_HAS_MAX, NULL, 0, MAX_LIMIT,
+     NULL, OFF(limit), "requests allowed in any rolling window"},
+    {"window_s", SLUICE_CFG_INT, POSITIVE | SLUICE_CFG_HAS_MAX, "60", 0, 86400,
+     NULL, OFF(window_s), "length of the rolling window in seconds"},
+    {"approximate", SLUICE_CFG_BOOL, 0, "false", 0, 0, NULL, OFF(approximate),
+     "two weighted fixed windows: O(1) memory, an estimate (for big limits)"},
+    {"scope", SLUICE_CFG_STRING, 0, "\"global\"", 0, 0, NULL, OFF(scope),
+     "key template: global, {tenant}, {user}, {tier}, {key}, {model}, "
+     "{header.NAME}, ... and combinations"},
+    {"tiers", SLUICE_CFG_JSON, 0, NULL, 0, 0, NULL, 0,
+     "per-tier limits: {\"free\": {\"limit\": 20}, ...}"},
+    {"mode", SLUICE_CFG_ENUM, 0, "\"reject\"", 0, 0, mode_choices, OFF(mode),
+     "reject: 429 at once; wait: hold the request up to max_wait_ms"},
+    {"max_wait_ms", SLUICE_CFG_INT, RANGE, "10000", 0, 3600000, NULL,
+     OFF(max_wait_ms), "longest wait in wait mode"},
+    {"headers", SLUICE_CFG_BOOL, 0, "true", 0, 0, NULL, OFF(headers),
+     "add x-ratelimit-{limit,remaining,reset}-requests"},
+    {"var_prefix", SLUICE_CFG_STRING, 0, "\"ratelimit.sliding_window\"", 0, 0,
+     NULL, OFF(var_prefix),
+     "per-request overrides are read from vars PREFIX.tier and "
+     "PREFIX.limit"},
+    {"max_keys", SLUICE_CFG_INT, RANGE, "100000", 1, 100000000, NULL,
+     OFF(max_keys), "most keys held in memory (coldest dropped beyond)"},
+    RL_BACKEND_FIELDS(struct sw_config, store),
+    {0},
+};
+
+static int check_limit(const struct sliding_window *sw, uint64_t limit,
+                       const char *where, struct sluice_error *err)
+{
+    if (!sw->cfg.approximate && limit > SW_EXACT_MAX) {
+        snprintf(err->message, sizeof err->message,
+                 "%slimit: exact mode keeps one timestamp per request; above "
+                 "%d set \"approximate\": true",
+                 where, SW_EXACT_MAX);
+        return -1;
+    }
+    if (rl_backend_is_redis(&sw->be) && !sw_redis_fits(limit, sw->window_ns)) {
+        snprintf(err->message, sizeof err->message,
+                 "%slimit: too large for exact Redis arithmetic (limit * "
+                 "window_s must stay below 4.5e9)",
+                 where);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_tiers(struct sliding_window *sw, struct sluice_str raw,
+                       struct sluice_error *err)
+{
+    json_error_t jerr;
+    json_t *root, *tiers;
+    int rc = 0;
+    char where[96];
+
+    if (!raw.ptr || !raw.len)
+        return 0;
+    root = json_loadb(raw.ptr, raw.len, 0, &jerr);
+    if (!root) {
+        snprintf(err->message, sizeof err->message, "config: %s", jerr.text);
+        return -1;
+    }
+    tiers = json_object_get(root, "tiers");
+    if (!tiers || json_is_null(tiers))
+        goto out;
+    if (!json_is_object(tiers)) {
+        snprintf(err->message, sizeof err->message,
+                 "tiers: must be an object of tier name -> {\"limit\": N}");
+        rc = -1;
+        goto out;
+    }
+    sw->tiers = calloc(json_object_size(tiers) + 1, sizeof *sw->tiers);
+    if (!sw->tiers) {
+        snprintf(err->message, sizeof err->message, "out of memory");
+        rc = -1;
+        goto out;
+    }
+    const char *name;
+    json_t *obj;
+    json_object_foreach(tiers, name, obj)
+    {
+        json_t *lim = json_object_get(obj, "limit");
+        snprintf(where, sizeof where, "tiers.%s.", name);
+        if (!json_is_object(obj) || json_object_size(obj) != 1 || !lim) {
+            snprintf(err->message, sizeof err->message,
+                     "tiers.%s: must be {\"limit\": N}", name);
+            rc = -1;
+            goto out;
+        }
+        if (!json_is_integer(lim) || json_integer_value(lim) <= 0 ||
+            json_integer_value(lim) > (json_int_t)MAX_LIMIT) {
+            snprintf(err->message, sizeof err->message,
+                     "%slimit: must be an integer > 0 and <= 1e9", where);
+            rc = -1;
+            goto out;
+        }
+        uint64_t v = (uint64_t)json_integer_value(lim);
+        if (check_limit(sw, v, where, err)) {
+            rc = -1;
+            goto out;
+        }
+        sw->tiers[sw->ntiers].name = strdup(name);
+        sw->tiers[sw->ntiers].limit = v;
+        if (!sw->tiers[sw->ntiers].name) {
+            snprintf(err->message, sizeof err->message, "out of memory");
+            rc = -1;
+            goto out;
+        }
+        sw->ntiers++;
+    }
+out:
+    json_decref(root);
+    return rc;
+}
+
+int sw_setup(struct sliding_window *sw, struct sluice_str raw_json,
+             struct sluice_error *err)
+{
+    sw->window_ns = (uint64_t)sw->cfg.window_s * 1000000000ull;
+    sw->max_wait_ns = sw->cfg.mode == SW_MODE_WAIT
+                          ? (uint64_t)sw->cfg.max_wait_ms * 1000000ull
+                          : 0;
+    snprintf(sw->var_tier, sizeof sw->var_tier, "%s.tier", sw->cfg.var_prefix);
+    snprintf(sw->var_limit, sizeof sw->var_limit, "%s.limit",
+             sw->cfg.var_prefix);
+    if (check_limit(sw, (uint64_t)sw->cfg.limit, "", err))
+        return -1;
+    return parse_tiers(sw, raw_json, err);
+}
+
+void sw_free_tiers(struct sliding_window *sw)
+{
+    for (size_t i = 0; i < sw->ntiers; i++)
+        free(sw->tiers[i].name);
+    free(sw->tiers);
+    sw->tiers = NULL;
+    sw->ntiers = 0;
+}
+
+uint64_t sw_limit_for(struct sliding_window *sw, struct sluice_req *r)
+{
+    const struct sluice_host *h = sw->h;
+    uint64_t limit = (uint64_t)sw->cfg.limit, v;
+    struct sluice_str tier = h->var_get(r, sw->var_tier);
+
+    if (!tier.len)
+        tier = h->req_identity(r, SLUICE_ID_TIER);
+    for (size_t i = 0; tier.len && i < sw->ntiers; i++)
+        if (strlen(sw->tiers[i].name) == tier.len &&
+            memcmp(sw->tiers[i].name, tier.ptr, tier.len) == 0)
+            limit = sw->tiers[i].limit;
+
+    struct sluice_str over = h->var_get(r, sw->var_limit);
+    if (!over.len)
+        return limit;
+    bool ok =
+        rl_parse_u64(over, &v) && v > 0 &&
+        v <= (sw->cfg.approximate ? (uint64_t)MAX_LIMIT
+                                  : (uint64_t)SW_EXACT_MAX) &&
+        (!rl_backend_is_redis(&sw->be) || sw_redis_fits(v, sw->window_ns));
+    if (ok)
+        return v;
+    if (!atomic_exchange(&sw->warned_bad_var, true))
+        h->log(h, SLUICE_LOG_WARN,
+               "ignoring var %s: not an integer limit this instance can "
+               "hold (logged once)",
+               sw->var_limit);
+    return limit;
+}

@@ -1,0 +1,312 @@
+/* token_bucket config: the key table, tiers and per-request overrides. */
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/rl_duration.h"
+#include "token_bucket.h"
+
+#define OFF(f) offsetof(struct tb_config, f)
+#define POSITIVE (SLUICE_CFG_HAS_MIN | SLUICE_CFG_MIN_EXCLUSIVE)
+#define RANGE (SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX)
+#define MAX_UNITS 1e12
+
+static const char *const mode_choices[] = {"reject", "wait", NULL};
+
+const struct sluice_cfg_field tb_config_fields[] = {
+    {"requests_per_period", SLUICE_CFG_INT, POSITIVE | SLUICE_CFG_HAS_MAX, NULL,
+     0, MAX_UNITS, NULL, OFF(requests_per_period),
+     "requests per period (absent: requests are not limited)"},
+    {"tokens_per_period", SLUICE_CFG_INT, POSITIVE | SLUICE_CFG_HAS_MAX, NULL,
+     0, MAX_UNITS, NULL, OFF(tokens_per_period),
+     "tokens per period: input estimate + max_tokens, reconciled with usage "
+     "(absent: tokens are not limited)"},
+    {"period_s", SLUICE_CFG_INT, POSITIVE | SLUICE_CFG_HAS_MAX, "60", 0, 86400,
+     NULL, OFF(period_s), "length of the period in seconds"},
+    {"burst_requests", SLUICE_CFG_INT, POSITIVE | SLUICE_CFG_HAS_MAX, NULL, 0,
+     MAX_UNITS, NULL, OFF(burst_requests),
+     "bucket size for requests (default: requests_per_period)"},
+    {"burst_tokens", SLUICE_CFG_INT, POSITIVE | SLUICE_CFG_HAS_MAX, NULL, 0,
+     MAX_UNITS, NULL, OFF(burst_tokens),
+     "bucket size for tokens (default: tokens_per_period)"},
+    {"scope", SLUICE_CFG_STRING, 0, "\"global\"", 0, 0, NULL, OFF(scope),
+     "key template: global, {tenant}, {user}, {tier}, {key}, {model}, "
+     "{header.NAME}, ... and combinations"},
+    {"tiers", SLUICE_CFG_JSON, 0, NULL, 0, 0, NULL, 0,
+     "per-tier limits: {\"free\": {\"requests_per_period\": 20}, ...}"},
+    {"mode", SLUICE_CFG_ENUM, 0, "\"reject\"", 0, 0, mode_choices, OFF(mode),
+     "reject: 429 at once; wait: hold the request up to max_wait_ms"},
+    {"max_wait_ms", SLUICE_CFG_INT, RANGE, "10000", 0, 3600000, NULL,
+     OFF(max_wait_ms), "longest wait in wait mode"},
+    {"default_max_tokens", SLUICE_CFG_INT, RANGE, "256", 0, 10000000, NULL,
+     OFF(default_max_tokens),
+     "completion tokens reserved when a request sets no max_tokens"},
+    {"headers", SLUICE_CFG_BOOL, 0, "true", 0, 0, NULL, OFF(headers),
+     "add x-ratelimit-{limit,remaining,reset}-{requests,tokens}"},
+    {"pause_on_upstream_429", SLUICE_CFG_BOOL, 0, "false", 0, 0, NULL,
+     OFF(pause_on_upstream_429),
+     "an upstream 429 pauses the key for its Retry-After"},
+    {"upstream_429_pause_ms", SLUICE_CFG_INT, RANGE, "1000", 0, 600000, NULL,
+     OFF(upstream_429_pause_ms), "pause when the 429 has no Retry-After"},
+    {"var_prefix", SLUICE_CFG_STRING, 0, "\"ratelimit.token_bucket\"", 0, 0,
+     NULL, OFF(var_prefix),
+     "per-request overrides are read from vars PREFIX.tier, "
+     "PREFIX.requests_per_period, ..."},
+    {"max_keys", SLUICE_CFG_INT, RANGE, "100000", 1, 100000000, NULL,
+     OFF(max_keys), "most keys held in memory (coldest dropped beyond)"},
+    RL_BACKEND_FIELDS(struct tb_config, store),
+    {0},
+};
+
+static const char *const dim_keys[] = {"requests_per_period",
+                                       "tokens_per_period", "burst_requests",
+                                       "burst_tokens"};
+
+static uint64_t share(const struct token_bucket *tb, uint64_t v)
+{
+    uint64_t div = tb->cfg.store.local_fallback_divisor > 1
+                       ? (uint64_t)tb->cfg.store.local_fallback_divisor
+                       : 1;
+    return v ? (v / div ? v / div : 1) : 0;
+}
+
+static void make_pair(const struct token_bucket *tb, struct tb_pair *p,
+                      const uint64_t limit[TB_DIMS],
+                      const uint64_t burst[TB_DIMS])
+{
+    uint64_t period = (uint64_t)tb->cfg.period_s * 1000000000ull;
+    tb_limits_init(&p->lim, limit[0], limit[1], burst[0], burst[1], period,
+                   tb->max_wait_ns);
+    tb_limits_init(&p->fb, share(tb, limit[0]), share(tb, limit[1]),
+                   share(tb, p->lim.burst[0]), share(tb, p->lim.burst[1]),
+                   period, tb->max_wait_ns);
+}
+
+static int check_redis(const struct token_bucket *tb, const struct tb_pair *p,
+                       const char *where, struct sluice_error *err)
+{
+    if (!rl_backend_is_redis(&tb->be) || tb_redis_fits(&p->lim))
+        return 0;
+    snprintf(err->message, sizeof err->message,
+             "%stokens_per_period: too large for exact Redis arithmetic "
+             "((burst + limit) * period_s must stay below 9e9)",
+             where);
+    return -1;
+}
+
+/* One tier object: {"requests_per_period": 20, ...} on top of the base. */
+static int parse_tier(struct token_bucket *tb, struct tb_tier *t,
+                      const char *name, json_t *obj, struct sluice_error *err)
+{
+    const char *key;
+    json_t *v;
+    uint64_t vals[4] = {0};
+    char where[96];
+
+    snprintf(where, sizeof where, "tiers.%s.", name);
+    if (!json_is_object(obj)) {
+        snprintf(err->message, sizeof err->message,
+                 "tiers.%s: must be an object", name);
+        return -1;
+    }
+    json_object_foreach(obj, key, v)
+    {
+        int k;
+        for (k = 0; k < 4 && strcmp(key, dim_keys[k]) != 0; k++)
+            ;
+        if (k == 4) {
+            snprintf(err->message, sizeof err->message,
+                     "%s%s: unknown key (use requests_per_period, "
+                     "tokens_per_period, burst_requests, burst_tokens)",
+                     where, key);
+            return -1;
+        }
+        if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+            json_integer_value(v) > (json_int_t)MAX_UNITS) {
+            snprintf(err->message, sizeof err->message,
+                     "%s%s: must be an integer > 0 and <= 1e12", where, key);
+            return -1;
+        }
+        vals[k] = (uint64_t)json_integer_value(v);
+    }
+    t->name = strdup(name);
+    if (!t->name) {
+        snprintf(err->message, sizeof err->message, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < TB_DIMS; i++) {
+        t->limit[i] = vals[i] ? vals[i] : tb->base.limit[i];
+        /* A tier that changes a limit but not its burst gets burst = limit. */
+        t->burst[i] = vals[2 + i] ? vals[2 + i]
+                      : vals[i]   ? vals[i]
+                                  : tb->base.burst[i];
+        if (t->burst[i] && !t->limit[i]) {
+            snprintf(err->message, sizeof err->message, "%s%s: needs %s", where,
+                     dim_keys[2 + i], dim_keys[i]);
+            return -1;
+        }
+    }
+    make_pair(tb, &t->pair, t->limit, t->burst);
+    return check_redis(tb, &t->pair, where, err);
+}
+
+static int parse_tiers(struct token_bucket *tb, struct sluice_str raw,
+                       struct sluice_error *err)
+{
+    json_error_t jerr;
+    json_t *root, *tiers;
+    int rc = 0;
+
+    if (!raw.ptr || !raw.len)
+        return 0;
+    root = json_loadb(raw.ptr, raw.len, 0, &jerr);
+    if (!root) {
+        snprintf(err->message, sizeof err->message, "config: %s", jerr.text);
+        return -1;
+    }
+    tiers = json_object_get(root, "tiers");
+    if (tiers && !json_is_null(tiers)) {
+        if (!json_is_object(tiers)) {
+            snprintf(err->message, sizeof err->message,
+                     "tiers: must be an object of tier name -> limits");
+            rc = -1;
+            goto out;
+        }
+        size_t n = json_object_size(tiers);
+        tb->tiers = calloc(n ? n : 1, sizeof *tb->tiers);
+        if (!tb->tiers) {
+            snprintf(err->message, sizeof err->message, "out of memory");
+            rc = -1;
+            goto out;
+        }
+        const char *name;
+        json_t *obj;
+        json_object_foreach(tiers, name, obj)
+        {
+            if (parse_tier(tb, &tb->tiers[tb->ntiers], name, obj, err)) {
+                free(tb->tiers[tb->ntiers].name);
+                rc = -1;
+                goto out;
+            }
+            tb->ntiers++;
+        }
+    }
+out:
+    json_decref(root);
+    return rc;
+}
+
+int tb_setup_limits(struct token_bucket *tb, struct sluice_str raw_json,
+                    struct sluice_error *err)
+{
+    const struct tb_config *c = &tb->cfg;
+
+    if (!c->requests_per_period && !c->tokens_per_period) {
+        snprintf(err->message, sizeof err->message,
+                 "requests_per_period: set it, tokens_per_period or both");
+        return -1;
+    }
+    if (c->burst_requests && !c->requests_per_period) {
+        snprintf(err->message, sizeof err->message,
+                 "burst_requests: needs requests_per_period");
+        return -1;
+    }
+    if (c->burst_tokens && !c->tokens_per_period) {
+        snprintf(err->message, sizeof err->message,
+                 "burst_tokens: needs tokens_per_period");
+        return -1;
+    }
+    tb->max_wait_ns =
+        c->mode == TB_MODE_WAIT ? (uint64_t)c->max_wait_ms * 1000000ull : 0;
+    tb->base.limit[0] = (uint64_t)c->requests_per_period;
+    tb->base.limit[1] = (uint64_t)c->tokens_per_period;
+    tb->base.burst[0] =
+        c->burst_requests ? (uint64_t)c->burst_requests : tb->base.limit[0];
+    tb->base.burst[1] =
+        c->burst_tokens ? (uint64_t)c->burst_tokens : tb->base.limit[1];
+    make_pair(tb, &tb->base.pair, tb->base.limit, tb->base.burst);
+    if (check_redis(tb, &tb->base.pair, "", err))
+        return -1;
+    static const char *const suffix[TB_VARS] = {
+        "tier", "requests_per_period", "tokens_per_period", "burst_requests",
+        "burst_tokens"};
+    for (int i = 0; i < TB_VARS; i++)
+        snprintf(tb->var_names[i], sizeof tb->var_names[i], "%s.%s",
+                 c->var_prefix, suffix[i]);
+    return parse_tiers(tb, raw_json, err);
+}
+
+void tb_free_tiers(struct token_bucket *tb)
+{
+    for (size_t i = 0; i < tb->ntiers; i++)
+        free(tb->tiers[i].name);
+    free(tb->tiers);
+    tb->tiers = NULL;
+    tb->ntiers = 0;
+}
+
+static const struct tb_tier *find_tier(const struct token_bucket *tb,
+                                       struct sluice_str name)
+{
+    for (size_t i = 0; i < tb->ntiers; i++)
+        if (strlen(tb->tiers[i].name) == name.len &&
+            memcmp(tb->tiers[i].name, name.ptr, name.len) == 0)
+            return &tb->tiers[i];
+    return &tb->base;
+}
+
+static void warn_bad_var(struct token_bucket *tb, const char *name)
+{
+    if (!atomic_exchange(&tb->warned_bad_var, true))
+        tb->h->log(tb->h, SLUICE_LOG_WARN,
+                   "ignoring var %s: not an integer in 1..1e12 (logged once)",
+                   name);
+}
+
+const struct tb_pair *tb_limits_for(struct token_bucket *tb,
+                                    struct sluice_req *r)
+{
+    const struct sluice_host *h = tb->h;
+    struct sluice_str tier = h->var_get(r, tb->var_names[TB_VAR_TIER]);
+    if (!tier.len)
+        tier = h->req_identity(r, SLUICE_ID_TIER);
+    const struct tb_tier *t = tier.len ? find_tier(tb, tier) : &tb->base;
+
+    uint64_t over[4] = {0};
+    bool any = false;
+    for (int k = 0; k < 4; k++) {
+        struct sluice_str v = h->var_get(r, tb->var_names[TB_VAR_REQUESTS + k]);
+        if (!v.len)
+            continue;
+        if (!rl_parse_u64(v, &over[k]) || !over[k] || over[k] > MAX_UNITS) {
+            warn_bad_var(tb, tb->var_names[TB_VAR_REQUESTS + k]);
+            over[k] = 0;
+            continue;
+        }
+        any = true;
+    }
+    if (!any)
+        return &t->pair;
+
+    uint64_t limit[TB_DIMS], burst[TB_DIMS];
+    for (int i = 0; i < TB_DIMS; i++) {
+        limit[i] = over[i] ? over[i] : t->limit[i];
+        burst[i] = over[2 + i] ? over[2 + i] : over[i] ? over[i] : t->burst[i];
+        if (!limit[i])
+            burst[i] = 0;
+    }
+    /* The pair holds 128-bit values: align the request-scoped block. */
+    unsigned char *raw = h->req_alloc(r, sizeof(struct tb_pair) + 16);
+    if (!raw)
+        return &t->pair;
+    struct tb_pair *p =
+        (struct tb_pair *)(((uintptr_t)raw + 15) & ~(uintptr_t)15);
+    make_pair(tb, p, limit, burst);
+    if (rl_backend_is_redis(&tb->be) && !tb_redis_fits(&p->lim)) {
+        warn_bad_var(tb, tb->var_names[TB_VAR_TOKENS]);
+        return &t->pair;
+    }
+    return p;
+}
