@@ -66,6 +66,8 @@ static int parse_options(int argc, char **argv)
     return 0;
 }
 
+static unsigned worker_count_for(const struct config *c);
+
 /* ---- check ---- */
 
 static int cmd_check(void)
@@ -78,6 +80,7 @@ static int cmd_check(void)
     }
     g_runtime.metrics = metrics_registry_new();
     runtime_init_metrics();
+    g_runtime.worker_count = worker_count_for(cfg);
     struct generation *g = generation_build(cfg, err, sizeof err);
     config_unref(cfg);
     if (!g) {
@@ -210,6 +213,8 @@ static int cmd_serve(void)
     g_runtime.metrics = metrics_registry_new();
     g_runtime.started_wall_ms = (uint64_t)time(NULL) * 1000;
     runtime_init_metrics();
+    /* Before create(): plugins size their per-worker state from it. */
+    g_runtime.worker_count = worker_count_for(cfg);
     g_runtime.current = generation_build(cfg, err, sizeof err);
     config_unref(cfg);
     if (!g_runtime.current) {
@@ -218,7 +223,6 @@ static int cmd_serve(void)
     }
     const struct config *c = g_runtime.current->cfg;
     http_conn_budget_set(c->max_connections);
-    g_runtime.worker_count = worker_count_for(c);
     for (unsigned i = 0; i < g_runtime.worker_count; i++) {
         g_runtime.workers[i] =
             worker_new(i, g_runtime.current, err, sizeof err);
