@@ -21,8 +21,12 @@ stop() {
 if [ "${1:-}" = "stop" ]; then stop; echo "stopped"; exit 0; fi
 
 ./scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSANITIZE=none >/dev/null
-cmake --build build -j"$(nproc)"
+echo "building (log: $RUN/build.log) ..."
+if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSANITIZE=none &&
+       cmake --build build -j"$(nproc)"; } >"$RUN/build.log" 2>&1; then
+    cat "$RUN/build.log" >&2
+    exit 1
+fi
 stop
 
 ./build/sluice-mock --listen 127.0.0.1:9099 --quiet >"$RUN/mock.log" 2>&1 &
