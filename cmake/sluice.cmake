@@ -22,15 +22,10 @@ function(sluice_add_unit_test name)
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/sdk ${CMAKE_SOURCE_DIR}/core ${CMAKE_SOURCE_DIR}/tests)
   target_link_libraries(${name} PRIVATE ${T_LIBS})
   add_test(NAME ${name} COMMAND ${name})
-  set_tests_properties(${name} PROPERTIES LABELS unit TIMEOUT 120)
-endfunction()
-
-# Marks tests that exercise several threads, so CI runs them again in the
-# TSan build (ctest -L concurrency).
-function(sluice_concurrency_tests)
-  foreach(t ${ARGN})
-    if(TEST ${t})
-      set_property(TEST ${t} APPEND PROPERTY LABELS concurrency)
-    endif()
-  endforeach()
+  set(labels unit)
+  # Threaded tests also run in the TSan build (ctest -L concurrency).
+  if(name IN_LIST SLUICE_CONCURRENCY_TESTS)
+    list(APPEND labels concurrency)
+  endif()
+  set_tests_properties(${name} PROPERTIES LABELS "${labels}" TIMEOUT 120)
 endfunction()
