@@ -103,6 +103,8 @@ def test_steady_overload_admits_exactly_the_limit(h):
     limited = [hd for s, hd in results if s == 429]
     eq(ok + len(limited), len(results), "only 200 or 429")
     expected = 10 * 20 + 5
+    print("  steady overload: %d sent, %d admitted, %d refused (expected %d admitted)"
+          % (len(results), ok, len(limited), expected))
     check(abs(ok - expected) <= expected * 0.01 + 5, "admitted %d, expected %d" % (ok, expected))
     eq(h.mock_stats()["chat_completions"], ok, "every admitted request reached the upstream once")
     hd = limited[-1]
@@ -163,6 +165,8 @@ def test_two_instances_share_one_redis_limit(h):
     run_clients([(first.port, 10, 10, results), (second.port, 10, 10, results)])
     ok = sum(1 for s, _ in results if s == 200)
     expected = 10 * 10 + 5
+    print("  two instances on one Redis: %d sent, %d admitted together (one limit allows %d)"
+          % (len(results), ok, expected))
     check(abs(ok - expected) <= expected * 0.01 + 5,
           "two instances admitted %d together, one limit allows %d\n%s" % (ok, expected, first.stderr()[-2000:]))
 
