@@ -197,6 +197,12 @@ static json_t *decode(enum api_kind kind, const char *body, size_t len,
                     NULL);
     out->model = json_string_value(model);
     out->model_len = json_string_length(model);
+    for (size_t i = 0; i < out->model_len; i++)
+        if ((unsigned char)out->model[i] < 0x20 || out->model[i] == 0x7f)
+            return fail(err, root, "model",
+                        "Invalid 'model': control characters are not "
+                        "allowed.%s",
+                        NULL);
 
     json_t *stream = json_object_get(root, "stream");
     if (stream && !json_is_null(stream)) {

@@ -191,11 +191,14 @@ static void start_api_request(struct http_exchange *ex, struct worker *w,
         config_route_model(r->gen->cfg, r->api.model, r->api.model_len);
     if (!r->upstream) {
         char msg[256];
+        size_t shown = r->api.model_len > 128 ? 128 : r->api.model_len;
+        while (shown < r->api.model_len &&
+               ((unsigned char)r->api.model[shown] & 0xC0) == 0x80)
+            shown--; /* never cut inside a UTF-8 sequence */
         snprintf(msg, sizeof msg,
                  "The model '%.*s' does not exist or no configured upstream "
                  "serves it.",
-                 (int)(r->api.model_len > 128 ? 128 : r->api.model_len),
-                 r->api.model);
+                 (int)shown, r->api.model);
         respond_set_error(r, 404, "invalid_request_error", "model_not_found",
                           msg, "model", 0);
         respond_send_local(r);

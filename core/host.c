@@ -151,6 +151,9 @@ static struct sluice_str r_endpoint(const struct sluice_req *r)
 static struct sluice_str r_header(const struct sluice_req *r, const char *name)
 {
     size_t len = 0;
+    /* The client's key is a secret: plugins get its hash (req_identity). */
+    if (strcasecmp(name, "authorization") == 0)
+        return S(NULL, 0);
     const char *v = r->ex ? http_header(r->ex, name, &len) : NULL;
     return S(v, v ? len : 0);
 }
@@ -391,6 +394,9 @@ static int var_set(struct sluice_req *r, const char *name,
 {
     if (!name || !*name || strlen(name) > 63)
         return SLUICE_EINVAL;
+    if (value.ptr && (memchr(value.ptr, '\r', value.len) ||
+                      memchr(value.ptr, '\n', value.len)))
+        return SLUICE_EINVAL; /* vars end up in headers and logs */
     return kv_set(r, &r->vars, name, value.ptr, value.len);
 }
 

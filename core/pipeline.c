@@ -82,7 +82,13 @@ void pipeline_run(struct sluice_req *r)
             r->next_plugin++;
             break;
         case SLUICE_SUSPEND:
-            worker_suspend(r->w, r);
+            if (worker_suspend(r->w, r))
+                return;
+            if (r->resume_timer)
+                evtimer_del(r->resume_timer);
+            respond_set_error(r, 503, "api_error", NULL,
+                              "The gateway is out of memory.", NULL, 0);
+            respond_send_local(r);
             return;
         case SLUICE_RESPOND:
         default:

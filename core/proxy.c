@@ -105,6 +105,7 @@ static void end_attempt(struct sluice_req *r, enum sluice_outcome outcome)
 static void reset_response(struct sluice_req *r)
 {
     r->resp_status = 0;
+    r->resp_truncated = false;
     r->resp_headers = NULL;
     r->resp_header_count = 0;
     memset(&r->usage, 0, sizeof r->usage);
@@ -565,6 +566,8 @@ static void on_headers(struct upstream_call *c, void *arg, int status,
                        (double)(r->first_byte_ns - r->started_ns) / 1e9);
     }
 
+    if (a)
+        a->reported = true;
     if (pipeline_upstream_response(r) == SLUICE_RESPOND) {
         upstream_call_cancel(r->call);
         r->call = NULL;
@@ -595,8 +598,10 @@ static bool on_body(struct upstream_call *c, void *arg, const char *data,
     if (!r->resp_body)
         r->resp_body = evbuffer_new();
     if (!r->resp_body ||
-        evbuffer_get_length(r->resp_body) + len > MAX_RESPONSE_BYTES)
-        return true; /* oversized: drop the rest; the answer is cut below */
+        evbuffer_get_length(r->resp_body) + len > MAX_RESPONSE_BYTES) {
+        r->resp_truncated = true; /* on_done answers 502 */
+        return true;
+    }
     evbuffer_add(r->resp_body, data, len);
     return true;
 }
@@ -613,6 +618,16 @@ static void on_done(struct upstream_call *c, void *arg,
     if (r->stream_to_client) {
         end_client_stream(r, result);
         request_finish(r);
+        leave(r);
+        return;
+    }
+    if (result == UPSTREAM_DONE && r->resp_truncated) {
+        end_attempt(r, SLUICE_OUTCOME_TRUNCATED);
+        respond_set_error(r, 502, "api_error", "upstream_response_too_large",
+                          "The upstream response exceeded the gateway's "
+                          "size limit.",
+                          NULL, 0);
+        respond_send_local(r);
         leave(r);
         return;
     }
@@ -649,7 +664,11 @@ static void on_done(struct upstream_call *c, void *arg,
     end_attempt(r, outcome);
     /* Plugins judge every attempt as it ends (a breaker may open now and
      * so stop the retry below); a failure without headers counts too. */
-    if (pipeline_upstream_response(r) == SLUICE_RESPOND) {
+    struct attempt_record *a = current_attempt(r);
+    bool report = a && !a->reported; /* once per attempt */
+    if (a)
+        a->reported = true;
+    if (report && pipeline_upstream_response(r) == SLUICE_RESPOND) {
         respond_send_local(r);
         leave(r);
         return;

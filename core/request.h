@@ -46,6 +46,7 @@ enum request_phase {
 struct attempt_record {
     const struct upstream_config *upstream;
     const char *model;
+    bool reported; /* on_upstream_response ran for it */
     int status;
     enum sluice_outcome outcome;
     uint64_t started_ns, ended_ns;
@@ -115,6 +116,7 @@ struct sluice_req {
     bool stream_to_client;  /* forwarding SSE */
     bool strip_usage_chunk; /* client did not ask for usage */
     bool upstream_paused;
+    bool resp_truncated; /* non-streamed body went past the size cap */
     uint64_t first_byte_ns;
     uint64_t bytes_to_client;
 

@@ -57,6 +57,11 @@ static size_t append(char *buf, size_t cap, size_t at, const char *name,
 {
     if (at >= cap)
         return at;
+    /* Values can come from the client (the model name) or plugins: a CR or
+     * LF would let them forge headers or split the response. */
+    for (size_t i = 0; i < value_len; i++)
+        if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+            return at;
     int n = snprintf(buf + at, cap - at, "%s: %.*s\r\n", name, (int)value_len,
                      value);
     return n < 0 ? at : at + (size_t)n;

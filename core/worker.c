@@ -82,17 +82,18 @@ static int grow_table(struct worker *w)
     return 0;
 }
 
-void worker_suspend(struct worker *w, struct sluice_req *r)
+bool worker_suspend(struct worker *w, struct sluice_req *r)
 {
     if (r->suspended)
-        return;
+        return true;
     if ((w->suspended_count + 1) * 2 > w->suspended_cap && grow_table(w)) {
         log_msg(LOG_ERROR, "worker", "out of memory suspending a request");
-        return;
+        return false;
     }
     table_insert(w->suspended, w->suspended_cap, r);
     w->suspended_count++;
     r->suspended = true;
+    return true;
 }
 
 static struct sluice_req *table_find(struct worker *w, uint64_t ticket,

@@ -64,8 +64,9 @@ void worker_join_and_free(struct worker *w);
 /* Worker threads still running their loop. */
 unsigned worker_running_count(void);
 
-/* Worker thread: suspension bookkeeping. */
-void worker_suspend(struct worker *w, struct sluice_req *r);
+/* Worker thread: suspension bookkeeping. false: out of memory, the
+ * request is not suspended. */
+bool worker_suspend(struct worker *w, struct sluice_req *r);
 void worker_unsuspend(struct worker *w, struct sluice_req *r);
 
 /* Worker thread: a request started / ended on generation g. */

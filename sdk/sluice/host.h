@@ -182,8 +182,11 @@ struct sluice_host {
                                   struct sluice_str body);
 
     /* ---- suspending (on_request only) ----
-     * Return SLUICE_SUSPEND after calling one of these; the core calls the
-     * same on_request again on the request's thread when it fires. */
+     * Return SLUICE_SUSPEND after calling resume_after() and/or taking a
+     * wake_token(); the core calls the same on_request again on the
+     * request's thread when the first of them fires (the timer is then
+     * cancelled). Re-entry can be spurious (a stale wake for the same
+     * request): re-check your condition and suspend again if needed. */
     void (*resume_after)(struct sluice_req *r, uint64_t delay_ms);
     /* Ticket for wake(); take it before returning SLUICE_SUSPEND. */
     sluice_wake_t (*wake_token)(struct sluice_req *r);

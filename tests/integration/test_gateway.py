@@ -204,6 +204,17 @@ def test_error_cases(h):
               "precise message for %r: %r" % (body[:30], err))
 
 
+def test_model_name_cannot_inject_headers(h):
+    start(h)
+    body = json.dumps({"model": "gpt-4o\r\nSet-Cookie: injected=1\r\nX-Evil: yes",
+                       "messages": [{"role": "user", "content": "x"}]})
+    r = h.req("POST", "/v1/chat/completions", body)
+    eq(r.status, 400)
+    eq(r.json()["error"]["param"], "model")
+    check(r.header("set-cookie") is None and r.header("x-evil") is None, r.headers)
+    eq(h.mock_stats()["requests"], 0)
+
+
 def test_unknown_model_404(h):
     h.start_mock()
     cfg = h.config()
