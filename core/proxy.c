@@ -119,7 +119,6 @@ static void reset_response(struct sluice_req *r)
 
 void proxy_start(struct sluice_req *r)
 {
-    const struct config *c = r->gen->cfg;
     char url[1024];
     const char *headers[REQUEST_MAX_KV + 6];
     size_t n = 0;
@@ -148,8 +147,6 @@ void proxy_start(struct sluice_req *r)
     headers[n++] = "Content-Type: application/json";
     if (r->api.stream)
         headers[n++] = "Accept: text/event-stream";
-    char *extra[REQUEST_MAX_KV];
-    size_t extra_n = 0;
     for (size_t i = 0; i < r->upstream_headers.n; i++) {
         size_t len = strlen(r->upstream_headers.items[i].name) +
                      r->upstream_headers.items[i].value_len + 3;
@@ -159,7 +156,6 @@ void proxy_start(struct sluice_req *r)
         snprintf(h, len, "%s: %.*s", r->upstream_headers.items[i].name,
                  (int)r->upstream_headers.items[i].value_len,
                  r->upstream_headers.items[i].value);
-        extra[extra_n++] = h;
         headers[n++] = h;
     }
     headers[n] = NULL;
@@ -178,8 +174,6 @@ void proxy_start(struct sluice_req *r)
         .idle_timeout_ms = r->upstream->idle_timeout_ms,
         .max_host_connections = r->upstream->max_connections,
     };
-    (void)extra;
-    (void)c;
 
     struct attempt_record *a = &r->attempts[r->attempt_count++];
     memset(a, 0, sizeof *a);
