@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "backoff.h"
 #include "config.h"
 #include "health.h"
 #include "http_server.h"
@@ -289,13 +290,9 @@ static bool schedule_retry(struct sluice_req *r, bool retryable)
     uint64_t elapsed_ms = (now - r->started_ns) / 1000000;
     if (elapsed_ms >= rc->deadline_ms)
         return false;
-    uint64_t cap = rc->base_delay_ms;
-    for (unsigned i = 1; i < r->attempt_count && cap < rc->max_delay_ms; i++)
-        cap *= 2;
-    if (cap > rc->max_delay_ms)
-        cap = rc->max_delay_ms;
-    uint64_t delay = cap ? r->w->rng % (cap + 1) : 0; /* full jitter */
-    r->w->rng = r->w->rng * 6364136223846793005ull + 1442695040888963407ull;
+    /* attempt_count attempts are done, so this is retry attempt_count. */
+    uint64_t delay = backoff_delay_ms(r->attempt_count, rc->base_delay_ms,
+                                      rc->max_delay_ms, &r->w->rng);
     uint64_t told = upstream_retry_after_ms(r);
 
     bool moved = rc->on_other_upstream && next_fallback(r);
