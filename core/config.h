@@ -34,6 +34,9 @@ struct upstream_config {
     uint32_t connect_timeout_ms;
     uint32_t first_byte_timeout_ms;
     uint32_t idle_timeout_ms;
+    /* http_client: false = "native" (sluice's HTTP/1.1 client for http://),
+     * true = "curl". https:// always goes through libcurl. */
+    bool use_curl;
 };
 
 /* One step of a fallback chain: another upstream and/or another model. */

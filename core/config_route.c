@@ -66,6 +66,7 @@ static const struct cfg_field upstream_fields[] = {
              first_byte_timeout_ms, 1, MS_MAX),
     CFG_UINT("idle_timeout_ms", struct upstream_config, idle_timeout_ms, 1,
              MS_MAX),
+    CFG_CUSTOM("http_client"),
     CFG_END,
 };
 
@@ -121,6 +122,26 @@ static void parse_models(struct parse_ctx *ctx, json_t *obj, const char *path,
     }
 }
 
+/* "native" (sluice's HTTP/1.1 client for http:// URLs) or "curl". https://
+ * goes through libcurl either way; the flag only matters for http://. */
+static void parse_http_client(struct parse_ctx *ctx, json_t *obj,
+                              const char *path, struct upstream_config *u)
+{
+    json_t *v = json_object_get(obj, "http_client");
+    if (!v)
+        return;
+    const char *s = json_string_value(v);
+    if (s && strcmp(s, "native") == 0)
+        u->use_curl = false;
+    else if (s && strcmp(s, "curl") == 0)
+        u->use_curl = true;
+    else {
+        char p[CFG_PATH_MAX];
+        cfg_path_key(p, sizeof p, path, "http_client");
+        cfg_error(ctx, p, "must be \"native\" or \"curl\"");
+    }
+}
+
 static void parse_upstream(struct parse_ctx *ctx, json_t *obj, const char *path,
                            struct upstream_config *u)
 {
@@ -131,6 +152,7 @@ static void parse_upstream(struct parse_ctx *ctx, json_t *obj, const char *path,
 
     cfg_apply_fields(ctx, obj, path, upstream_fields, u);
     parse_models(ctx, obj, path, u);
+    parse_http_client(ctx, obj, path, u);
     require_key(ctx, obj, path, "name", "");
     require_key(ctx, obj, path, "base_url", "");
     require_key(ctx, obj, path, "models", " ([\"*\"] serves any model)");

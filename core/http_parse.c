@@ -7,23 +7,6 @@
 
 enum phase { PH_HEADERS, PH_BODY_LENGTH, PH_BODY_CHUNKED, PH_DONE, PH_ERROR };
 
-enum chunk_state {
-    CH_SIZE,
-    CH_EXT,
-    CH_SIZE_LF,
-    CH_DATA,
-    CH_DATA_CR,
-    CH_DATA_LF,
-    CH_TRAILER_START,
-    CH_TRAILER_NAME,
-    CH_TRAILER_VALUE,
-    CH_TRAILER_LF,
-    CH_END_LF,
-};
-
-/* Chunk extensions carry nothing we use; cap them so a client cannot keep
- * us parsing an endless extension (CVE-2024-22019 in llhttp). */
-#define MAX_CHUNK_EXT_BYTES 4096
 /* Up-front body reservation for a declared Content-Length; beyond this the
  * buffer grows as bytes arrive, so a lying client costs us nothing. */
 #define BODY_PREALLOC_MAX (256 * 1024)
@@ -40,7 +23,7 @@ static int on_url(llhttp_t *l, const char *at, size_t len)
 {
     struct http_request_parser *p = parser_of(l);
     if (p->url_len == 0)
-        p->url_off = (size_t)(at - p->hdr);
+        p->url_off = (size_t)(at - p->head.buf);
     p->url_len += len;
     return 0;
 }
@@ -114,6 +97,8 @@ void http_parse_set_limits(struct http_request_parser *p,
     p->max_header_bytes = limits->max_header_bytes;
     p->max_headers = limits->max_headers;
     p->max_body_bytes = limits->max_body_bytes;
+    p->chunks.max_trailer_bytes = limits->max_header_bytes;
+    p->chunks.max_trailer_lines = limits->max_headers;
 }
 
 void http_parse_init(struct http_request_parser *p,
@@ -134,7 +119,7 @@ void http_parse_reset(struct http_request_parser *p)
         p->body_cap = 0;
     }
     p->phase = PH_HEADERS;
-    p->hdr_len = 0;
+    p->head.len = 0;
     p->header_count = 0;
     p->field_open = false;
     p->path = p->query = NULL;
@@ -146,15 +131,12 @@ void http_parse_reset(struct http_request_parser *p)
     p->content_length = -1;
     p->error_status = 0;
     p->error_reason = NULL;
-    p->chunk_state = CH_SIZE;
-    p->chunk_left = 0;
-    p->chunk_digits = 0;
-    p->chunk_ext_bytes = p->trailer_bytes = p->trailer_lines = 0;
+    chunked_reset(&p->chunks);
 }
 
 void http_parse_free(struct http_request_parser *p)
 {
-    free(p->hdr);
+    free(p->head.buf);
     free(p->headers);
     free(p->body);
     memset(p, 0, sizeof(*p));
@@ -221,7 +203,7 @@ static void terminate_strings(struct http_request_parser *p)
             h->value_len--;
         ((char *)h->value)[h->value_len] = '\0';
     }
-    char *url = p->hdr + p->url_off;
+    char *url = p->head.buf + p->url_off;
     url[p->url_len] = '\0';
     char *q = memchr(url, '?', p->url_len);
     if (q) {
@@ -233,8 +215,8 @@ static void terminate_strings(struct http_request_parser *p)
 
 static enum http_parse_status take_header_block(struct http_request_parser *p)
 {
-    struct http_prescan_result r =
-        http_prescan(p->hdr, p->hdr_len, p->max_header_bytes, p->max_headers);
+    struct http_prescan_result r = http_prescan(
+        p->head.buf, p->head.len, p->max_header_bytes, p->max_headers);
     if (!r.ok)
         return fail(p, r.status, r.reason);
     if (r.header_count > p->headers_cap) {
@@ -250,7 +232,7 @@ static enum http_parse_status take_header_block(struct http_request_parser *p)
     p->header_count = 0;
     p->field_open = false;
     p->url_off = p->url_len = 0;
-    llhttp_errno_t e = llhttp_execute(&p->llhttp, p->hdr, p->hdr_len);
+    llhttp_errno_t e = llhttp_execute(&p->llhttp, p->head.buf, p->head.len);
     bool complete = e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE;
     if (e != HPE_OK && !complete)
         return fail(p, 400,
@@ -263,7 +245,8 @@ static enum http_parse_status take_header_block(struct http_request_parser *p)
     if (ll_chunked != r.chunked || complete == has_body ||
         (r.content_length > 0 &&
          p->llhttp.content_length != (uint64_t)r.content_length) ||
-        (complete && llhttp_get_error_pos(&p->llhttp) != p->hdr + p->hdr_len) ||
+        (complete &&
+         llhttp_get_error_pos(&p->llhttp) != p->head.buf + p->head.len) ||
         p->url_len == 0 || p->header_count != r.header_count)
         return fail(p, 400, "ambiguous request framing");
 
@@ -298,39 +281,20 @@ static enum http_parse_status feed_headers(struct http_request_parser *p,
 {
     /* Fail fast on what cannot start a request (a TLS hello, say) instead
      * of waiting for the header timeout. */
-    if (p->hdr_len == 0 && len && data[0] != '\r' &&
+    if (p->head.len == 0 && len && data[0] != '\r' &&
         !http_is_tchar((unsigned char)data[0]))
         return fail(p, 400, "not an HTTP/1.x request");
 
-    size_t room =
-        p->max_header_bytes > p->hdr_len ? p->max_header_bytes - p->hdr_len : 0;
-    size_t take = len < room ? len : room;
-    if (p->hdr_len + take + 1 > p->hdr_cap) {
-        size_t cap = p->hdr_cap ? p->hdr_cap : 1024;
-        while (cap < p->hdr_len + take + 1)
-            cap *= 2;
-        if (cap > p->max_header_bytes + 1)
-            cap = p->max_header_bytes + 1;
-        char *h = realloc(p->hdr, cap);
-        if (!h)
-            return fail(p, 503, "server out of memory");
-        p->hdr = h;
-        p->hdr_cap = cap;
-    }
-    memcpy(p->hdr + p->hdr_len, data, take);
-    /* Resume the search 3 bytes back: the terminator may straddle feeds. */
-    size_t from = p->hdr_len >= 3 ? p->hdr_len - 3 : 0;
-    size_t old_len = p->hdr_len;
-    p->hdr_len += take;
-    const char *end = memmem(p->hdr + from, p->hdr_len - from, "\r\n\r\n", 4);
-    if (!end) {
-        *consumed = take;
-        if (p->hdr_len >= p->max_header_bytes)
-            return fail(p, 431, "request header block too large");
+    size_t used = 0;
+    enum http_head_status st =
+        http_head_append(&p->head, data, len, p->max_header_bytes, &used);
+    *consumed = used;
+    if (st == HTTP_HEAD_NO_MEMORY)
+        return fail(p, 503, "server out of memory");
+    if (st == HTTP_HEAD_TOO_LARGE)
+        return fail(p, 431, "request header block too large");
+    if (st == HTTP_HEAD_MORE)
         return HTTP_PARSE_NEED_MORE;
-    }
-    p->hdr_len = (size_t)(end + 4 - p->hdr);
-    *consumed = p->hdr_len - old_len;
     return take_header_block(p);
 }
 
@@ -350,118 +314,14 @@ static enum http_parse_status feed_length(struct http_request_parser *p,
     return HTTP_PARSE_DONE;
 }
 
-static int hex_value(unsigned char c)
+/* Request-side names for the decoder's errors. */
+static const char *chunk_error(const struct chunked_decoder *d)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static bool is_field_ctl(unsigned char c)
-{
-    return (c < 0x20 && c != '\t') || c == 0x7f;
-}
-
-/* One framing byte (anything but chunk data) of a chunked body, per RFC
- * 9112 §7.1 with CRLF required everywhere. Returns ERROR, DONE or
- * NEED_MORE (keep going). */
-static enum http_parse_status chunk_byte(struct http_request_parser *p,
-                                         unsigned char c)
-{
-    int d;
-    switch (p->chunk_state) {
-    case CH_SIZE:
-        d = hex_value(c);
-        if (d >= 0) {
-            /* 16 hex digits fit in 64 bits; the cap below is far lower. */
-            if (++p->chunk_digits > 16)
-                return fail(p, 400, "invalid chunk size");
-            p->chunk_left = p->chunk_left * 16 + (unsigned)d;
-            return HTTP_PARSE_NEED_MORE;
-        }
-        if (p->chunk_digits == 0)
-            return fail(p, 400, "invalid chunk size");
-        if (p->chunk_left > p->max_body_bytes - p->body_len)
-            return fail(p, 413, "request body too large");
-        if (c == ';')
-            p->chunk_state = CH_EXT;
-        else if (c == '\r')
-            p->chunk_state = CH_SIZE_LF;
-        else
-            return fail(p, 400, "invalid chunk size");
-        return HTTP_PARSE_NEED_MORE;
-    case CH_EXT:
-        if (c == '\r')
-            p->chunk_state = CH_SIZE_LF;
-        else if (is_field_ctl(c))
-            return fail(p, 400, "control character in chunk extension");
-        else if (++p->chunk_ext_bytes > MAX_CHUNK_EXT_BYTES)
-            return fail(p, 400, "chunk extensions too long");
-        return HTTP_PARSE_NEED_MORE;
-    case CH_SIZE_LF:
-        if (c != '\n')
-            return fail(p, 400, "bare CR in chunk size line");
-        p->chunk_state = p->chunk_left ? CH_DATA : CH_TRAILER_START;
-        return HTTP_PARSE_NEED_MORE;
-    case CH_DATA_CR:
-        if (c != '\r')
-            return fail(p, 400, "chunk data not followed by CRLF");
-        p->chunk_state = CH_DATA_LF;
-        return HTTP_PARSE_NEED_MORE;
-    case CH_DATA_LF:
-        if (c != '\n')
-            return fail(p, 400, "chunk data not followed by CRLF");
-        p->chunk_state = CH_SIZE;
-        p->chunk_digits = 0;
-        p->chunk_left = 0;
-        return HTTP_PARSE_NEED_MORE;
-    case CH_END_LF:
-        if (c != '\n')
-            return fail(p, 400, "bare CR after trailer section");
-        p->phase = PH_DONE;
-        return HTTP_PARSE_DONE;
+    switch (d->error_status) {
+    case 413:
+        return "request body too large";
     default:
-        break;
-    }
-
-    /* Trailer section: field lines we validate, count and drop. */
-    if (++p->trailer_bytes > p->max_header_bytes)
-        return fail(p, 431, "request trailers too large");
-    switch (p->chunk_state) {
-    case CH_TRAILER_START:
-        if (c == '\r') {
-            p->chunk_state = CH_END_LF;
-            return HTTP_PARSE_NEED_MORE;
-        }
-        if (!http_is_tchar(c))
-            return fail(p, 400, "invalid trailer field");
-        if (++p->trailer_lines > p->max_headers)
-            return fail(p, 431, "too many request trailers");
-        p->chunk_state = CH_TRAILER_NAME;
-        return HTTP_PARSE_NEED_MORE;
-    case CH_TRAILER_NAME:
-        if (c == ':')
-            p->chunk_state = CH_TRAILER_VALUE;
-        else if (!http_is_tchar(c))
-            return fail(p, 400, "invalid trailer field name");
-        return HTTP_PARSE_NEED_MORE;
-    case CH_TRAILER_VALUE:
-        if (c == '\r')
-            p->chunk_state = CH_TRAILER_LF;
-        else if (is_field_ctl(c))
-            return fail(p, 400, "control character in trailer field");
-        return HTTP_PARSE_NEED_MORE;
-    case CH_TRAILER_LF:
-        if (c != '\n')
-            return fail(p, 400, "bare CR in trailer field");
-        p->chunk_state = CH_TRAILER_START;
-        return HTTP_PARSE_NEED_MORE;
-    default:
-        return fail(p, 400, "invalid chunked body");
+        return d->error_reason;
     }
 }
 
@@ -471,24 +331,25 @@ static enum http_parse_status feed_chunked(struct http_request_parser *p,
 {
     size_t i = 0;
     while (i < len) {
-        if (p->chunk_state == CH_DATA) {
-            size_t n = len - i;
-            if (n > p->chunk_left)
-                n = (size_t)p->chunk_left;
-            if (!body_reserve(p, p->body_len + n + 1))
+        const char *span = NULL;
+        size_t span_len = 0, used = 0;
+        p->chunks.max_chunk_size = p->max_body_bytes - p->body_len;
+        enum chunked_status st = chunked_decode(&p->chunks, data + i, len - i,
+                                                &used, &span, &span_len);
+        i += used;
+        if (st == CHUNKED_DATA) {
+            if (!body_reserve(p, p->body_len + span_len + 1))
                 return fail(p, 503, "server out of memory");
-            body_append(p, data + i, n);
-            i += n;
-            p->chunk_left -= n;
-            if (!p->chunk_left)
-                p->chunk_state = CH_DATA_CR;
+            body_append(p, span, span_len);
             continue;
         }
-        enum http_parse_status st = chunk_byte(p, (unsigned char)data[i++]);
-        if (st != HTTP_PARSE_NEED_MORE) {
-            *consumed = i;
-            return st;
+        *consumed = i;
+        if (st == CHUNKED_DONE) {
+            p->phase = PH_DONE;
+            return HTTP_PARSE_DONE;
         }
+        if (st == CHUNKED_ERROR)
+            return fail(p, p->chunks.error_status, chunk_error(&p->chunks));
     }
     *consumed = i;
     return HTTP_PARSE_NEED_MORE;

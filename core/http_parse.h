@@ -16,6 +16,8 @@
 
 #include <llhttp.h>
 
+#include "http_chunked.h"
+#include "http_head.h"
 #include "http_server.h"
 
 enum http_parse_status {
@@ -31,8 +33,7 @@ struct http_request_parser {
 
     /* The header block, copied once; names, values, method and path point
      * into it (NUL-terminated in place). Kept across requests. */
-    char *hdr;
-    size_t hdr_len, hdr_cap;
+    struct http_head head;
     struct http_header *headers;
     size_t header_count, headers_cap;
     const char *path, *query;
@@ -51,11 +52,7 @@ struct http_request_parser {
     int error_status; /* 400, 408, 413, 431 */
     const char *error_reason;
 
-    /* chunked decoder */
-    int chunk_state;
-    uint64_t chunk_left;
-    unsigned chunk_digits;
-    size_t chunk_ext_bytes, trailer_bytes, trailer_lines;
+    struct chunked_decoder chunks;
 
     llhttp_t llhttp;
 };

@@ -174,6 +174,7 @@ void proxy_start(struct sluice_req *r)
         .first_byte_timeout_ms = r->upstream->first_byte_timeout_ms,
         .idle_timeout_ms = r->upstream->idle_timeout_ms,
         .max_host_connections = r->upstream->max_connections,
+        .use_curl = r->upstream->use_curl,
     };
 
     struct attempt_record *a = &r->attempts[r->attempt_count++];

@@ -1,10 +1,17 @@
-/* Upstream HTTP client: one libcurl multi handle per worker, driven by the
- * worker's libevent loop (multi_socket API). It knows nothing about
- * plugins; the gateway starts calls and reacts to their callbacks.
+/* Upstream HTTP client, one per worker, driven by the worker's libevent
+ * loop. It knows nothing about plugins; the gateway starts calls and
+ * reacts to their callbacks.
  *
- * Callbacks never run from inside a libcurl callback in a way that allows
- * re-entry: the implementation defers removal/cleanup out of curl
- * callbacks, so callers may call upstream_call_cancel() from any callback.
+ * Two transports sit behind this one interface:
+ * - upstream_h1.c, sluice's own HTTP/1.1 keep-alive client, for plain
+ *   http:// upstreams (local models, sidecars, the mock). It costs a
+ *   fraction of libcurl per call (no per-call setup, no poll() before
+ *   reuse, no header formatting through curl's printf).
+ * - upstream_curl.c, libcurl's multi_socket API, for https:// (TLS, h2)
+ *   and for any upstream configured with "http_client": "curl".
+ *
+ * Callers may call upstream_call_cancel/pause/resume from any callback:
+ * both transports defer what cannot run inside their own callbacks.
  */
 #ifndef SLUICE_UPSTREAM_CLIENT_H
 #define SLUICE_UPSTREAM_CLIENT_H
@@ -40,6 +47,7 @@ struct upstream_request {
     uint32_t idle_timeout_ms;       /* max gap between response bytes */
     uint32_t
         max_host_connections; /* per-host cap for this call's host (0: none) */
+    bool use_curl; /* http:// through libcurl too (https:// always is) */
 };
 
 struct upstream_callbacks {

@@ -36,7 +36,7 @@ export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 step "fuzz smoke (libFuzzer)"
 CC=clang cmake -S . -B build-fuzz -DSANITIZE=none -DCMAKE_BUILD_TYPE=Debug >/dev/null
 # Only the fuzz targets: the rest of the tree was already built twice.
-FUZZERS=$(grep -ho 'add_executable(fuzz_[a-z_]*' tests/fuzz/*.cmake | sed 's/add_executable(//' | sort -u)
+FUZZERS=$(grep -hoE '(add_executable|sluice_http_fuzzer)\(fuzz_[a-z_]*' tests/fuzz/*.cmake | sed 's/.*(//' | sort -u)
 cmake --build build-fuzz -j"$JOBS" --target $FUZZERS
 (cd build-fuzz && ctest --output-on-failure -L fuzz)
 

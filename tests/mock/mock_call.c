@@ -19,6 +19,11 @@
 #define FLUSH_POLL_MS 10
 #define FLUSH_MAX_WAITS 200
 #define PEER_POLL_MS 100
+/* A stream writes its next event only while less than this waits in the
+ * connection's output buffer, as a server blocked in write() would: a
+ * reader that stops reading stops the stream (see stream_bytes). */
+#define STREAM_HIGH_WATER (64 * 1024)
+#define STREAM_BLOCKED_POLL_MS 1
 
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void on_peer_event(evutil_socket_t fd, short what, void *arg);
@@ -98,7 +103,19 @@ static void send_delayed_reply(struct mock_call *c)
 /* Each event is its own write, so nothing is held back until the end. */
 static void flush_event(struct mock_call *c)
 {
+    if (c->started)
+        mock_stats_add(&stats_of(c)->stream_bytes,
+                       (long)evbuffer_get_length(c->out));
     evhttp_send_reply_chunk(c->req, c->out);
+}
+
+static bool stream_blocked(struct mock_call *c)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(c->req);
+    struct bufferevent *bev =
+        evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    return bev &&
+           evbuffer_get_length(bufferevent_get_output(bev)) > STREAM_HIGH_WATER;
 }
 
 static void start_stream(struct mock_call *c)
@@ -178,6 +195,10 @@ static void stream_step(struct mock_call *c)
         start_stream(c);
     if (reset_due(c)) {
         begin_reset(c);
+        return;
+    }
+    if (stream_blocked(c)) {
+        arm(c, STREAM_BLOCKED_POLL_MS);
         return;
     }
     mock_gen_piece(g, c->sent++, c->out);

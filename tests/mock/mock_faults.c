@@ -34,7 +34,7 @@ static const struct knob knobs[] = {
      offsetof(struct mock_faults, chunks), 1, 100000},
     {"completion_tokens", "x-mock-completion-tokens", KNOB_INT,
      MOCK_COMPLETION_TOKENS, offsetof(struct mock_faults, completion_tokens), 0,
-     200000},
+     2000000},
     {"status", "x-mock-status", KNOB_INT, MOCK_STATUS,
      offsetof(struct mock_faults, status), 200, 599},
     {"retry_after", "x-mock-retry-after", KNOB_INT, MOCK_RETRY_AFTER,

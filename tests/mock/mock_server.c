@@ -54,7 +54,7 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
         mock_call_client_gone(conn->active);
     mock_conns_remove(&w->conns, conn);
     free(conn);
-    mock_stats_add(&w->app->stats.connections_open, -1);
+    mock_stats_conn_close(&w->app->stats);
 }
 
 /* The table entry of the request's connection, made on its first request. */
@@ -82,8 +82,7 @@ static struct mock_conn *conn_for(struct mock_worker *w,
     if (bev)
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
                    sizeof(one));
-    mock_stats_add(&w->app->stats.connections_accepted, 1);
-    mock_stats_add(&w->app->stats.connections_open, 1);
+    mock_stats_conn_open(&w->app->stats);
     return c;
 }
 

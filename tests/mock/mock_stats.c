@@ -5,16 +5,36 @@ void mock_stats_add(atomic_long *counter, long delta)
     atomic_fetch_add_explicit(counter, delta, memory_order_relaxed);
 }
 
+/* Raises *peak to now unless it is already higher. */
+static void raise_peak(atomic_long *peak, long now)
+{
+    long max = atomic_load_explicit(peak, memory_order_relaxed);
+    while (now > max &&
+           !atomic_compare_exchange_weak_explicit(
+               peak, &max, now, memory_order_relaxed, memory_order_relaxed)) {
+    }
+}
+
 void mock_stats_begin(struct mock_stats *s)
 {
     mock_stats_add(&s->requests, 1);
     long now =
         atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed) + 1;
-    long max = atomic_load_explicit(&s->max_in_flight, memory_order_relaxed);
-    while (now > max && !atomic_compare_exchange_weak_explicit(
-                            &s->max_in_flight, &max, now, memory_order_relaxed,
-                            memory_order_relaxed)) {
-    }
+    raise_peak(&s->max_in_flight, now);
+}
+
+void mock_stats_conn_open(struct mock_stats *s)
+{
+    mock_stats_add(&s->connections_accepted, 1);
+    long now = atomic_fetch_add_explicit(&s->connections_open, 1,
+                                         memory_order_relaxed) +
+               1;
+    raise_peak(&s->peak_connections, now);
+}
+
+void mock_stats_conn_close(struct mock_stats *s)
+{
+    mock_stats_add(&s->connections_open, -1);
 }
 
 void mock_stats_status(struct mock_stats *s, int status)
@@ -44,6 +64,10 @@ void mock_stats_reset(struct mock_stats *s)
     atomic_store_explicit(
         &s->max_in_flight,
         atomic_load_explicit(&s->in_flight, memory_order_relaxed),
+        memory_order_relaxed);
+    atomic_store_explicit(
+        &s->peak_connections,
+        atomic_load_explicit(&s->connections_open, memory_order_relaxed),
         memory_order_relaxed);
 }
 

@@ -27,8 +27,10 @@
     X(streams_completed, 0)                                                    \
     X(streams_client_closed, 0)                                                \
     X(streams_reset, 0)                                                        \
+    X(stream_bytes, 0)                                                         \
     X(connections_accepted, 0)                                                 \
     X(connections_open, 1)                                                     \
+    X(peak_connections, 0)                                                     \
     X(in_flight, 1)                                                            \
     X(max_in_flight, 0)
 
@@ -45,6 +47,10 @@ void mock_stats_begin(struct mock_stats *s);
 void mock_stats_status(struct mock_stats *s, int status);
 /* It is over, however it ended. */
 void mock_stats_end(struct mock_stats *s);
+/* A client connection sent its first request / closed: connections_open,
+ * connections_accepted and peak_connections. */
+void mock_stats_conn_open(struct mock_stats *s);
+void mock_stats_conn_close(struct mock_stats *s);
 /* Zero every counter except the gauges. */
 void mock_stats_reset(struct mock_stats *s);
 json_t *mock_stats_json(struct mock_stats *s);

@@ -11,6 +11,7 @@ import json
 import re
 import select
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -379,6 +380,53 @@ def test_stats_and_connections(m):
     check("keep-alive: curl reuses one connection for three requests",
           r.stdout.split() == [b"1", b"0", b"0"] and d["requests"] == 3
           and d["connections_accepted"] == 1, (r.stdout, d))
+
+    m.reset()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", m.port))
+    body = json.dumps({"model": "m", "stream": True, "messages": [],
+                       "mock": {"completion_tokens": 1000000, "chunks": 5000}}).encode()
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+              % len(body) + body)
+    a, b = {"stream_bytes": -1}, m.stats()
+    deadline = time.time() + 5
+    while a["stream_bytes"] != b["stream_bytes"] and time.time() < deadline:
+        time.sleep(0.3)  # until the kernel buffers are full and the stream stalls
+        a, b = b, m.stats()
+    got = 0
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+    s.settimeout(10)
+    while True:  # now read it all
+        chunk = s.recv(1 << 20)
+        got += len(chunk)
+        if not chunk or m.stats()["streams_completed"]:
+            break
+    s.close()
+    check("backpressure: a reader that stops reading stops the stream",
+          0 < b["stream_bytes"] < 5000000
+          and b["streams_completed"] == 0 and m.stats()["streams_completed"] == 1,
+          (a["stream_bytes"], b["stream_bytes"], got))
+
+    m.reset()
+    conns = [http.client.HTTPConnection("127.0.0.1", m.port, timeout=10) for _ in range(3)]
+    for c in conns:  # three connections open at once, each after one request
+        c.request("GET", "/v1/models")
+        c.getresponse().read()
+    d = m.stats()
+    check("peak_connections: the most client connections open at once",
+          d["connections_open"] == 3 and d["peak_connections"] == 3, d)
+    for c in conns:
+        c.close()
+    deadline = time.time() + 5
+    while m.stats()["connections_open"] and time.time() < deadline:
+        time.sleep(0.02)
+    before = m.stats()
+    m.reset()
+    d = m.stats()
+    check("peak_connections: kept after the closes, reset lowers it to connections_open",
+          before["peak_connections"] == 3 and before["connections_open"] == 0
+          and d["peak_connections"] == 0, (before, d))
 
 
 def test_threads(binary):

@@ -9,6 +9,8 @@ set(SLUICE_HTTP_CORE
   ${CMAKE_SOURCE_DIR}/core/http_server.c
   ${CMAKE_SOURCE_DIR}/core/http_conn.c
   ${CMAKE_SOURCE_DIR}/core/http_parse.c
+  ${CMAKE_SOURCE_DIR}/core/http_chunked.c
+  ${CMAKE_SOURCE_DIR}/core/http_head.c
   ${CMAKE_SOURCE_DIR}/core/http_prescan.c
   ${CMAKE_SOURCE_DIR}/core/http_status.c
   ${CMAKE_SOURCE_DIR}/core/openai_error.c)
@@ -17,6 +19,8 @@ sluice_add_unit_test(test_http_prescan
   ${CMAKE_SOURCE_DIR}/tests/unit/test_http_prescan.c
   ${CMAKE_SOURCE_DIR}/core/http_prescan.c
   ${CMAKE_SOURCE_DIR}/core/http_parse.c
+  ${CMAKE_SOURCE_DIR}/core/http_chunked.c
+  ${CMAKE_SOURCE_DIR}/core/http_head.c
   LIBS llhttp_debian PkgConfig::CMOCKA)
 
 sluice_add_unit_test(test_http_server

@@ -100,7 +100,49 @@ static void test_defaults(void **state)
     assert_int_equal(u->connect_timeout_ms, 3000);
     assert_int_equal(u->first_byte_timeout_ms, 120000);
     assert_int_equal(u->idle_timeout_ms, 60000);
+    assert_false(u->use_curl); /* http_client defaults to "native" */
     config_unref(c);
+}
+
+/* upstreams[].http_client: "native" (default) or "curl", stored as use_curl;
+ * anything else is an error at its path, without echoing the value. */
+static void test_http_client(void **state)
+{
+    struct config *c =
+        parse("{\"upstreams\": [{\"name\": \"a\", \"base_url\": "
+              "\"http://a\", \"models\": [\"m1\"], \"http_client\": "
+              "\"curl\"}, {\"name\": \"b\", \"base_url\": \"http://b\", "
+              "\"models\": [\"*\"], \"http_client\": \"native\"}, "
+              "{\"name\": \"c\", \"base_url\": \"https://c\", "
+              "\"models\": [\"*\"]}]}");
+    if (!c)
+        fail_msg("rejected:\n%s", err);
+    assert_true(c->upstreams[0].use_curl);
+    assert_false(c->upstreams[1].use_curl);
+    assert_false(c->upstreams[2].use_curl);
+    config_unref(c);
+
+    static const char *const bad[] = {
+        "\"CURL\"", "\"libcurl\"", "\"\"", "true", "1", "null", "[\"curl\"]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"upstreams\": [{\"name\": \"a\", \"base_url\": "
+                 "\"http://a\", \"models\": [\"*\"]}, {\"name\": \"b\", "
+                 "\"base_url\": \"http://b\", \"models\": [\"*\"], "
+                 "\"http_client\": %s}]}",
+                 bad[i]);
+        const char *e = parse_fail(json);
+        if (strcmp(e, "upstreams[1].http_client: must be \"native\" or "
+                      "\"curl\"\n") != 0)
+            fail_msg("case %zu (%s): got:\n%s", i, bad[i], e);
+    }
+    /* a typo of the key itself gets the usual hint */
+    assert_contains(parse_fail("{\"upstreams\": [{\"name\": \"a\", "
+                               "\"base_url\": \"http://a\", \"models\": "
+                               "[\"*\"], \"http_clinet\": \"curl\"}]}"),
+                    "upstreams[0].http_clinet: unknown key (did you mean "
+                    "\"http_client\"?)");
 }
 
 static void test_values_applied(void **state)
@@ -810,6 +852,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_http_client),
         cmocka_unit_test(test_values_applied),
         cmocka_unit_test(test_rules),
         cmocka_unit_test(test_valid_values),

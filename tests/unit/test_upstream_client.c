@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +25,10 @@
 #include <event2/listener.h>
 
 #include "upstream_client.h"
+
+/* Every test runs twice: on the native HTTP/1.1 transport, then with
+ * use_curl on libcurl. Both must behave the same. */
+static bool g_use_curl;
 
 /* ---- fixture: servers on one loop ------------------------------------- */
 
@@ -467,6 +472,7 @@ start_call_port(struct call_log *l, int port, const char *path,
     if (tmpl)
         req = *tmpl;
     req.url = url;
+    req.use_curl = g_use_curl;
     l->t_start = now_ms();
     l->call = upstream_call_start(l->fx->uc, &req, &callbacks, l);
     assert_non_null(l->call);
@@ -765,7 +771,7 @@ static void test_oversized_response_headers(void **state)
     start_call_port(&l, fx->raw_port, "/x", NULL);
     assert_true(run_until(fx, &l.done, 3000));
     assert_int_equal(l.result, UPSTREAM_BROKEN);
-    assert_string_equal(l.detail, "response headers too large");
+    assert_non_null(strstr(l.detail, "response headers too large"));
     assert_int_equal(l.headers_calls, 0);
     log_fini(&l);
     free(reply);
@@ -870,7 +876,7 @@ static void test_resume_requested_inside_on_body(void **state)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/stream?n=5&gap=5",
              fx->http_port);
     struct upstream_request req = {
-        .url = url, .method = "GET", .streaming = true};
+        .url = url, .method = "GET", .streaming = true, .use_curl = g_use_curl};
     l.call = upstream_call_start(fx->uc, &req, &cb, &l);
     assert_true(run_until(fx, &l.done, 3000));
     assert_int_equal(l.result, UPSTREAM_DONE);
@@ -1118,6 +1124,9 @@ static void test_max_host_connections(void **state)
 
 int main(void)
 {
+    /* As in the gateway: a peer that closed must not kill the process
+     * (the raw server writes into connections the client dropped). */
+    signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -1144,7 +1153,10 @@ int main(void)
         T(test_connection_reuse),
         T(test_max_host_connections),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests_name("native HTTP/1.1 transport", tests,
+                                         NULL, NULL);
+    g_use_curl = true;
+    rc |= cmocka_run_group_tests_name("libcurl transport", tests, NULL, NULL);
     curl_global_cleanup();
     return rc;
 }

@@ -1,5 +1,5 @@
-# Unit tests for the upstream HTTP client and the SSE parser. They link only
-# their own sources (not sluice_core), so they build while core/ is in flux.
+# Unit tests for the upstream HTTP client (both transports) and the SSE
+# parser. They link only their own sources, not sluice_core.
 if(NOT TARGET PkgConfig::CMOCKA)
   pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 endif()
@@ -12,5 +12,11 @@ sluice_add_unit_test(test_sse
 sluice_add_unit_test(test_upstream_client
   ${CMAKE_SOURCE_DIR}/tests/unit/test_upstream_client.c
   ${CMAKE_SOURCE_DIR}/core/upstream_client.c
-  ${CMAKE_SOURCE_DIR}/core/upstream_request.c
-  LIBS PkgConfig::CMOCKA PkgConfig::EVENT PkgConfig::CURL)
+  ${CMAKE_SOURCE_DIR}/core/upstream_curl.c
+  ${CMAKE_SOURCE_DIR}/core/upstream_curl_request.c
+  ${CMAKE_SOURCE_DIR}/core/upstream_h1.c
+  ${CMAKE_SOURCE_DIR}/core/http_response.c
+  ${CMAKE_SOURCE_DIR}/core/http_chunked.c
+  ${CMAKE_SOURCE_DIR}/core/http_head.c
+  ${CMAKE_SOURCE_DIR}/core/http_prescan.c
+  LIBS llhttp_debian PkgConfig::CMOCKA PkgConfig::EVENT PkgConfig::CURL)

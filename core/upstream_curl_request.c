@@ -1,4 +1,4 @@
-#include "upstream_request.h"
+#include "upstream_curl_request.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
-/* Request side of an upstream call (private to the upstream client): turns
+/* Request side of a libcurl upstream call (private to upstream_curl.c): turns
  * a struct upstream_request into options on a curl easy handle. */
-#ifndef SLUICE_UPSTREAM_REQUEST_H
-#define SLUICE_UPSTREAM_REQUEST_H
+#ifndef SLUICE_UPSTREAM_CURL_REQUEST_H
+#define SLUICE_UPSTREAM_CURL_REQUEST_H
 
 #include <curl/curl.h>
 #include <stdbool.h>
