@@ -190,6 +190,8 @@ static void conn_free(struct http_conn *c)
     event_free(c->timer);
     if (c->deferred)
         event_free(c->deferred);
+    if (c->flush_soon)
+        event_free(c->flush_soon);
     http_parse_free(&c->req);
     if (c->counted)
         budget_release();
@@ -319,6 +321,34 @@ static void conn_flush(struct http_conn *c)
     }
 }
 
+static void on_flush_soon(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http_conn *c = arg;
+    conn_flush(c);
+    /* The writer may be waiting for a drain that this very write brought
+     * about; with nothing left over, no write event will report it. */
+    if (c->state == CONN_HANDLER && c->ex.drain_cb && !c->write_armed &&
+        !c->write_failed &&
+        evbuffer_get_length(conn_output(c)) <= c->ex.drain_low)
+        fire_drain(c);
+}
+
+/* Stream output is written once the current callback returns, still in
+ * this loop pass: the head and every event of one upstream read then go
+ * out in one writev (one segment for the client to wake up for) instead
+ * of one syscall each. */
+static void conn_flush_soon(struct http_conn *c)
+{
+    if (!c->flush_soon)
+        c->flush_soon = event_new(c->srv->base, -1, 0, on_flush_soon, c);
+    if (c->flush_soon)
+        event_active(c->flush_soon, EV_TIMEOUT, 0);
+    else
+        conn_flush(c);
+}
+
 /* ---- writing responses ---- */
 
 static void write_head(struct http_conn *c, int status, const char *headers,
@@ -441,7 +471,7 @@ void http_stream_start(struct http_exchange *ex, int status,
     write_head(c, status, headers,
                c->chunked_out ? BODY_CHUNKED : BODY_UNTIL_CLOSE, 0);
     ex->headers_sent = ex->streaming = true;
-    conn_flush(c); /* time to first byte matters for streams */
+    conn_flush_soon(c); /* with the first events, if they came along */
 }
 
 size_t http_stream_write(struct http_exchange *ex, const char *data, size_t len)
@@ -465,7 +495,7 @@ size_t http_stream_write(struct http_exchange *ex, const char *data, size_t len)
         } else {
             evbuffer_add(out, data, len);
         }
-        conn_flush(c);
+        conn_flush_soon(c);
     }
     return evbuffer_get_length(out);
 }

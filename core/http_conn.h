@@ -54,6 +54,7 @@ struct http_conn {
     struct event *rd;        /* input side: our own recv() (see on_readable) */
     struct event *timer;
     struct event *deferred; /* created on first use */
+    struct event *flush_soon; /* stream output: one write per loop pass */
     enum conn_state state;
     enum timer_phase timer_phase;
     bool keep_alive;    /* for the response being written */
