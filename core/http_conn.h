@@ -53,7 +53,7 @@ struct http_conn {
     struct bufferevent *bev; /* output side: buffering, send timeout, drain */
     struct event *rd;        /* input side: our own recv() (see on_readable) */
     struct event *timer;
-    struct event *deferred; /* created on first use */
+    struct event *deferred;   /* created on first use */
     struct event *flush_soon; /* stream output: one write per loop pass */
     enum conn_state state;
     enum timer_phase timer_phase;

@@ -39,6 +39,8 @@ static int on_header_value(llhttp_t *l, const char *at, size_t len)
         p->in_value = true;
         p->value_start = (size_t)(at - p->head.buf);
         p->value_len = 0;
+    } else if (p->head.buf + p->value_start + p->value_len != at) {
+        return -1; /* obs-fold (RFC 9112 §5.2): refused, never relayed */
     }
     p->value_len += len;
     return 0;
@@ -66,6 +68,10 @@ static int on_header_value_complete(llhttp_t *l)
     }
     const char *value = p->in_value ? p->head.buf + p->value_start : "";
     size_t vlen = p->in_value ? p->value_len : 0;
+    for (size_t i = 0; i < vlen; i++)
+        if (((unsigned char)value[i] < 0x20 && value[i] != '\t') ||
+            value[i] == 0x7f)
+            return -1; /* a CR or LF here would reach client headers */
     while (vlen && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
         vlen--;
     char *line = p->lines_buf + used;
@@ -124,6 +130,7 @@ void http_response_begin(struct http_response_parser *p, bool no_body)
 {
     start_header_block(p);
     p->no_body = no_body;
+    p->any_bytes = false;
     p->keep_alive = false;
     p->left = 0;
     p->error = NULL;
@@ -132,7 +139,7 @@ void http_response_begin(struct http_response_parser *p, bool no_body)
 
 bool http_response_started(const struct http_response_parser *p)
 {
-    return p->phase != PH_HEADERS || p->head.len > 0 || p->status != 0;
+    return p->any_bytes || p->phase != PH_HEADERS;
 }
 
 static enum http_response_status fail(struct http_response_parser *p,
@@ -206,14 +213,20 @@ static enum http_response_status feed_headers(struct http_response_parser *p,
     *consumed = 0;
     if (len == 0)
         return HTTP_RESPONSE_MORE;
+    p->any_bytes = true;
     enum http_head_status st =
         http_head_append(&p->head, in, len, p->max_header_bytes, consumed);
     if (st == HTTP_HEAD_NO_MEMORY)
         return fail(p, "out of memory");
     if (st == HTTP_HEAD_TOO_LARGE)
         return fail(p, "response headers too large");
-    if (st == HTTP_HEAD_MORE)
+    if (st == HTTP_HEAD_MORE) {
+        /* Bare-LF line ends would never complete the block: fail now
+         * rather than at the idle timeout. */
+        if (memmem(p->head.buf, p->head.len, "\n\n", 2))
+            return fail(p, "bare LF line ends in response headers");
         return HTTP_RESPONSE_MORE;
+    }
     return take_header_block(p);
 }
 

@@ -37,6 +37,7 @@ struct http_response_parser {
     size_t n_lines, lines_slots;
     size_t field_start, field_len, value_start, value_len;
     bool in_value;
+    bool any_bytes; /* of this response, interim ones included */
 
     int status;
     bool keep_alive; /* the connection may carry another request */

@@ -355,6 +355,9 @@ static void reply_buffered(struct sluice_req *r)
         json_decref(j);
         size_t ra_len = 0;
         const char *ra = request_resp_header(r, "retry-after", &ra_len);
+        for (size_t i = 0; ra && i < ra_len; i++)
+            if ((unsigned char)ra[i] < 0x20 || ra[i] == 0x7f)
+                ra = NULL; /* never echo control characters into headers */
         if (ra && at < sizeof headers)
             at += (size_t)snprintf(headers + at, sizeof headers - at,
                                    "Retry-After: %.*s\r\n", (int)ra_len, ra);

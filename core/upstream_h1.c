@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/dns.h>
@@ -43,8 +44,14 @@
 /* Host names are resolved again after this. */
 #define DNS_TTL_SECONDS 60
 /* Reused connections that turn out closed before answering (the server
- * timed them out): the request is sent again on another one. */
+ * timed them out): the request is sent again on another one, but only
+ * when the close came this soon after sending. Later, the server may have
+ * been working on it (a crash mid-generation), and sending a POST twice
+ * could bill it twice; the proxy's retry policy decides then. */
 #define MAX_STALE_RETRIES 2
+#define STALE_WINDOW_MS 1000
+/* Addresses kept per host name; a refused one makes us try the next. */
+#define MAX_ADDRESSES 4
 
 struct h1_call;
 
@@ -55,9 +62,10 @@ struct h1_host {
     char *name;
     char port[8];
     bool numeric;   /* an IP literal: no DNS */
-    bool have_addr; /* addr is valid */
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
+    bool have_addr; /* addrs[] is valid */
+    struct sockaddr_storage addrs[MAX_ADDRESSES];
+    socklen_t addr_lens[MAX_ADDRESSES];
+    unsigned n_addrs, cur_addr; /* cur_addr: the one that last worked */
     time_t resolved_at;
     struct evdns_getaddrinfo_request *resolving;
     uint32_t cap;            /* max connections (0: none) */
@@ -97,6 +105,8 @@ struct h1_call {
     struct event timer;    /* queue, connect, first-byte, then idle */
     struct event deferred; /* failure from start(), resume, teardown */
     int stale_retries;
+    unsigned addr_tries; /* addresses that refused this call */
+    int64_t sent_at_ms;
     bool waiting, sent_all, got_first_byte;
     bool paused, resume_pending, in_on_body;
     bool cancelled, ended;
@@ -131,6 +141,13 @@ static struct timeval ms_to_tv(uint32_t ms)
     return tv;
 }
 
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static time_t now_seconds(struct upstream_h1 *h)
 {
     struct timeval tv;
@@ -143,7 +160,9 @@ static time_t now_seconds(struct upstream_h1 *h)
 static void arm_timer(struct h1_call *c)
 {
     uint32_t ms = 0;
-    if (c->ended || c->paused || c->failing)
+    /* Paused only stops the clock once the response is flowing. */
+    if (c->ended || c->failing ||
+        (c->paused && c->conn && !c->conn->connecting))
         ms = 0;
     else if (c->waiting)
         ms = c->first_byte_ms;
@@ -220,8 +239,9 @@ static void on_idle_expired(evutil_socket_t fd, short what, void *arg);
 static struct h1_conn *conn_open(struct h1_host *host, int *err)
 {
     struct upstream_h1 *h = host->h;
-    int fd = socket(host->addr.ss_family,
-                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const struct sockaddr_storage *addr = &host->addrs[host->cur_addr];
+    int fd =
+        socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *err = errno;
         return NULL;
@@ -230,7 +250,8 @@ static struct h1_conn *conn_open(struct h1_host *host, int *err)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     bool connecting = false;
-    if (connect(fd, (struct sockaddr *)&host->addr, host->addr_len) != 0) {
+    if (connect(fd, (const struct sockaddr *)addr,
+                host->addr_lens[host->cur_addr]) != 0) {
         if (errno != EINPROGRESS) {
             *err = errno;
             close(fd);
@@ -385,7 +406,8 @@ static bool gone(struct h1_call *c)
 static bool retry_if_stale(struct h1_call *c, struct h1_conn *conn)
 {
     if (!conn->reused || http_response_started(&conn->resp) ||
-        c->stale_retries >= MAX_STALE_RETRIES)
+        c->stale_retries >= MAX_STALE_RETRIES ||
+        (c->sent_all && monotonic_ms() - c->sent_at_ms > STALE_WINDOW_MS))
         return false;
     c->stale_retries++;
     detach(c);
@@ -427,6 +449,7 @@ static void send_request(struct h1_conn *conn)
         return;
     }
     c->sent_all = true;
+    c->sent_at_ms = monotonic_ms();
     if (conn->writing) {
         event_del(&conn->wr);
         conn->writing = false;
@@ -503,11 +526,22 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
         fail_waiters(host, why);
         return;
     }
-    memcpy(&host->addr, res->ai_addr, res->ai_addrlen);
-    host->addr_len = (socklen_t)res->ai_addrlen;
-    host->have_addr = true;
+    host->n_addrs = 0;
+    host->cur_addr = 0;
+    for (struct evutil_addrinfo *a = res; a && host->n_addrs < MAX_ADDRESSES;
+         a = a->ai_next) {
+        if (a->ai_addrlen > sizeof host->addrs[0])
+            continue;
+        memcpy(&host->addrs[host->n_addrs], a->ai_addr, a->ai_addrlen);
+        host->addr_lens[host->n_addrs++] = (socklen_t)a->ai_addrlen;
+    }
+    host->have_addr = host->n_addrs > 0;
     host->resolved_at = now_seconds(host->h);
     evutil_freeaddrinfo(res);
+    if (!host->have_addr) {
+        fail_waiters(host, "no usable address");
+        return;
+    }
     dispatch_waiters(host);
 }
 
@@ -536,10 +570,23 @@ static void resolve(struct h1_host *host)
 
 /* ---- getting a connection ------------------------------------------- */
 
+/* The connection attempt for c failed with err: true when another of the
+ * host's addresses is being tried instead. */
+static bool try_next_address(struct h1_call *c)
+{
+    struct h1_host *host = c->host;
+    if (++c->addr_tries >= host->n_addrs)
+        return false;
+    host->cur_addr = (host->cur_addr + 1) % host->n_addrs;
+    return true;
+}
+
 static void open_for(struct h1_call *c)
 {
     int err = 0;
-    struct h1_conn *conn = conn_open(c->host, &err);
+    struct h1_conn *conn;
+    while (!(conn = conn_open(c->host, &err)) && try_next_address(c))
+        ;
     if (!conn) {
         snprintf(c->detail, sizeof c->detail, "connect to %s failed: %s",
                  c->host->authority, strerror(err));
@@ -776,6 +823,12 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
         err = errno;
     if (err) {
+        if (try_next_address(c)) {
+            detach(c);
+            conn_close(conn);
+            acquire_connection(c); /* within the cap, like any call */
+            return;
+        }
         snprintf(c->detail, sizeof c->detail, "connect to %s failed: %s",
                  c->host->authority, strerror(err));
         finish(c, UPSTREAM_CONNECT_ERROR, c->detail);
@@ -852,12 +905,13 @@ static bool split_url(const char *url, struct url_parts *u)
 }
 
 static struct h1_host *host_new(struct upstream_h1 *h, const char *auth,
-                                size_t len)
+                                size_t len, uint32_t cap)
 {
     struct h1_host *host = calloc(1, sizeof(*host));
     if (!host)
         return NULL;
     host->h = h;
+    host->cap = cap;
     host->authority = strndup(auth, len);
     /* [v6]:port, name:port or name (port 80) */
     const char *name = auth, *end = auth + len, *port = NULL;
@@ -884,12 +938,15 @@ static struct h1_host *host_new(struct upstream_h1 *h, const char *auth,
                                     .ai_flags = EVUTIL_AI_NUMERICHOST |
                                                 EVUTIL_AI_NUMERICSERV};
     struct evutil_addrinfo *res = NULL;
-    if (evutil_getaddrinfo(host->name, host->port, &hints, &res) == 0 && res) {
-        memcpy(&host->addr, res->ai_addr, res->ai_addrlen);
-        host->addr_len = (socklen_t)res->ai_addrlen;
+    if (evutil_getaddrinfo(host->name, host->port, &hints, &res) == 0 && res &&
+        res->ai_addrlen <= sizeof host->addrs[0]) {
+        memcpy(&host->addrs[0], res->ai_addr, res->ai_addrlen);
+        host->addr_lens[0] = (socklen_t)res->ai_addrlen;
+        host->n_addrs = 1;
         host->numeric = host->have_addr = true;
-        evutil_freeaddrinfo(res);
     }
+    if (res)
+        evutil_freeaddrinfo(res);
     host->next = h->hosts;
     h->hosts = host;
     return host;
@@ -900,14 +957,16 @@ fail:
     return NULL;
 }
 
+/* One pool per authority and cap: two upstreams at the same address
+ * with different max_connections keep their own limits. */
 static struct h1_host *host_for(struct upstream_h1 *h, const char *auth,
-                                size_t len)
+                                size_t len, uint32_t cap)
 {
     for (struct h1_host *host = h->hosts; host; host = host->next)
-        if (strlen(host->authority) == len &&
+        if (host->cap == cap && strlen(host->authority) == len &&
             memcmp(host->authority, auth, len) == 0)
             return host;
-    return host_new(h, auth, len);
+    return host_new(h, auth, len, cap);
 }
 
 static bool header_named(const char *h, const char *name, size_t n)
@@ -1046,7 +1105,8 @@ struct upstream_call *upstream_h1_start(struct upstream_h1 *h,
     struct url_parts u;
     if (!h || !req || !req->url || !cb || !split_url(req->url, &u))
         return NULL;
-    struct h1_host *host = host_for(h, u.authority, u.authority_len);
+    struct h1_host *host =
+        host_for(h, u.authority, u.authority_len, req->max_host_connections);
     struct h1_call *c = calloc(1, sizeof(*c));
     if (!host || !c || !build_request(c, req, &u)) {
         free(c);
@@ -1060,8 +1120,6 @@ struct upstream_call *upstream_h1_start(struct upstream_h1 *h,
     c->connect_ms = req->connect_timeout_ms;
     c->first_byte_ms = req->first_byte_timeout_ms;
     c->idle_ms = req->idle_timeout_ms;
-    if (req->max_host_connections)
-        host->cap = req->max_host_connections;
     evtimer_assign(&c->timer, h->base, on_call_timeout, c);
     event_assign(&c->deferred, h->base, -1, 0, on_deferred, c);
     c->next = h->calls;

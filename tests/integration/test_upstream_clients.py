@@ -929,5 +929,69 @@ def stale_connection_dies_under_request(h, client):
     check(srv.accepted >= 3, srv.accepted)
 
 
+def interim_then_close_script(srv, sock, req):
+    if req.n_on_conn == 0:
+        sock.sendall(ok_response(req))
+        return True
+    # The server took the request (103 says it is working on it), then died.
+    sock.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n")
+    return False
+
+
+def native_only(fn):
+    def run(h):
+        fn(h, "native")
+    run.__name__ = "test_" + fn.__name__ + "_native"
+    globals()[run.__name__] = run
+    return fn
+
+
+@native_only
+def request_not_resent_after_interim_response(h, client):
+    srv = raw_start(h, client, interim_then_close_script, workers=1)
+    eq(raw_chat(h, "ok", content="first").status, 200)
+    r = raw_chat(h, "ok", content="second")
+    eq(r.status, 502, r.body[:300])
+    eq(len(srv.requests), 2, "a request the upstream had started answering was sent again")
+
+
+def late_close_script(srv, sock, req):
+    if req.n_on_conn == 0:
+        sock.sendall(ok_response(req))
+        return True
+    time.sleep(1.5)  # working on it... then the worker crashes
+    return False
+
+
+@native_only
+def request_not_resent_after_upstream_held_it(h, client):
+    srv = raw_start(h, client, late_close_script, workers=1)
+    eq(raw_chat(h, "ok", content="first").status, 200)
+    r = raw_chat(h, "ok", content="second")
+    eq(r.status, 502, r.body[:300])
+    eq(len(srv.requests), 2, "a POST the upstream held for 1.5 s was sent again (could bill twice)")
+
+
+def folded_header_script(srv, sock, req):
+    if b"bare-lf" in req.body:
+        sock.sendall(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok")
+    else:
+        sock.sendall(b"HTTP/1.1 503 Unavailable\r\nRetry-After: 1\r\n Set-Cookie: s=evil\r\n"
+                     b"Content-Length: 0\r\n\r\n")
+    return False
+
+
+@native_only
+def folded_or_bare_lf_headers_are_refused(h, client):
+    raw_start(h, client, folded_header_script, workers=1)
+    r = raw_chat(h, "ok", content="fold")
+    eq(r.status, 502, r.body[:300])
+    check("set-cookie" not in {k.lower() for k in r.headers}, r.headers)
+    t0 = time.monotonic()
+    r = raw_chat(h, "ok", content="bare-lf")
+    eq(r.status, 502, r.body[:300])
+    check(time.monotonic() - t0 < 1.0, "bare LF headers must fail fast, not at the idle timeout")
+
+
 if __name__ == "__main__":
     harness.main(globals())
