@@ -10,6 +10,13 @@ enum http_head_status http_head_append(struct http_head *h, const char *in,
     *consumed = 0;
     size_t room = max_bytes > h->len ? max_bytes - h->len : 0;
     size_t take = n < room ? n : room;
+    if (h->len == 0) {
+        /* The usual case, a whole block in one read: copy only the block,
+         * not the body that came with it. */
+        const char *end = memmem(in, take, "\r\n\r\n", 4);
+        if (end)
+            take = (size_t)(end + 4 - in);
+    }
     if (h->len + take + 1 > h->cap) {
         size_t cap = h->cap ? h->cap : 1024;
         while (cap < h->len + take + 1)

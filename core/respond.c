@@ -52,19 +52,31 @@ void respond_set_body(struct sluice_req *r, int status,
     r->has_local_response = true;
 }
 
+/* "name: value\r\n" at buf+at, whole or not at all, NUL-terminated. By
+ * hand: this runs for several headers of every response, and snprintf
+ * costs far more than the copy. */
 static size_t append(char *buf, size_t cap, size_t at, const char *name,
                      const char *value, size_t value_len)
 {
-    if (at >= cap)
-        return at;
     /* Values can come from the client (the model name) or plugins: a CR or
      * LF would let them forge headers or split the response. */
     for (size_t i = 0; i < value_len; i++)
         if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
             return at;
-    int n = snprintf(buf + at, cap - at, "%s: %.*s\r\n", name, (int)value_len,
-                     value);
-    return n < 0 ? at : at + (size_t)n;
+    size_t name_len = strlen(name);
+    if (at >= cap || cap - at < name_len + value_len + 5)
+        return at;
+    char *p = buf + at;
+    memcpy(p, name, name_len);
+    p += name_len;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, value, value_len);
+    p += value_len;
+    *p++ = '\r';
+    *p++ = '\n';
+    *p = '\0';
+    return (size_t)(p - buf);
 }
 
 size_t respond_client_headers(struct sluice_req *r, char *buf, size_t cap)
