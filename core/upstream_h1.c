@@ -33,6 +33,8 @@
 #include <event2/event_struct.h>
 
 #include "http_response.h"
+#include "upstream_h1_host.h"
+#include "upstream_h1_request.h"
 #include "upstream_transport.h"
 
 /* Caps what a misbehaving upstream can make us buffer. */
@@ -41,8 +43,6 @@
 #define READ_BUFFER_BYTES (64 * 1024)
 /* Idle keep-alive connections are closed after this. */
 #define IDLE_CONNECTION_MS 60000
-/* Host names are resolved again after this. */
-#define DNS_TTL_SECONDS 60
 /* Reused connections that turn out closed before answering (the server
  * timed them out): the request is sent again on another one, but only
  * when the close came this soon after sending. Later, the server may have
@@ -50,30 +50,6 @@
  * could bill it twice; the proxy's retry policy decides then. */
 #define MAX_STALE_RETRIES 2
 #define STALE_WINDOW_MS 1000
-/* Addresses kept per host name; a refused one makes us try the next. */
-#define MAX_ADDRESSES 4
-
-struct h1_call;
-
-struct h1_host {
-    struct h1_host *next;
-    struct upstream_h1 *h;
-    char *authority; /* "name:port" as in the URL: the Host header */
-    char *name;
-    char port[8];
-    bool numeric;   /* an IP literal: no DNS */
-    bool have_addr; /* addrs[] is valid */
-    struct sockaddr_storage addrs[MAX_ADDRESSES];
-    socklen_t addr_lens[MAX_ADDRESSES];
-    unsigned n_addrs, cur_addr; /* cur_addr: the one that last worked */
-    time_t resolved_at;
-    struct evdns_getaddrinfo_request *resolving;
-    uint32_t cap;            /* max connections (0: none) */
-    size_t open;             /* connections, connecting ones included */
-    struct h1_conn *idle;    /* LIFO: the warmest connection first */
-    struct h1_call *waiting; /* FIFO of calls without a connection */
-    struct h1_call *waiting_tail;
-};
 
 struct h1_conn {
     struct upstream_h1 *h;
@@ -121,7 +97,7 @@ struct h1_call {
 
 struct upstream_h1 {
     struct event_base *base;
-    struct evdns_base *dns; /* created on the first host name */
+    struct h1_resolver resolver;
     struct h1_host *hosts;
     struct h1_call *calls;
     size_t active;
@@ -497,13 +473,6 @@ static struct h1_call *dequeue(struct h1_host *host)
 
 /* ---- name resolution ------------------------------------------------- */
 
-static bool address_fresh(struct h1_host *host)
-{
-    return host->have_addr &&
-           (host->numeric ||
-            now_seconds(host->h) - host->resolved_at < DNS_TTL_SECONDS);
-}
-
 static void fail_waiters(struct h1_host *host, const char *why)
 {
     struct h1_call *c;
@@ -513,79 +482,33 @@ static void fail_waiters(struct h1_host *host, const char *why)
     }
 }
 
-static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+/* Name resolution ended: connect the waiters, or fail them. */
+static void on_host_resolved(struct h1_host *host, const char *error)
 {
-    struct h1_host *host = arg;
-    if (result == EVUTIL_EAI_CANCEL)
-        return; /* the client is going away */
-    host->resolving = NULL;
-    if (result != 0 || !res) {
-        char why[160];
-        snprintf(why, sizeof why, "could not resolve %s: %s", host->name,
-                 evutil_gai_strerror(result));
-        fail_waiters(host, why);
-        return;
-    }
-    host->n_addrs = 0;
-    host->cur_addr = 0;
-    for (struct evutil_addrinfo *a = res; a && host->n_addrs < MAX_ADDRESSES;
-         a = a->ai_next) {
-        if (a->ai_addrlen > sizeof host->addrs[0])
-            continue;
-        memcpy(&host->addrs[host->n_addrs], a->ai_addr, a->ai_addrlen);
-        host->addr_lens[host->n_addrs++] = (socklen_t)a->ai_addrlen;
-    }
-    host->have_addr = host->n_addrs > 0;
-    host->resolved_at = now_seconds(host->h);
-    evutil_freeaddrinfo(res);
-    if (!host->have_addr) {
-        fail_waiters(host, "no usable address");
-        return;
-    }
-    dispatch_waiters(host);
+    if (error)
+        fail_waiters(host, error);
+    else
+        dispatch_waiters(host);
+}
+
+static bool address_fresh(struct h1_host *host)
+{
+    return h1_host_address_fresh(host, now_seconds(host->h));
 }
 
 static void resolve(struct h1_host *host)
 {
-    struct upstream_h1 *h = host->h;
-    if (host->resolving)
-        return;
-    if (!h->dns) {
-        h->dns = evdns_base_new(h->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-        if (!h->dns && (h->dns = evdns_base_new(h->base, 0)) != NULL)
-            evdns_base_load_hosts(h->dns, NULL); /* no resolv.conf */
-        if (!h->dns) {
-            fail_waiters(host, "no DNS resolver available");
-            return;
-        }
-    }
-    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC,
-                                    .ai_socktype = SOCK_STREAM,
-                                    .ai_protocol = IPPROTO_TCP,
-                                    .ai_flags = EVUTIL_AI_ADDRCONFIG};
-    /* May call on_resolved before returning (hosts file, cache). */
-    host->resolving = evdns_getaddrinfo(h->dns, host->name, host->port, &hints,
-                                        on_resolved, host);
+    h1_host_resolve(host, &host->h->resolver);
 }
 
 /* ---- getting a connection ------------------------------------------- */
-
-/* The connection attempt for c failed with err: true when another of the
- * host's addresses is being tried instead. */
-static bool try_next_address(struct h1_call *c)
-{
-    struct h1_host *host = c->host;
-    if (++c->addr_tries >= host->n_addrs)
-        return false;
-    host->cur_addr = (host->cur_addr + 1) % host->n_addrs;
-    return true;
-}
 
 static void open_for(struct h1_call *c)
 {
     int err = 0;
     struct h1_conn *conn;
-    while (!(conn = conn_open(c->host, &err)) && try_next_address(c))
+    while (!(conn = conn_open(c->host, &err)) &&
+           h1_host_next_address(c->host, &c->addr_tries))
         ;
     if (!conn) {
         snprintf(c->detail, sizeof c->detail, "connect to %s failed: %s",
@@ -823,7 +746,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
         err = errno;
     if (err) {
-        if (try_next_address(c)) {
+        if (h1_host_next_address(c->host, &c->addr_tries)) {
             detach(c);
             conn_close(conn);
             acquire_connection(c); /* within the cap, like any call */
@@ -886,76 +809,7 @@ static void on_deferred(evutil_socket_t fd, short what, void *arg)
         process_input(c->conn); /* held-back bytes, then reading again */
 }
 
-/* ---- URL and request ----------------------------------------------------- */
-
-struct url_parts {
-    const char *authority, *path;
-    size_t authority_len;
-};
-
-static bool split_url(const char *url, struct url_parts *u)
-{
-    if (strncasecmp(url, "http://", 7) != 0)
-        return false;
-    u->authority = url + 7;
-    u->authority_len = strcspn(u->authority, "/?#");
-    u->path = u->authority + u->authority_len;
-    return u->authority_len > 0 &&
-           memchr(u->authority, '@', u->authority_len) == NULL;
-}
-
-static struct h1_host *host_new(struct upstream_h1 *h, const char *auth,
-                                size_t len, uint32_t cap)
-{
-    struct h1_host *host = calloc(1, sizeof(*host));
-    if (!host)
-        return NULL;
-    host->h = h;
-    host->cap = cap;
-    host->authority = strndup(auth, len);
-    /* [v6]:port, name:port or name (port 80) */
-    const char *name = auth, *end = auth + len, *port = NULL;
-    if (*auth == '[') {
-        const char *close = memchr(auth, ']', len);
-        if (!close)
-            goto fail;
-        name = auth + 1;
-        port = close + 1 < end && close[1] == ':' ? close + 2 : NULL;
-        host->name = strndup(name, (size_t)(close - name));
-    } else {
-        const char *colon = memchr(auth, ':', len);
-        port = colon ? colon + 1 : NULL;
-        host->name = strndup(auth, (size_t)((colon ? colon : end) - auth));
-    }
-    size_t plen = port ? (size_t)(end - port) : 0;
-    if (!host->authority || !host->name || plen >= sizeof host->port ||
-        (port && plen == 0))
-        goto fail;
-    memcpy(host->port, port ? port : "80", port ? plen : 2);
-
-    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC,
-                                    .ai_socktype = SOCK_STREAM,
-                                    .ai_flags = EVUTIL_AI_NUMERICHOST |
-                                                EVUTIL_AI_NUMERICSERV};
-    struct evutil_addrinfo *res = NULL;
-    if (evutil_getaddrinfo(host->name, host->port, &hints, &res) == 0 && res &&
-        res->ai_addrlen <= sizeof host->addrs[0]) {
-        memcpy(&host->addrs[0], res->ai_addr, res->ai_addrlen);
-        host->addr_lens[0] = (socklen_t)res->ai_addrlen;
-        host->n_addrs = 1;
-        host->numeric = host->have_addr = true;
-    }
-    if (res)
-        evutil_freeaddrinfo(res);
-    host->next = h->hosts;
-    h->hosts = host;
-    return host;
-fail:
-    free(host->authority);
-    free(host->name);
-    free(host);
-    return NULL;
-}
+/* ---- hosts -------------------------------------------------------------- */
 
 /* One pool per authority and cap: two upstreams at the same address
  * with different max_connections keep their own limits. */
@@ -966,102 +820,13 @@ static struct h1_host *host_for(struct upstream_h1 *h, const char *auth,
         if (host->cap == cap && strlen(host->authority) == len &&
             memcmp(host->authority, auth, len) == 0)
             return host;
-    return host_new(h, auth, len, cap);
-}
-
-static bool header_named(const char *h, const char *name, size_t n)
-{
-    return strncasecmp(h, name, n) == 0 && h[n] == ':';
-}
-
-/* Hop-by-hop and framing headers are ours to write. */
-static bool caller_may_set(const char *h)
-{
-    static const struct {
-        const char *name;
-        size_t len;
-    } ours[] = {
-        {"Host", 4},
-        {"Content-Length", 14},
-        {"Transfer-Encoding", 17},
-        {"Connection", 10},
-        {"Keep-Alive", 10},
-        {"Expect", 6},
-        {"Upgrade", 7},
-        {"TE", 2},
-        {"Proxy-Connection", 16},
-    };
-    for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
-        if (header_named(h, ours[i].name, ours[i].len))
-            return false;
-    return true;
-}
-
-static void put(char **p, const char *s, size_t n)
-{
-    memcpy(*p, s, n);
-    *p += n;
-}
-
-/* snprintf costs ~700 instructions per call; this is the hot path. */
-static void put_decimal(char **p, size_t v)
-{
-    char digits[24];
-    size_t n = 0;
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *(*p)++ = digits[--n];
-}
-
-/* The whole request, head and body, in one buffer: one send() per call. */
-static bool build_request(struct h1_call *c, const struct upstream_request *req,
-                          const struct url_parts *u)
-{
-    const char *method = req->method ? req->method : req->body ? "POST" : "GET";
-    bool has_body = strcasecmp(method, "POST") == 0 || req->body_len > 0;
-    const char *path = *u->path == '/' ? u->path : "/";
-    size_t path_len = strcspn(path, "#");
-    static const char json_type[] = "Content-Type: application/json\r\n";
-
-    size_t size = strlen(method) + 1 + path_len + 11 + 6 + u->authority_len +
-                  2 + sizeof json_type + 40 + 2 + req->body_len;
-    bool has_type = false;
-    for (const char *const *h = req->headers; h && *h; h++) {
-        size += strlen(*h) + 2;
-        has_type = has_type || header_named(*h, "Content-Type", 12);
-    }
-    char *buf = malloc(size), *p = buf;
-    if (!buf)
-        return false;
-    put(&p, method, strlen(method));
-    put(&p, " ", 1);
-    put(&p, path, path_len);
-    put(&p, " HTTP/1.1\r\nHost: ", 17);
-    put(&p, u->authority, u->authority_len);
-    put(&p, "\r\n", 2);
-    for (const char *const *h = req->headers; h && *h; h++) {
-        if (!caller_may_set(*h))
-            continue;
-        put(&p, *h, strlen(*h));
-        put(&p, "\r\n", 2);
-    }
-    if (has_body) {
-        if (!has_type)
-            put(&p, json_type, sizeof json_type - 1);
-        put(&p, "Content-Length: ", 16);
-        put_decimal(&p, req->body_len);
-        put(&p, "\r\n", 2);
-    }
-    put(&p, "\r\n", 2);
-    if (req->body_len)
-        put(&p, req->body, req->body_len);
-    c->request = buf;
-    c->request_len = (size_t)(p - buf);
-    c->is_head = strcasecmp(method, "HEAD") == 0;
-    return true;
+    struct h1_host *host = h1_host_new(auth, len, cap);
+    if (!host)
+        return NULL;
+    host->h = h;
+    host->next = h->hosts;
+    h->hosts = host;
+    return host;
 }
 
 /* ---- public API ---------------------------------------------------------- */
@@ -1079,8 +844,11 @@ static const struct upstream_call_ops h1_ops = {
 struct upstream_h1 *upstream_h1_new(struct event_base *base)
 {
     struct upstream_h1 *h = calloc(1, sizeof(*h));
-    if (h)
+    if (h) {
         h->base = base;
+        h->resolver.base = base;
+        h->resolver.done = on_host_resolved;
+    }
     return h;
 }
 
@@ -1101,14 +869,9 @@ void upstream_h1_free(struct upstream_h1 *h)
         h->hosts = host->next;
         while (host->idle)
             conn_close(host->idle);
-        if (host->resolving)
-            evdns_getaddrinfo_cancel(host->resolving);
-        free(host->authority);
-        free(host->name);
-        free(host);
+        h1_host_free(host);
     }
-    if (h->dns)
-        evdns_base_free(h->dns, 0);
+    h1_resolver_free(&h->resolver);
     free(h);
 }
 
@@ -1117,13 +880,15 @@ struct upstream_call *upstream_h1_start(struct upstream_h1 *h,
                                         const struct upstream_callbacks *cb,
                                         void *arg)
 {
-    struct url_parts u;
-    if (!h || !req || !req->url || !cb || !split_url(req->url, &u))
+    struct h1_url u;
+    if (!h || !req || !req->url || !cb || !h1_split_url(req->url, &u))
         return NULL;
     struct h1_host *host =
         host_for(h, u.authority, u.authority_len, req->max_host_connections);
     struct h1_call *c = calloc(1, sizeof(*c));
-    if (!host || !c || !build_request(c, req, &u)) {
+    if (!host || !c ||
+        !(c->request =
+              h1_build_request(req, &u, &c->request_len, &c->is_head))) {
         free(c);
         return NULL;
     }

@@ -865,6 +865,41 @@ static bool refuse_and_resume_inside(struct upstream_call *c, void *arg,
     return true;
 }
 
+/* A host name, not an IP literal: resolved (the hosts file maps localhost,
+ * possibly to ::1 first, where nothing listens: the next address is
+ * tried), then the connection is reused. An unknown name fails cleanly. */
+static void test_host_name_is_resolved(void **state)
+{
+    struct fixture *fx = *state;
+    char url[128];
+    snprintf(url, sizeof(url), "http://localhost:%d/json", fx->http_port);
+    for (int i = 0; i < 2; i++) {
+        struct call_log l;
+        log_init(&l, fx);
+        struct upstream_request req = {
+            .url = url, .method = "GET", .use_curl = g_use_curl};
+        l.call = upstream_call_start(fx->uc, &req, &callbacks, &l);
+        assert_non_null(l.call);
+        assert_true(run_until(fx, &l.done, 5000));
+        assert_int_equal(l.result, UPSTREAM_DONE);
+        assert_true(body_equals(&l, "{\"ok\":true}", 11));
+        log_fini(&l);
+    }
+    assert_int_equal(fx->server_requests, 2);
+
+    snprintf(url, sizeof(url), "http://no-such-host.invalid:%d/json",
+             fx->http_port);
+    struct call_log l;
+    log_init(&l, fx);
+    struct upstream_request req = {
+        .url = url, .method = "GET", .use_curl = g_use_curl};
+    l.call = upstream_call_start(fx->uc, &req, &callbacks, &l);
+    assert_true(run_until(fx, &l.done, 15000));
+    assert_int_equal(l.result, UPSTREAM_CONNECT_ERROR);
+    assert_int_equal(l.headers_calls, 0);
+    log_fini(&l);
+}
+
 static void test_resume_requested_inside_on_body(void **state)
 {
     struct fixture *fx = *state;
@@ -1151,6 +1186,7 @@ int main(void)
         T(test_start_from_inside_callbacks),
         T(test_client_free_with_active_calls),
         T(test_connection_reuse),
+        T(test_host_name_is_resolved),
         T(test_max_host_connections),
     };
     int rc = cmocka_run_group_tests_name("native HTTP/1.1 transport", tests,

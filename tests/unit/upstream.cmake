@@ -15,6 +15,8 @@ sluice_add_unit_test(test_upstream_client
   ${CMAKE_SOURCE_DIR}/core/upstream_curl.c
   ${CMAKE_SOURCE_DIR}/core/upstream_curl_request.c
   ${CMAKE_SOURCE_DIR}/core/upstream_h1.c
+  ${CMAKE_SOURCE_DIR}/core/upstream_h1_host.c
+  ${CMAKE_SOURCE_DIR}/core/upstream_h1_request.c
   ${CMAKE_SOURCE_DIR}/core/http_response.c
   ${CMAKE_SOURCE_DIR}/core/http_chunked.c
   ${CMAKE_SOURCE_DIR}/core/http_head.c
