@@ -3,6 +3,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The blank line ending the block. memchr on '\n' is vectorised; glibc's
+ * memmem sets up a two-way search per call, which cost more than the
+ * whole rest of the header handling. */
+static const char *find_blank_line(const char *s, size_t n)
+{
+    const char *end = s + n;
+    for (const char *p = s; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            return NULL;
+        if (nl - s >= 3 && nl[-1] == '\r' && nl[-2] == '\n' && nl[-3] == '\r')
+            return nl - 3;
+        p = nl + 1;
+    }
+    return NULL;
+}
+
 enum http_head_status http_head_append(struct http_head *h, const char *in,
                                        size_t n, size_t max_bytes,
                                        size_t *consumed)
@@ -13,7 +30,7 @@ enum http_head_status http_head_append(struct http_head *h, const char *in,
     if (h->len == 0) {
         /* The usual case, a whole block in one read: copy only the block,
          * not the body that came with it. */
-        const char *end = memmem(in, take, "\r\n\r\n", 4);
+        const char *end = find_blank_line(in, take);
         if (end)
             take = (size_t)(end + 4 - in);
     }
@@ -35,7 +52,7 @@ enum http_head_status http_head_append(struct http_head *h, const char *in,
     size_t from = h->len >= 3 ? h->len - 3 : 0;
     size_t old_len = h->len;
     h->len += take;
-    const char *end = memmem(h->buf + from, h->len - from, "\r\n\r\n", 4);
+    const char *end = find_blank_line(h->buf + from, h->len - from);
     if (!end) {
         *consumed = take;
         return h->len >= max_bytes ? HTTP_HEAD_TOO_LARGE : HTTP_HEAD_MORE;

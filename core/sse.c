@@ -193,16 +193,18 @@ static void inspect_json_event(struct sse_parser *p, struct sse_event *ev)
  * strings a quote is always escaped, so an unescaped "usage" followed by a
  * colon is a key; OpenAI bodies put it last, so searching backwards finds
  * it without reading the (possibly long) content. */
+/* The last "usage": { ... } member: searched from the end, where
+ * providers put it, so a long answer is not scanned from the front. */
 static const char *last_usage_object(const char *s, size_t n)
 {
     static const char key[] = "\"usage\"";
     const size_t klen = sizeof(key) - 1;
-    const char *found = NULL;
     const char *end = s + n;
-
-    for (const char *hit = s;
-         (hit = memmem(hit, (size_t)(end - hit), key, klen)) != NULL;
-         hit += klen) {
+    if (n < klen)
+        return NULL;
+    for (const char *hit = end - klen; hit >= s; hit--) {
+        if (*hit != '"' || memcmp(hit, key, klen) != 0)
+            continue;
         if (hit > s && hit[-1] == '\\')
             continue; /* an escaped quote: inside a string */
         const char *q = hit + klen;
@@ -214,9 +216,9 @@ static const char *last_usage_object(const char *s, size_t n)
         while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
             q++;
         if (q < end && *q == '{')
-            found = q;
+            return q;
     }
-    return found;
+    return NULL;
 }
 
 /* End of the JSON object starting at `obj` (one past its closing brace),
