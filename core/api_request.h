@@ -4,7 +4,6 @@
 #ifndef SLUICE_API_REQUEST_H
 #define SLUICE_API_REQUEST_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,7 +16,10 @@ enum api_kind {
 };
 
 struct api_request {
-    const char *model; /* points into the json root */
+    /* The decoded model name, model_len bytes, not NUL-terminated: points
+     * into the body when the JSON string has no escapes, else to a copy
+     * owned by this struct (see api_request_release). */
+    const char *model;
     size_t model_len;
     bool stream;
     bool include_usage; /* stream_options.include_usage */
@@ -28,6 +30,7 @@ struct api_request {
     uint64_t message_count; /* messages / prompts / inputs */
     uint64_t text_bytes;    /* bytes of text content */
     uint64_t input_tokens;  /* estimate, see api_estimate_tokens() */
+    char *model_copy;       /* owned: the unescaped model, or NULL */
 };
 
 struct api_error {
@@ -36,10 +39,17 @@ struct api_error {
     char param[48];    /* offending field or "" */
 };
 
-/* Parses body (len bytes). On success returns the root object (caller
- * decrefs) and fills out; on failure returns NULL and fills err. */
-json_t *api_request_decode(enum api_kind kind, const char *body, size_t len,
-                           struct api_request *out, struct api_error *err);
+/* Validates body (len bytes) as strict JSON (what jansson's json_loadb
+ * with JSON_REJECT_DUPLICATES accepts) and decodes the fields above
+ * without building a tree. On success fills out and returns true; body
+ * must then outlive out, and out must be released with
+ * api_request_release(). On failure returns false, fills err and leaves
+ * out zeroed (nothing to release). */
+bool api_request_decode(enum api_kind kind, const char *body, size_t len,
+                        struct api_request *out, struct api_error *err);
+
+/* Frees what a successful decode allocated (safe on a zeroed struct). */
+void api_request_release(struct api_request *r);
 
 /* Estimated tokens for `bytes` of text in `messages` messages: about four
  * bytes per token plus the chat format's per-message overhead. */

@@ -169,23 +169,29 @@ static void start_api_request(struct http_exchange *ex, struct worker *w,
     size_t body_len = 0;
     const char *body = http_body(ex, &body_len);
     struct api_error aerr;
-    r->json = api_request_decode(kind, body, body_len, &r->api, &aerr);
-    if (!r->json) {
+    if (!api_request_decode(kind, body, body_len, &r->api, &aerr)) {
         respond_set_error(r, aerr.status, "invalid_request_error", NULL,
                           aerr.message, aerr.param[0] ? aerr.param : NULL, 0);
         respond_send_local(r);
         return;
     }
     /* Own copy: plugins may read the body in on_log, after the client (and
-     * its exchange) is gone. */
+     * its exchange) is gone. The decoded model may point into the body:
+     * move it to the copy too. */
     r->body = arena_strndup(&r->arena, body, body_len);
     r->body_len = body_len;
     if (!r->body) {
+        if (!r->api.model_copy) { /* it pointed into the exchange's body */
+            r->api.model = NULL;
+            r->api.model_len = 0;
+        }
         respond_set_error(r, 503, "api_error", NULL,
                           "The gateway is out of memory.", NULL, 0);
         respond_send_local(r);
         return;
     }
+    if (!r->api.model_copy)
+        r->api.model = r->body + (r->api.model - body);
 
     r->upstream =
         config_route_model(r->gen->cfg, r->api.model, r->api.model_len);

@@ -183,7 +183,8 @@ static struct sluice_str r_body(const struct sluice_req *r)
 
 static const void *r_json(const struct sluice_req *r)
 {
-    return r->json;
+    /* const in the SDK's signature; the tree is a cache the request owns */
+    return request_json((struct sluice_req *)r);
 }
 
 static uint64_t r_input_tokens(const struct sluice_req *r)

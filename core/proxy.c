@@ -58,7 +58,8 @@ static char *upstream_body(struct sluice_req *r, size_t *len)
         *len = r->body_len;
         return NULL; /* send r->body as is */
     }
-    json_t *copy = json_copy(r->json); /* shallow: we only replace members */
+    /* shallow: we only replace members */
+    json_t *copy = json_copy(request_json(r));
     if (!copy)
         return NULL;
     if (r->target_model)

@@ -52,6 +52,7 @@ void request_free(struct sluice_req *r)
     if (r->sse)
         sse_parser_free(r->sse);
     json_decref(r->json);
+    api_request_release(&r->api);
     free(r->local_body);
     worker_request_ended(r->w, r->gen);
     generation_unref(r->gen);
@@ -90,6 +91,16 @@ const char *kv_get(const struct kv_list *l, const char *name, size_t *len)
         }
     }
     return NULL;
+}
+
+json_t *request_json(struct sluice_req *r)
+{
+    /* The body was validated by api_request_decode (what jansson accepts
+     * with JSON_REJECT_DUPLICATES), so this only fails out of memory. */
+    if (!r->json && r->body)
+        r->json =
+            json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL);
+    return r->json;
 }
 
 const char *request_target_model(const struct sluice_req *r, size_t *len)

@@ -66,7 +66,7 @@ struct sluice_req {
     const char *endpoint;
     char *body; /* arena copy; the upstream body unless rewritten */
     size_t body_len;
-    json_t *json;
+    json_t *json; /* lazily parsed body: use request_json() */
     struct api_request api;
     const char *identity[4]; /* tenant, user, tier, key hash */
     enum sluice_priority priority;
@@ -144,6 +144,12 @@ void request_free(struct sluice_req *r);
 int kv_set(struct sluice_req *r, struct kv_list *l, const char *name,
            const char *value, size_t len);
 const char *kv_get(const struct kv_list *l, const char *name, size_t *len);
+
+/* The body as a jansson tree, parsed on first use and kept for the
+ * request's lifetime (borrowed: do not decref). NULL without a body or
+ * out of memory. Only plugins and body rewrites need it; the gateway's
+ * own fields come from api_request_decode without a tree. */
+json_t *request_json(struct sluice_req *r);
 
 /* The model actually sent upstream. */
 const char *request_target_model(const struct sluice_req *r, size_t *len);

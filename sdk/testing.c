@@ -317,7 +317,11 @@ static struct sluice_str r_body(const struct sluice_req *r)
 
 static const void *r_json(const struct sluice_req *r)
 {
-    return r->json;
+    /* Parsed on first use, as the gateway does (core/request.c). */
+    struct sluice_req *m = (struct sluice_req *)r;
+    if (!m->json)
+        m->json = json_loadb(m->body, m->body_len, 0, NULL);
+    return m->json;
 }
 
 static uint64_t r_input_tokens(const struct sluice_req *r)
@@ -721,10 +725,9 @@ struct sluice_req *sluice_test_req_new(struct sluice_test_host *t,
     snprintf(r->upstream, sizeof r->upstream, "default");
     r->priority = SLUICE_PRIO_STANDARD;
     r->resume_after_ms = UINT64_MAX;
-    r->json =
-        api_request_decode(API_CHAT, r->body, r->body_len, &r->api, &aerr);
-    if (!r->json) /* not a valid chat body: still usable, fields empty */
-        r->json = json_loadb(r->body, r->body_len, 0, NULL);
+    /* A body that is not a valid chat request is still usable: the fields
+     * stay empty and req_json gives whatever jansson makes of it. */
+    api_request_decode(API_CHAT, r->body, r->body_len, &r->api, &aerr);
 
     pthread_mutex_lock(&t->lock);
     r->ticket = ++t->next_ticket;
@@ -760,6 +763,7 @@ void sluice_test_req_free(struct sluice_req *r)
         free(b);
     }
     json_decref(r->json);
+    api_request_release(&r->api);
     free(r->response_body);
     free(r->upstream_body);
     free(r->body);

@@ -129,7 +129,9 @@ struct sluice_host {
     /* Raw JSON body as received. */
     struct sluice_str (*req_body)(const struct sluice_req *r);
     /* The decoded body as a borrowed jansson `json_t *` (read-only); NULL
-     * for bodies that are not JSON objects. */
+     * for bodies that are not JSON objects. Built on the first call (the
+     * gateway's own fields come from a faster scan), then cached for the
+     * request: prefer req_model() and friends when they suffice. */
     const void *(*req_json)(const struct sluice_req *r);
     /* Estimated input tokens (message text), and max_tokens (0 if absent). */
     uint64_t (*req_input_tokens)(const struct sluice_req *r);
