@@ -29,7 +29,7 @@ struct sse_parser;
 /* A small list of name/value pairs; strings live in the request arena. */
 struct kv_list {
     size_t n;
-    struct {
+    struct kv_pair {
         const char *name;
         const char *value;
         size_t value_len;

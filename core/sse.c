@@ -223,45 +223,38 @@ static const char *last_usage_object(const char *s, size_t n)
 
 /* End of the JSON object starting at `obj` (one past its closing brace),
  * or NULL when it is cut off. */
-static const char *object_end(const char *obj, const char *end)
+/* The usage counters we read; the first occurrence of each key wins. */
+enum usage_key {
+    UK_PROMPT,
+    UK_COMPLETION,
+    UK_INPUT,
+    UK_OUTPUT,
+    UK_TOTAL,
+    UK_CACHED,
+    UK_COUNT,
+};
+
+static const struct {
+    const char *name;
+    size_t len;
+} usage_keys[UK_COUNT] = {
+    [UK_PROMPT] = {"prompt_tokens", 13},
+    [UK_COMPLETION] = {"completion_tokens", 17},
+    [UK_INPUT] = {"input_tokens", 12},
+    [UK_OUTPUT] = {"output_tokens", 13},
+    [UK_TOTAL] = {"total_tokens", 12},
+    [UK_CACHED] = {"cached_tokens", 13},
+};
+
+static bool is_json_space(char c)
 {
-    int depth = 0;
-    bool in_string = false;
-    for (const char *p = obj; p < end; p++) {
-        if (in_string) {
-            if (*p == '\\')
-                p++;
-            else if (*p == '"')
-                in_string = false;
-        } else if (*p == '"') {
-            in_string = true;
-        } else if (*p == '{') {
-            depth++;
-        } else if (*p == '}' && --depth == 0) {
-            return p + 1;
-        }
-    }
-    return NULL;
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* Integer value of "key": inside [s, end); false when absent. */
-static bool scan_count(const char *s, const char *end, const char *key,
-                       uint64_t *out)
+/* The integer after a key's ':' (a negative one counts as 0). */
+static bool read_count(const char *p, const char *end, uint64_t *out)
 {
-    char quoted[40];
-    size_t klen = strlen(key);
-    if (klen + 2 > sizeof quoted)
-        return false;
-    quoted[0] = '"';
-    memcpy(quoted + 1, key, klen);
-    quoted[klen + 1] = '"';
-    klen += 2;
-    const char *hit = memmem(s, (size_t)(end - s), quoted, klen);
-    if (!hit)
-        return false;
-    const char *p = hit + klen;
-    while (p < end &&
-           (*p == ' ' || *p == ':' || *p == '\t' || *p == '\n' || *p == '\r'))
+    while (p < end && is_json_space(*p))
         p++;
     bool negative = p < end && *p == '-'; /* nonsense, counted as 0 */
     if (negative)
@@ -277,6 +270,40 @@ static bool scan_count(const char *s, const char *end, const char *key,
     return digits;
 }
 
+/* One pass over the usage object `{...}`: every member key (nested ones
+ * too, for cached_tokens) is compared with the counters we want. False
+ * when the object is cut short: then nothing in it can be trusted. */
+static bool scan_usage(const char *obj, const char *end, uint64_t *vals,
+                       bool *seen)
+{
+    int depth = 0;
+    for (const char *p = obj; p < end; p++) {
+        if (*p == '{') {
+            depth++;
+        } else if (*p == '}') {
+            if (--depth == 0)
+                return true;
+        } else if (*p == '"') {
+            const char *key = ++p;
+            while (p < end && *p != '"')
+                p += *p == '\\' ? 2 : 1;
+            if (p >= end)
+                return false;
+            size_t klen = (size_t)(p - key);
+            const char *q = p + 1;
+            while (q < end && is_json_space(*q))
+                q++;
+            if (q >= end || *q != ':')
+                continue; /* a string value, not a key */
+            for (int k = 0; k < UK_COUNT; k++)
+                if (!seen[k] && klen == usage_keys[k].len &&
+                    memcmp(key, usage_keys[k].name, klen) == 0)
+                    seen[k] = read_count(q + 1, end, &vals[k]);
+        }
+    }
+    return false;
+}
+
 struct sse_usage usage_from_json_body(const char *body, size_t len)
 {
     struct sse_usage u = {0};
@@ -286,20 +313,25 @@ struct sse_usage usage_from_json_body(const char *body, size_t len)
      * object's few integer fields instead of parsing the whole response
      * with jansson (measured: ~34k instructions per response before). */
     const char *obj = last_usage_object(body, len);
-    const char *end = obj ? object_end(obj, body + len) : NULL;
-    if (!end)
+    if (!obj)
         return u;
-    bool found = scan_count(obj, end, "prompt_tokens", &u.prompt_tokens);
-    found |= scan_count(obj, end, "completion_tokens", &u.completion_tokens);
-    if (!found) { /* Responses API naming */
-        found = scan_count(obj, end, "input_tokens", &u.prompt_tokens);
-        found |= scan_count(obj, end, "output_tokens", &u.completion_tokens);
+    uint64_t v[UK_COUNT] = {0};
+    bool seen[UK_COUNT] = {0};
+    if (!scan_usage(obj, body + len, v, seen))
+        return u;
+    bool found = seen[UK_PROMPT] || seen[UK_COMPLETION];
+    if (found) {
+        u.prompt_tokens = v[UK_PROMPT];
+        u.completion_tokens = v[UK_COMPLETION];
+    } else { /* Responses API naming */
+        found = seen[UK_INPUT] || seen[UK_OUTPUT];
+        u.prompt_tokens = v[UK_INPUT];
+        u.completion_tokens = v[UK_OUTPUT];
     }
-    bool have_total = scan_count(obj, end, "total_tokens", &u.total_tokens);
-    if (!have_total)
-        u.total_tokens = u.prompt_tokens + u.completion_tokens;
-    scan_count(obj, end, "cached_tokens", &u.cached_tokens);
-    u.known = found || have_total;
+    u.total_tokens =
+        seen[UK_TOTAL] ? v[UK_TOTAL] : u.prompt_tokens + u.completion_tokens;
+    u.cached_tokens = v[UK_CACHED];
+    u.known = found || seen[UK_TOTAL];
     return u;
 }
 
