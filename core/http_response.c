@@ -214,19 +214,21 @@ static enum http_response_status feed_headers(struct http_response_parser *p,
     if (len == 0)
         return HTTP_RESPONSE_MORE;
     p->any_bytes = true;
+    size_t from = p->head.len ? p->head.len - 1 : 0; /* only new bytes */
     enum http_head_status st =
         http_head_append(&p->head, in, len, p->max_header_bytes, consumed);
     if (st == HTTP_HEAD_NO_MEMORY)
         return fail(p, "out of memory");
     if (st == HTTP_HEAD_TOO_LARGE)
         return fail(p, "response headers too large");
-    if (st == HTTP_HEAD_MORE) {
-        /* Bare-LF line ends would never complete the block: fail now
-         * rather than at the idle timeout. */
-        if (memmem(p->head.buf, p->head.len, "\n\n", 2))
-            return fail(p, "bare LF line ends in response headers");
+    /* A blank line of bare LFs: such a block would never complete, so fail
+     * now rather than at the idle timeout (checked on complete blocks too,
+     * so the verdict does not depend on how the bytes were split). */
+    if (p->head.len > from &&
+        memmem(p->head.buf + from, p->head.len - from, "\n\n", 2))
+        return fail(p, "bare LF line ends in response headers");
+    if (st == HTTP_HEAD_MORE)
         return HTTP_RESPONSE_MORE;
-    }
     return take_header_block(p);
 }
 
