@@ -48,6 +48,39 @@ static const char *upstream_key(const struct upstream_config *u)
     return key && *key ? key : NULL;
 }
 
+/* The common streaming case without building a jansson tree (~10 µs of
+ * time to first byte): the client's object, validated already, with
+ * "stream_options":{"include_usage":true} added before its closing brace.
+ * NULL when the body mentions stream_options anywhere (then the member
+ * must be merged, not added) or memory runs out. */
+static char *with_stream_usage(const char *body, size_t body_len, size_t *len)
+{
+    static const char member[] = ",\"stream_options\":{\"include_usage\":true}";
+    if (memmem(body, body_len, "stream_options", 14))
+        return NULL;
+    size_t end = body_len;
+    while (end > 0 && body[end - 1] != '}')
+        end--; /* trailing whitespace */
+    if (end < 2)
+        return NULL;
+    size_t close = end - 1;
+    size_t last = close; /* is the object empty? then no comma */
+    while (last > 0 && (body[last - 1] == ' ' || body[last - 1] == '\t' ||
+                        body[last - 1] == '\n' || body[last - 1] == '\r'))
+        last--;
+    bool empty = last > 0 && body[last - 1] == '{';
+    size_t add = sizeof member - 1 - (empty ? 1 : 0);
+    char *out = malloc(close + add + 2);
+    if (!out)
+        return NULL;
+    memcpy(out, body, close);
+    memcpy(out + close, member + (empty ? 1 : 0), add);
+    out[close + add] = '}';
+    out[close + add + 1] = '\0';
+    *len = close + add + 1;
+    return out;
+}
+
 /* The body to send: the client's bytes, unless the model was rewritten or
  * stream usage must be requested (so token accounting works for streams). */
 static char *upstream_body(struct sluice_req *r, size_t *len)
@@ -57,6 +90,13 @@ static char *upstream_body(struct sluice_req *r, size_t *len)
     if (!r->body_dirty && !want_usage) {
         *len = r->body_len;
         return NULL; /* send r->body as is */
+    }
+    if (!r->body_dirty) {
+        char *out = with_stream_usage(r->body, r->body_len, len);
+        if (out) {
+            r->strip_usage_chunk = true;
+            return out;
+        }
     }
     /* shallow: we only replace members */
     json_t *copy = json_copy(request_json(r));
