@@ -8,7 +8,6 @@
  */
 #include "sse.h"
 
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,59 +95,6 @@ bool sse_parser_saw_done(const struct sse_parser *p)
 
 /* ---- usage extraction ---------------------------------------------- */
 
-static uint64_t json_count(const json_t *obj, const char *key, bool *found)
-{
-    const json_t *v = json_object_get(obj, key);
-    if (!json_is_integer(v))
-        return 0;
-    *found = true;
-    json_int_t n = json_integer_value(v);
-    return n > 0 ? (uint64_t)n : 0;
-}
-
-/* Reads a usage object in either naming: chat/completions/embeddings
- * (prompt_/completion_tokens) or the Responses API (input_/output_). */
-static bool read_usage_object(const json_t *u, struct sse_usage *out)
-{
-    if (!json_is_object(u))
-        return false;
-    struct sse_usage r = {0};
-    bool found = false;
-    const json_t *details = json_object_get(u, "prompt_tokens_details");
-
-    if (json_object_get(u, "prompt_tokens") ||
-        json_object_get(u, "completion_tokens")) {
-        r.prompt_tokens = json_count(u, "prompt_tokens", &found);
-        r.completion_tokens = json_count(u, "completion_tokens", &found);
-    } else {
-        r.prompt_tokens = json_count(u, "input_tokens", &found);
-        r.completion_tokens = json_count(u, "output_tokens", &found);
-        details = json_object_get(u, "input_tokens_details");
-    }
-    bool have_total = false;
-    r.total_tokens = json_count(u, "total_tokens", &have_total);
-    if (!have_total)
-        r.total_tokens = r.prompt_tokens + r.completion_tokens;
-    found = found || have_total;
-    bool ignored = false;
-    r.cached_tokens = json_count(details, "cached_tokens", &ignored);
-    if (!found)
-        return false;
-    r.known = true;
-    *out = r;
-    return true;
-}
-
-/* Usage from a parsed chunk or body: top-level "usage", or "response.usage"
- * (Responses API response.completed / response.incomplete). */
-static bool usage_from_root(const json_t *root, struct sse_usage *out)
-{
-    if (read_usage_object(json_object_get(root, "usage"), out))
-        return true;
-    const json_t *response = json_object_get(root, "response");
-    return read_usage_object(json_object_get(response, "usage"), out);
-}
-
 /* True when some "usage" key in the text is followed by an object. Ordinary
  * chunks either lack the key or carry "usage":null (include_usage streams),
  * and those must not cost a JSON parse. A string value "usage" or a
@@ -172,21 +118,50 @@ static bool may_carry_usage(const char *s, size_t n)
     return false;
 }
 
+/* A top-level "choices": [] (the usage-only chunk of an include_usage
+ * stream). Keys inside strings have escaped quotes, so are skipped. */
+static const char *skip_space(const char *q, const char *end)
+{
+    while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
+        q++;
+    return q;
+}
+
+static bool has_empty_choices(const char *s, size_t n)
+{
+    static const char key[] = "\"choices\"";
+    const size_t klen = sizeof(key) - 1;
+    const char *end = s + n, *hit = s;
+    for (; (hit = memmem(hit, (size_t)(end - hit), key, klen)) != NULL;
+         hit += klen) {
+        if (hit > s && hit[-1] == '\\')
+            continue;
+        const char *q = skip_space(hit + klen, end);
+        if (q >= end || *q != ':')
+            continue;
+        q = skip_space(q + 1, end);
+        if (q >= end || *q != '[')
+            continue;
+        q = skip_space(q + 1, end);
+        if (q < end && *q == ']')
+            return true;
+    }
+    return false;
+}
+
+/* Only chunks with a "usage" object cost anything: the counters are read
+ * by the same one-pass scan as buffered answers, never a full parse (a
+ * jansson parse of the usage chunk was ~50k instructions per stream, and
+ * with the whole stream in one read it delayed the first byte). */
 static void inspect_json_event(struct sse_parser *p, struct sse_event *ev)
 {
     if (!may_carry_usage(ev->data, ev->data_len))
         return;
-    json_t *root = json_loadb(ev->data, ev->data_len, 0, NULL);
-    if (!json_is_object(root)) {
-        json_decref(root);
+    struct sse_usage u = usage_from_json_body(ev->data, ev->data_len);
+    if (!u.known)
         return;
-    }
-    if (usage_from_root(root, &p->usage)) {
-        const json_t *choices = json_object_get(root, "choices");
-        ev->usage_only =
-            json_is_array(choices) && json_array_size(choices) == 0;
-    }
-    json_decref(root);
+    p->usage = u;
+    ev->usage_only = has_empty_choices(ev->data, ev->data_len);
 }
 
 /* The object following the last `"usage":` key, or NULL. Inside JSON
