@@ -61,11 +61,7 @@ static int on_header_value_complete(llhttp_t *l)
         p->lines = lines;
         p->lines_slots = slots;
     }
-    size_t used = 0;
-    if (p->n_lines) {
-        const char *last = p->lines[p->n_lines - 1];
-        used = (size_t)(last - p->lines_buf) + strlen(last) + 1;
-    }
+    size_t used = p->lines_used; /* not strlen of the last line: O(n^2) */
     const char *value = p->in_value ? p->head.buf + p->value_start : "";
     size_t vlen = p->in_value ? p->value_len : 0;
     for (size_t i = 0; i < vlen; i++)
@@ -79,6 +75,7 @@ static int on_header_value_complete(llhttp_t *l)
     memcpy(line + p->field_len, ": ", 2);
     memcpy(line + p->field_len + 2, value, vlen);
     line[p->field_len + 2 + vlen] = '\0';
+    p->lines_used = used + p->field_len + 2 + vlen + 1;
     p->lines[p->n_lines++] = line;
     p->in_value = false;
     p->field_len = 0;
@@ -121,6 +118,7 @@ static void start_header_block(struct http_response_parser *p)
     p->phase = PH_HEADERS;
     p->head.len = 0;
     p->n_lines = 0;
+    p->lines_used = 0;
     p->field_len = p->value_len = 0;
     p->in_value = false;
     p->status = 0;

@@ -32,7 +32,7 @@ struct http_response_parser {
      * strings (NUL-terminated) in lines_buf, listed by lines[]. */
     struct http_head head;
     char *lines_buf;
-    size_t lines_cap;
+    size_t lines_cap, lines_used; /* lines_used: bytes of lines_buf taken */
     const char **lines;
     size_t n_lines, lines_slots;
     size_t field_start, field_len, value_start, value_len;
