@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "health.h"
-#include "http_server.h"
+#include "http/http_server.h"
 #include "metrics.h"
-#include "policy.h"
+#include "policy/policy.h"
 #include "respond.h"
 #include "runtime.h"
 #include "worker.h"

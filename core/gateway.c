@@ -8,8 +8,8 @@
 #include <strings.h>
 
 #include "admin.h"
-#include "config.h"
-#include "http_server.h"
+#include "config/config.h"
+#include "http/http_server.h"
 #include "log.h"
 #include "pipeline.h"
 #include "proxy.h"

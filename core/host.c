@@ -9,9 +9,9 @@
 
 #include <event2/buffer.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "health.h"
-#include "http_server.h"
+#include "http/http_server.h"
 #include "log.h"
 #include "pipeline.h"
 #include "request.h"

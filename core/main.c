@@ -14,10 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "http_server.h"
+#include "config/config.h"
+#include "http/http_server.h"
 #include "log.h"
-#include "plugin_config.h"
+#include "config/plugin_config.h"
 #include "plugin_loader.h"
 #include "runtime.h"
 #include "worker.h"

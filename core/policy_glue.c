@@ -7,13 +7,13 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "gateway.h"
 #include "health.h"
-#include "http_server.h"
+#include "http/http_server.h"
 #include "log.h"
 #include "metrics.h"
-#include "policy.h"
+#include "policy/policy.h"
 #include "request.h"
 #include "respond.h"
 #include "runtime.h"

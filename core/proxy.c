@@ -19,18 +19,18 @@
 #include <strings.h>
 #include <time.h>
 
-#include "backoff.h"
-#include "config.h"
+#include "upstream/backoff.h"
+#include "config/config.h"
 #include "health.h"
-#include "http_server.h"
+#include "http/http_server.h"
 #include "log.h"
-#include "openai_error.h"
+#include "http/openai_error.h"
 #include "pipeline.h"
 #include "request.h"
 #include "respond.h"
 #include "runtime.h"
-#include "sse.h"
-#include "upstream_client.h"
+#include "upstream/sse.h"
+#include "upstream/upstream_client.h"
 #include "worker.h"
 
 #define MAX_RESPONSE_BYTES (64u << 20)

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "runtime.h"
-#include "sse.h"
-#include "upstream_client.h"
+#include "upstream/sse.h"
+#include "upstream/upstream_client.h"
 #include "worker.h"
 
 struct sluice_req *request_new(struct worker *w, struct generation *gen,

@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "gateway.h"
-#include "http_server.h"
+#include "http/http_server.h"
 #include "log.h"
 #include "metrics.h"
-#include "openai_error.h"
+#include "http/openai_error.h"
 #include "pipeline.h"
 #include "request.h"
 #include "runtime.h"

@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "log.h"
-#include "plugin_config.h"
+#include "config/plugin_config.h"
 #include "plugin_loader.h"
-#include "policy.h"
+#include "policy/policy.h"
 #include "worker.h"
 
 struct runtime g_runtime;

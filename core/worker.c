@@ -9,16 +9,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "gateway.h"
-#include "http_server.h"
+#include "http/http_server.h"
 #include "log.h"
 #include "pipeline.h"
-#include "policy.h"
+#include "policy/policy.h"
 #include "policy_glue.h"
 #include "request.h"
 #include "runtime.h"
-#include "upstream_client.h"
+#include "upstream/upstream_client.h"
 
 static _Thread_local struct worker *tls_worker;
 static atomic_uint workers_running;

@@ -12,7 +12,7 @@
 #include <strings.h>
 
 #include "../core/api_request.h"
-#include "../core/plugin_config.h"
+#include "../core/config/plugin_config.h"
 
 #define REQ_MAGIC 0x5e57e57u
 #define MAX_KV 32

@@ -6,10 +6,10 @@ if(CMAKE_C_COMPILER_ID STREQUAL "Clang" AND NOT SANITIZE STREQUAL "thread")
   set(fuzz_config_sanitizers -fsanitize=fuzzer,address,undefined)
   add_executable(fuzz_config
     ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_config.c
-    ${CMAKE_SOURCE_DIR}/core/config.c
-    ${CMAKE_SOURCE_DIR}/core/config_parse.c
-    ${CMAKE_SOURCE_DIR}/core/config_keys.c
-    ${CMAKE_SOURCE_DIR}/core/config_route.c)
+    ${CMAKE_SOURCE_DIR}/core/config/config.c
+    ${CMAKE_SOURCE_DIR}/core/config/config_parse.c
+    ${CMAKE_SOURCE_DIR}/core/config/config_keys.c
+    ${CMAKE_SOURCE_DIR}/core/config/config_route.c)
   target_include_directories(fuzz_config PRIVATE ${CMAKE_SOURCE_DIR}/core)
   target_compile_definitions(fuzz_config PRIVATE
     SLUICE_SOURCE_DIR="${CMAKE_SOURCE_DIR}")

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_parse.h"
-#include "http_prescan.h"
+#include "http/http_parse.h"
+#include "http/http_prescan.h"
 
 #define MAX_OUTCOMES 16
 

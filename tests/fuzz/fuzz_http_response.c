@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_response.h"
+#include "http/http_response.h"
 
 struct outcome {
     int status;

@@ -7,7 +7,7 @@
  * the rest is arbitrary Lua against the sandbox. Each input is loaded and
  * decided twice (the state must survive a failed call); the decision's
  * invariants are checked; nothing may crash, hang or leak. */
-#include "policy.h"
+#include "policy/policy.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sse.h"
+#include "upstream/sse.h"
 
 #define MAX_EVENT_BYTES 4096
 

@@ -4,9 +4,9 @@
 # compiled in with coverage so the fuzzer can steer through them too.
 if(CMAKE_C_COMPILER_ID STREQUAL "Clang")
   set(FUZZ_HTTP_COMMON
-    ${CMAKE_SOURCE_DIR}/core/http_head.c
-    ${CMAKE_SOURCE_DIR}/core/http_chunked.c
-    ${CMAKE_SOURCE_DIR}/core/http_prescan.c
+    ${CMAKE_SOURCE_DIR}/core/http/http_head.c
+    ${CMAKE_SOURCE_DIR}/core/http/http_chunked.c
+    ${CMAKE_SOURCE_DIR}/core/http/http_prescan.c
     ${LLHTTP_C} ${LLHTTP_API_C} ${LLHTTP_HTTP_C})
 
   # sluice_http_fuzzer(NAME CORPUS SOURCES...)
@@ -31,8 +31,8 @@ if(CMAKE_C_COMPILER_ID STREQUAL "Clang")
 
   sluice_http_fuzzer(fuzz_http_request http_request
     ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_http_request.c
-    ${CMAKE_SOURCE_DIR}/core/http_parse.c)
+    ${CMAKE_SOURCE_DIR}/core/http/http_parse.c)
   sluice_http_fuzzer(fuzz_http_response http_response
     ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_http_response.c
-    ${CMAKE_SOURCE_DIR}/core/http_response.c)
+    ${CMAKE_SOURCE_DIR}/core/http/http_response.c)
 endif()

@@ -8,10 +8,10 @@ if(CMAKE_C_COMPILER_ID STREQUAL "Clang" AND NOT SANITIZE STREQUAL "thread")
   set(fuzz_policy_sanitizers -fsanitize=fuzzer,address,undefined)
   add_executable(fuzz_policy_decision
     ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_policy_decision.c
-    ${CMAKE_SOURCE_DIR}/core/policy.c
-    ${CMAKE_SOURCE_DIR}/core/policy_sandbox.c
-    ${CMAKE_SOURCE_DIR}/core/policy_view.c
-    ${CMAKE_SOURCE_DIR}/core/policy_decision.c)
+    ${CMAKE_SOURCE_DIR}/core/policy/policy.c
+    ${CMAKE_SOURCE_DIR}/core/policy/policy_sandbox.c
+    ${CMAKE_SOURCE_DIR}/core/policy/policy_view.c
+    ${CMAKE_SOURCE_DIR}/core/policy/policy_decision.c)
   target_include_directories(fuzz_policy_decision PRIVATE
     ${CMAKE_SOURCE_DIR}/core)
   target_compile_options(fuzz_policy_decision PRIVATE

@@ -5,7 +5,7 @@ if(CMAKE_C_COMPILER_ID STREQUAL "Clang" AND NOT SANITIZE STREQUAL "thread")
   set(fuzz_sanitizers -fsanitize=fuzzer,address,undefined)
   add_executable(fuzz_sse
     ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_sse.c
-    ${CMAKE_SOURCE_DIR}/core/sse.c)
+    ${CMAKE_SOURCE_DIR}/core/upstream/sse.c)
   target_include_directories(fuzz_sse PRIVATE ${CMAKE_SOURCE_DIR}/core)
   target_compile_options(fuzz_sse PRIVATE ${fuzz_sanitizers} -fno-omit-frame-pointer)
   target_link_options(fuzz_sse PRIVATE ${fuzz_sanitizers})

@@ -3,5 +3,5 @@ if(NOT TARGET PkgConfig::CMOCKA)
 endif()
 sluice_add_unit_test(test_backoff
   ${CMAKE_SOURCE_DIR}/tests/unit/test_backoff.c
-  ${CMAKE_SOURCE_DIR}/core/backoff.c
+  ${CMAKE_SOURCE_DIR}/core/upstream/backoff.c
   LIBS PkgConfig::CMOCKA)

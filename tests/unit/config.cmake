@@ -6,10 +6,10 @@ endif()
 
 sluice_add_unit_test(test_config
   ${CMAKE_SOURCE_DIR}/tests/unit/test_config.c
-  ${CMAKE_SOURCE_DIR}/core/config.c
-  ${CMAKE_SOURCE_DIR}/core/config_parse.c
-  ${CMAKE_SOURCE_DIR}/core/config_keys.c
-  ${CMAKE_SOURCE_DIR}/core/config_route.c
+  ${CMAKE_SOURCE_DIR}/core/config/config.c
+  ${CMAKE_SOURCE_DIR}/core/config/config_parse.c
+  ${CMAKE_SOURCE_DIR}/core/config/config_keys.c
+  ${CMAKE_SOURCE_DIR}/core/config/config_route.c
   LIBS PkgConfig::CMOCKA PkgConfig::JANSSON PkgConfig::CRYPTO)
 target_compile_definitions(test_config PRIVATE
   SLUICE_SOURCE_DIR="${CMAKE_SOURCE_DIR}"

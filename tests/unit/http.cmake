@@ -6,21 +6,21 @@ if(NOT TARGET PkgConfig::CMOCKA)
 endif()
 
 set(SLUICE_HTTP_CORE
-  ${CMAKE_SOURCE_DIR}/core/http_server.c
-  ${CMAKE_SOURCE_DIR}/core/http_conn.c
-  ${CMAKE_SOURCE_DIR}/core/http_parse.c
-  ${CMAKE_SOURCE_DIR}/core/http_chunked.c
-  ${CMAKE_SOURCE_DIR}/core/http_head.c
-  ${CMAKE_SOURCE_DIR}/core/http_prescan.c
-  ${CMAKE_SOURCE_DIR}/core/http_status.c
-  ${CMAKE_SOURCE_DIR}/core/openai_error.c)
+  ${CMAKE_SOURCE_DIR}/core/http/http_server.c
+  ${CMAKE_SOURCE_DIR}/core/http/http_conn.c
+  ${CMAKE_SOURCE_DIR}/core/http/http_parse.c
+  ${CMAKE_SOURCE_DIR}/core/http/http_chunked.c
+  ${CMAKE_SOURCE_DIR}/core/http/http_head.c
+  ${CMAKE_SOURCE_DIR}/core/http/http_prescan.c
+  ${CMAKE_SOURCE_DIR}/core/http/http_status.c
+  ${CMAKE_SOURCE_DIR}/core/http/openai_error.c)
 
 sluice_add_unit_test(test_http_prescan
   ${CMAKE_SOURCE_DIR}/tests/unit/test_http_prescan.c
-  ${CMAKE_SOURCE_DIR}/core/http_prescan.c
-  ${CMAKE_SOURCE_DIR}/core/http_parse.c
-  ${CMAKE_SOURCE_DIR}/core/http_chunked.c
-  ${CMAKE_SOURCE_DIR}/core/http_head.c
+  ${CMAKE_SOURCE_DIR}/core/http/http_prescan.c
+  ${CMAKE_SOURCE_DIR}/core/http/http_parse.c
+  ${CMAKE_SOURCE_DIR}/core/http/http_chunked.c
+  ${CMAKE_SOURCE_DIR}/core/http/http_head.c
   LIBS llhttp_debian PkgConfig::CMOCKA)
 
 sluice_add_unit_test(test_http_server

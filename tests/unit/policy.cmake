@@ -6,10 +6,10 @@ endif()
 
 sluice_add_unit_test(test_policy
   ${CMAKE_SOURCE_DIR}/tests/unit/test_policy.c
-  ${CMAKE_SOURCE_DIR}/core/policy.c
-  ${CMAKE_SOURCE_DIR}/core/policy_sandbox.c
-  ${CMAKE_SOURCE_DIR}/core/policy_view.c
-  ${CMAKE_SOURCE_DIR}/core/policy_decision.c
+  ${CMAKE_SOURCE_DIR}/core/policy/policy.c
+  ${CMAKE_SOURCE_DIR}/core/policy/policy_sandbox.c
+  ${CMAKE_SOURCE_DIR}/core/policy/policy_view.c
+  ${CMAKE_SOURCE_DIR}/core/policy/policy_decision.c
   LIBS PkgConfig::CMOCKA PkgConfig::LUA PkgConfig::JANSSON m)
 target_compile_definitions(test_policy PRIVATE
   POLICY_TEST_DIR="${CMAKE_SOURCE_DIR}/tests/unit/policies"

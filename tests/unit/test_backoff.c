@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "backoff.h"
+#include "upstream/backoff.h"
 
 static void test_ceiling_doubles_then_caps(void **state)
 {

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "config/config.h"
 
 #define FIXTURES SLUICE_SOURCE_DIR "/tests/unit/configs"
 

@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "http_parse.h"
-#include "http_prescan.h"
+#include "http/http_parse.h"
+#include "http/http_prescan.h"
 
 #define MAX_HEADER_BYTES 4096
 #define MAX_HEADERS 10

@@ -28,7 +28,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "http_server.h"
+#include "http/http_server.h"
 
 #define HEADER_TIMEOUT_MS 300
 #define BODY_TIMEOUT_MS 300

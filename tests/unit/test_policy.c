@@ -6,8 +6,8 @@
 
 #include <cmocka.h>
 
-#include "policy.h"
-#include "policy_sandbox.h"
+#include "policy/policy.h"
+#include "policy/policy_sandbox.h"
 
 #include <lauxlib.h>
 #include <lualib.h>

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "sse.h"
+#include "upstream/sse.h"
 
 /* Every event rendered into one text, so runs compare with strcmp. */
 struct transcript {

@@ -24,7 +24,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
-#include "upstream_client.h"
+#include "upstream/upstream_client.h"
 
 /* Every test runs twice: on the native HTTP/1.1 transport, then with
  * use_curl on libcurl. Both must behave the same. */

@@ -32,7 +32,7 @@
 #include <event2/dns.h>
 #include <event2/event_struct.h>
 
-#include "http_response.h"
+#include "http/http_response.h"
 #include "upstream_h1_host.h"
 #include "upstream_h1_request.h"
 #include "upstream_transport.h"
