@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config/plugin_config.h"
 #include "http/http_server.h"
 #include "log.h"
-#include "config/plugin_config.h"
 #include "plugin_loader.h"
 #include "runtime.h"
 #include "worker.h"

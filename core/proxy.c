@@ -19,16 +19,16 @@
 #include <strings.h>
 #include <time.h>
 
-#include "upstream/backoff.h"
 #include "config/config.h"
 #include "health.h"
 #include "http/http_server.h"
-#include "log.h"
 #include "http/openai_error.h"
+#include "log.h"
 #include "pipeline.h"
 #include "request.h"
 #include "respond.h"
 #include "runtime.h"
+#include "upstream/backoff.h"
 #include "upstream/sse.h"
 #include "upstream/upstream_client.h"
 #include "worker.h"

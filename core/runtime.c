@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
 #include "config/plugin_config.h"
+#include "log.h"
 #include "plugin_loader.h"
 #include "policy/policy.h"
 #include "worker.h"

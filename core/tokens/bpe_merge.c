@@ -15,7 +15,8 @@ static inline uint32_t span_rank(const struct tok_rank_table *t,
 size_t tok_bpe_merge_scan(const struct tok_rank_table *t,
                           const unsigned char *p, size_t n, uint32_t *starts)
 {
-    uint32_t small_pos[TOK_BPE_HEAP_FROM + 1], small_rank[TOK_BPE_HEAP_FROM + 1];
+    uint32_t small_pos[TOK_BPE_HEAP_FROM + 1],
+        small_rank[TOK_BPE_HEAP_FROM + 1];
     uint32_t *pos = small_pos, *rank = small_rank;
     if (n > TOK_BPE_HEAP_FROM) {
         pos = malloc(sizeof(*pos) * (n + 1));
@@ -101,8 +102,7 @@ static struct heap_entry heap_pop(struct heap_entry *h, size_t *n)
 #define DEAD UINT32_MAX
 
 static void push_pair(const struct tok_rank_table *t, const unsigned char *p,
-                      struct heap_entry *h, size_t *hn, uint32_t a,
-                      uint32_t b)
+                      struct heap_entry *h, size_t *hn, uint32_t a, uint32_t b)
 {
     uint32_t r = span_rank(t, p, a, b);
     if (r != TOK_NO_RANK)

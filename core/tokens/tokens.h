@@ -34,7 +34,7 @@ size_t tok_encode(const struct tok_encoding *e, const char *text, size_t len,
                   uint32_t *out, size_t cap);
 
 /* The bytes of token id (NULL when out of range), for tests and tools. */
-const unsigned char *tok_token_bytes(const struct tok_encoding *e,
-                                     uint32_t id, size_t *len);
+const unsigned char *tok_token_bytes(const struct tok_encoding *e, uint32_t id,
+                                     size_t *len);
 
 #endif
