@@ -275,6 +275,23 @@ static enum http_parse_status take_header_block(struct http_request_parser *p)
     return HTTP_PARSE_DONE;
 }
 
+/* True when buf[from..to) holds a '\n' not preceded by '\r' (the byte
+ * before `from` is looked at too, so the verdict does not depend on how
+ * the bytes were split across reads). */
+static bool has_bare_lf(const char *buf, size_t from, size_t to)
+{
+    for (size_t i = from; i < to;) {
+        const char *nl = memchr(buf + i, '\n', to - i);
+        if (!nl)
+            return false;
+        size_t at = (size_t)(nl - buf);
+        if (at == 0 || buf[at - 1] != '\r')
+            return true;
+        i = at + 1;
+    }
+    return false;
+}
+
 static enum http_parse_status feed_headers(struct http_request_parser *p,
                                            const char *data, size_t len,
                                            size_t *consumed)
@@ -286,11 +303,18 @@ static enum http_parse_status feed_headers(struct http_request_parser *p,
         return fail(p, 400, "not an HTTP/1.x request");
 
     size_t used = 0;
+    size_t old_len = p->head.len;
     enum http_head_status st =
         http_head_append(&p->head, data, len, p->max_header_bytes, &used);
     *consumed = used;
     if (st == HTTP_HEAD_NO_MEMORY)
         return fail(p, 503, "server out of memory");
+    /* A bare LF can never be part of an accepted block (the pre-scan
+     * refuses it), and a block framed with bare LFs only would never
+     * complete: refuse now instead of at the header timeout. */
+    if (has_bare_lf(p->head.buf, old_len, p->head.len))
+        return fail(p, 400,
+                    "bare LF in request header (line ends must be CRLF)");
     if (st == HTTP_HEAD_TOO_LARGE)
         return fail(p, 431, "request header block too large");
     if (st == HTTP_HEAD_MORE)

@@ -657,6 +657,40 @@ static void test_400_smuggling(void **state)
     assert_int_equal(atomic_load(&n_requests), 0);
 }
 
+/* Issue 8 item 10: a block framed with bare LFs only never ends with
+ * CRLFCRLF; it must get 400 at once, not 408 at the header timeout, and a
+ * CRLF split across reads must not be mistaken for a bare LF. */
+static void test_bare_lf_framing_400_at_once(void **state)
+{
+    (void)state;
+    /* Before the fix these got 408 (the header timeout), not 400. */
+    struct client *c = client_open();
+    client_sends(c, "POST /echo HTTP/1.1\nHost: x\nContent-Length: 2\n\n{}");
+    expect_error(c, 400);
+    client_close(c);
+
+    c = client_open();
+    client_sends(c, "GET /hello HTTP/1.1\r\nHost: t\r\n");
+    usleep(20000);
+    client_sends(c, "X: 1\n");
+    expect_error(c, 400);
+    client_close(c);
+
+    c = client_open();
+    client_sends(c, "GET /hello HTTP/1.1\r");
+    usleep(20000);
+    client_sends(c, "\nHost: t\r");
+    usleep(20000);
+    client_sends(c, "\n\r");
+    usleep(20000);
+    client_sends(c, "\n");
+    struct response r;
+    assert_true(read_response(c, &r));
+    assert_int_equal(r.status, 200);
+    client_close(c);
+    assert_int_equal(atomic_load(&n_requests), 1);
+}
+
 static void test_header_timeout_408(void **state)
 {
     (void)state;
@@ -1016,6 +1050,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_413_chunked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_431, setup, teardown),
         cmocka_unit_test_setup_teardown(test_400_smuggling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bare_lf_framing_400_at_once, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_header_timeout_408, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_body_timeout_408, setup, teardown),
