@@ -198,6 +198,14 @@ static void conn_free(struct http_conn *c)
     free(c);
 }
 
+/* Makes the coming close an abortive one: SO_LINGER with a zero timeout
+ * discards unsent output and sends RST. */
+static void conn_abort_on_close(struct http_conn *c)
+{
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
 static void on_deferred(evutil_socket_t fd, short what, void *arg);
 
 /* Runs the output-drained logic from the loop, for when no write will
@@ -643,6 +651,12 @@ static void conn_on_event(struct http_conn *c, short what)
             conn_free(c);
         return;
     }
+    /* A client cut for not reading: abort (RST) rather than close, so the
+     * kernel drops what is still queued for it instead of trickling more
+     * of the stream to a reader that wakes up later, with the FIN stuck
+     * behind it. */
+    if (what & BEV_EVENT_TIMEOUT)
+        conn_abort_on_close(c);
     /* EOF/error while idle, reading, in flight or lingering; or the send
      * timeout. In flight, conn_free runs the close callback. */
     conn_free(c);

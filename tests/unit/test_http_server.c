@@ -989,6 +989,24 @@ static void test_send_timeout(void **state)
     assert_true(wait_until(&n_closes, 1, SEND_TIMEOUT_MS + 2000));
     struct counts n = server_counts();
     assert_int_equal(n.active, 0);
+    /* Issue 8 item 14: once cut, the connection is closed at once. A
+     * reader that wakes up later must see the end (RST) right after what
+     * its own receive buffer already held, not more of the stream from
+     * the server's send buffer and then nothing. */
+    size_t after_cut = 0;
+    bool ended = false;
+    uint64_t deadline = mono_ms() + 2000;
+    while (mono_ms() < deadline) {
+        char tmp[64 * 1024];
+        ssize_t got = recv(c->fd, tmp, sizeof tmp, 0);
+        if (got <= 0) {
+            ended = got == 0 || errno == ECONNRESET;
+            break;
+        }
+        after_cut += (size_t)got;
+    }
+    assert_true(ended);
+    assert_true(after_cut <= 64 * 1024);
     client_close(c);
 }
 
