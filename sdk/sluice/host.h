@@ -10,6 +10,10 @@
  * worker thread the request lives on, inside one of its hooks (or a
  * callback that thread runs). Calls made in the wrong phase return
  * SLUICE_EPHASE and change nothing.
+ *
+ * ABI log of this table (the full log is in plugin.h):
+ *   1.1  call_upstream, call_cancel, timer_start, timer_cancel, health_get,
+ *        upstream_count, upstream_name, upstream_model
  */
 #ifndef SLUICE_HOST_H
 #define SLUICE_HOST_H
@@ -53,6 +57,9 @@ enum sluice_outcome {
     SLUICE_OUTCOME_TIMEOUT = 4,       /* connect/first-byte/idle timeout */
     SLUICE_OUTCOME_CLIENT_GONE = 5,   /* the client disconnected first */
     SLUICE_OUTCOME_TRUNCATED = 6,     /* stream ended without its final event */
+    /* 1.1 (call_upstream only): the core cancelled the call because its
+     * request ended or its plugin instance is being torn down. */
+    SLUICE_OUTCOME_CANCELLED = 7,
 };
 
 /* Token usage. `known` is false until the provider reported usage. */
@@ -78,6 +85,30 @@ struct sluice_attempt {
 };
 
 struct sluice_metric; /* opaque handle */
+
+/* ---- 1.1 types for the host services below (upstream calls, timers) ---- */
+
+/* Handle of an upstream call or a timer; 0 is never a valid one. Stale
+ * handles (the call finished, the timer was cancelled) are harmless. */
+typedef uint64_t sluice_call_t;
+typedef uint64_t sluice_timer_t;
+
+/* The answer to call_upstream(); valid during the callback only. */
+struct sluice_call_result {
+    int status;                  /* HTTP status; 0 when none arrived */
+    enum sluice_outcome outcome; /* OK, HTTP_ERROR, CONNECT_ERROR, TIMEOUT,
+                                    TRUNCATED (body over the limit), or
+                                    CANCELLED */
+    struct sluice_str body;      /* complete body; empty unless a response
+                                    arrived whole within the limit */
+};
+typedef void (*sluice_call_fn)(void *arg, const struct sluice_call_result *res);
+typedef void (*sluice_timer_fn)(void *arg, unsigned worker);
+
+/* Largest response body call_upstream() delivers (bigger: TRUNCATED). */
+#define SLUICE_CALL_MAX_BODY (16u << 20)
+/* timer_start(): arm the timer on every worker. */
+#define SLUICE_WORKER_ALL 0xffffffffu
 
 struct sluice_host {
     uint32_t abi_major, abi_minor, struct_size;
@@ -215,6 +246,80 @@ struct sluice_host {
     unsigned (*req_worker)(const struct sluice_req *r);
 
     /* 1.x members are appended here. */
+
+    /* ==== 1.1: upstream calls, timers, health and upstream reads ====
+     * Check each with SLUICE_HOST_HAS(h, member) before use: a 1.0 core
+     * has none of them. */
+
+    /* ---- upstream calls made by the plugin ----
+     * call_upstream() sends `body` (JSON; NULL ptr: a GET without a body)
+     * to `path` (e.g. "/v1/embeddings"; "/v1" is the upstream's base_url
+     * root, as for clients) on the configured upstream named `upstream`,
+     * through the calling worker's own upstream client: the same provider
+     * key (api_key_env), connection pool, timeouts and
+     * sluice_upstream_attempts_total as proxied requests. `headers` is NULL
+     * or a NULL-terminated array of "Name: value" strings (copied; no
+     * Authorization, no CR/LF). `done` runs exactly once on the calling
+     * worker's loop, never inside call_upstream(), unless call_cancel()
+     * came first. *out (may be NULL) receives the handle.
+     *
+     * Threads and phases: a worker thread only (any hook, a timer or call
+     * callback, thread_init); SLUICE_EPHASE on the main thread.
+     * - With `r` (request thread, on_request or later, before the request
+     *   ends): the call belongs to r. The usual pattern: start it in
+     *   on_request, take wake_token(), return SLUICE_SUSPEND; `done` stores
+     *   the result in `state` and calls wake(). If r ends first (client
+     *   gone), the call is cancelled and `done` runs during r's end with
+     *   SLUICE_OUTCOME_CANCELLED, before on_cleanup and before r's memory
+     *   is freed; r must not be used in that callback.
+     * - With r == NULL (timers, batch work): the call belongs to the
+     *   instance on this worker; it is cancelled (`done` runs with
+     *   CANCELLED) before thread_fini when the instance leaves the worker
+     *   (reload, shutdown).
+     * Returns SLUICE_OK, SLUICE_ENOENT (unknown upstream), SLUICE_EINVAL
+     * (bad path or header), SLUICE_EPHASE or SLUICE_ENOMEM; `done` runs
+     * only after SLUICE_OK. */
+    int (*call_upstream)(const struct sluice_host *h, struct sluice_req *r,
+                         const char *upstream, const char *path,
+                         struct sluice_str body, const char *const *headers,
+                         sluice_call_fn done, void *arg, sluice_call_t *out);
+    /* Worker thread that started the call. Aborts it; `done` does not run.
+     * Unknown or finished handles: SLUICE_ENOENT. */
+    int (*call_cancel)(const struct sluice_host *h, sluice_call_t call);
+
+    /* ---- timers: background work per worker, outside any request ----
+     * `fn(arg, worker)` runs on that worker's loop after delay_ms, then
+     * every period_ms (0: once). In create() (main thread) `worker` may be
+     * a worker index or SLUICE_WORKER_ALL: the timer is armed on each
+     * worker once it has run thread_init for this instance. On a worker
+     * thread, `worker` must be that worker's index (from thread_init, a
+     * hook, a callback). Elsewhere SLUICE_EPHASE. Timers are torn down
+     * before thread_fini (reload, shutdown); none runs after destroy().
+     * One handle names the timer on every worker it was armed on. */
+    int (*timer_start)(const struct sluice_host *h, unsigned worker,
+                       uint64_t delay_ms, uint64_t period_ms,
+                       sluice_timer_fn fn, void *arg, sluice_timer_t *out);
+    /* In create(): forgets the timer. On a worker thread (also from inside
+     * its own callback): stops it on this worker only. SLUICE_ENOENT when
+     * it is not armed there. */
+    int (*timer_cancel)(const struct sluice_host *h, sluice_timer_t timer);
+
+    /* ---- reading gateway health (any thread) ----
+     * The value health_set() published under `name` (any plugin's, or the
+     * core's, e.g. "upstream.mock.down"): SLUICE_OK, or SLUICE_ENOENT when
+     * never set. */
+    int (*health_get)(const struct sluice_host *h, const char *name,
+                      double *value);
+
+    /* ---- the configured upstreams (any thread) ----
+     * From the config this instance was created with, in config order;
+     * strings live as long as the instance. upstream_model(h, i, j) is the
+     * j-th model upstream i serves ("*" = any model); empty past the end. */
+    size_t (*upstream_count)(const struct sluice_host *h);
+    struct sluice_str (*upstream_name)(const struct sluice_host *h, size_t i);
+    struct sluice_str (*upstream_model)(const struct sluice_host *h, size_t i,
+                                        size_t j);
+    /* ==== end of the 1.1 upstream-call/timer/health members ==== */
 };
 
 /* True when the host table carries `member` (for members added after 1.0). */
