@@ -1,0 +1,281 @@
+#include "pretok.h"
+
+#include <string.h>
+
+/* tiktoken's patterns (from the npm package's encoders/<name>.json), with
+ * \s and \S spelt out as the Unicode White_Space set that Rust's regex
+ * crate uses: PCRE2's \s leaves out U+0085. */
+#define WS                                                                     \
+    "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}"     \
+    "\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+
+static const char o200k_pattern[] =
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*"
+    "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+"
+    "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "|\\p{N}{1,3}"
+    "| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n/]*"
+    "|[" WS "]*[\\r\\n]+"
+    "|[" WS "]+(?![^" WS "])"
+    "|[" WS "]+";
+
+static const char cl100k_pattern[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)"
+                                     "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+"
+                                     "|\\p{N}{1,3}"
+                                     "| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n]*"
+                                     "|[" WS "]*[\\r\\n]+"
+                                     "|[" WS "]+(?![^" WS "])"
+                                     "|[" WS "]+";
+
+bool tok_pretok_init(struct tok_pretok *pt, enum tok_encoding_id id)
+{
+    const char *pattern = id == TOK_O200K_BASE ? o200k_pattern : cl100k_pattern;
+    int err;
+    PCRE2_SIZE at;
+    pt->o200k = id == TOK_O200K_BASE;
+    pt->re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                           PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err,
+                           &at, NULL);
+    if (!pt->re)
+        return false; /* cannot happen with these fixed patterns */
+    /* Without JIT (e.g. an unsupported CPU) pcre2_match still works. */
+    (void)pcre2_jit_compile(pt->re, PCRE2_JIT_COMPLETE);
+    return true;
+}
+
+void tok_pretok_free(struct tok_pretok *pt)
+{
+    pcre2_code_free(pt->re);
+    pt->re = NULL;
+}
+
+void tok_piece_iter_init(struct tok_piece_iter *it, const struct tok_pretok *pt,
+                         const unsigned char *s, size_t len,
+                         pcre2_match_data *md, bool ascii_fast)
+{
+    *it = (struct tok_piece_iter){pt, s, len, 0, ascii_fast, md};
+}
+
+enum { C_UPPER = 1, C_LOWER = 2, C_DIGIT = 4, C_SPACE = 8, C_NL = 16 };
+#define C_LETTER (C_UPPER | C_LOWER)
+
+/* Classes of ASCII bytes; anything else ASCII is "other" (punctuation and
+ * control characters, [^\s\p{L}\p{N}]). */
+static const unsigned char ascii_class[128] = {
+    ['\t'] = C_SPACE,
+    ['\n'] = C_SPACE | C_NL,
+    [0x0B] = C_SPACE,
+    ['\f'] = C_SPACE,
+    ['\r'] = C_SPACE | C_NL,
+    [' '] = C_SPACE,
+    ['0'] = C_DIGIT,
+    ['1'] = C_DIGIT,
+    ['2'] = C_DIGIT,
+    ['3'] = C_DIGIT,
+    ['4'] = C_DIGIT,
+    ['5'] = C_DIGIT,
+    ['6'] = C_DIGIT,
+    ['7'] = C_DIGIT,
+    ['8'] = C_DIGIT,
+    ['9'] = C_DIGIT,
+#define U(c) [c] = C_UPPER, [c + 32] = C_LOWER
+    U('A'),
+    U('B'),
+    U('C'),
+    U('D'),
+    U('E'),
+    U('F'),
+    U('G'),
+    U('H'),
+    U('I'),
+    U('J'),
+    U('K'),
+    U('L'),
+    U('M'),
+    U('N'),
+    U('O'),
+    U('P'),
+    U('Q'),
+    U('R'),
+    U('S'),
+    U('T'),
+    U('U'),
+    U('V'),
+    U('W'),
+    U('X'),
+    U('Y'),
+    U('Z'),
+#undef U
+};
+
+/* Two more classes, disjoint from the bits above: a byte >= 0x80 (decided
+ * by PCRE2) and the end of the text. */
+#define NONASCII 0x40
+#define END 0x80
+
+static inline unsigned cls(const unsigned char *s, size_t len, size_t i)
+{
+    if (i >= len)
+        return END;
+    return s[i] < 0x80 ? ascii_class[s[i]] : NONASCII;
+}
+
+static inline bool is_other(unsigned c)
+{
+    return c == 0;
+}
+
+/* Length of a contraction ('s 't 're 've 'm 'll 'd, any case) at s[i], 0 if
+ * none, (size_t)-1 if a non-ASCII byte decides it (U+017F folds to s). */
+static size_t contraction(const unsigned char *s, size_t len, size_t i)
+{
+    if (i >= len || s[i] != '\'')
+        return 0;
+    if (i + 1 >= len)
+        return 0;
+    unsigned char a = s[i + 1];
+    if (a >= 0x80)
+        return (size_t)-1;
+    a |= 0x20;
+    if (a == 's' || a == 't' || a == 'm' || a == 'd')
+        return 2;
+    if (a != 'r' && a != 'v' && a != 'l')
+        return 0;
+    if (i + 2 >= len)
+        return 0;
+    unsigned char b = s[i + 2];
+    if (b >= 0x80)
+        return (size_t)-1; /* K-like folds are not in play, but stay exact */
+    b |= 0x20;
+    return (a == 'l' ? b == 'l' : b == 'e') ? 3 : 0;
+}
+
+/* [^\s\p{L}\p{N}]+ then [\r\n]* (and '/' for o200k) from i; 0 if a
+ * non-ASCII byte is reached. */
+static size_t other_run(bool o200k, const unsigned char *s, size_t len,
+                        size_t i)
+{
+    size_t j = i;
+    while (is_other(cls(s, len, j)))
+        j++;
+    if (cls(s, len, j) == NONASCII)
+        return 0;
+    for (;;) {
+        unsigned c = cls(s, len, j);
+        if (c == NONASCII)
+            break; /* [\r\n/]* simply stops: nothing non-ASCII qualifies */
+        if ((c & C_NL) || (o200k && s[j] == '/'))
+            j++;
+        else
+            break;
+    }
+    return j - i;
+}
+
+size_t tok_ascii_piece(bool o200k, const unsigned char *s, size_t len,
+                       size_t pos)
+{
+    unsigned c0 = cls(s, len, pos), c1 = cls(s, len, pos + 1);
+    if (c0 == NONASCII)
+        return 0;
+    /* cl100k: a contraction first. */
+    if (!o200k && s[pos] == '\'') {
+        size_t k = contraction(s, len, pos);
+        if (k == (size_t)-1)
+            return 0;
+        if (k)
+            return k;
+    }
+    /* Letters, with an optional leading [^\r\n\p{L}\p{N}]. */
+    size_t i = pos;
+    if (!(c0 & (C_NL | C_LETTER | C_DIGIT)) && c0 != END) {
+        if (c1 == NONASCII)
+            return 0; /* a non-ASCII letter may follow the prefix */
+        if (c1 & C_LETTER)
+            i = pos + 1;
+    }
+    if (cls(s, len, i) & C_LETTER) {
+        size_t j = i;
+        if (o200k) { /* [upper]*[lower]+ | [upper]+[lower]* */
+            while (cls(s, len, j) == C_UPPER)
+                j++;
+            while (cls(s, len, j) == C_LOWER)
+                j++;
+        } else {
+            while (cls(s, len, j) & C_LETTER)
+                j++;
+        }
+        if (cls(s, len, j) == NONASCII)
+            return 0; /* accented letters and marks continue the run */
+        if (o200k) {
+            size_t k = contraction(s, len, j);
+            if (k == (size_t)-1)
+                return 0;
+            j += k;
+        }
+        return j - pos;
+    }
+    if (c0 == C_DIGIT) {
+        size_t j = pos;
+        while (j - pos < 3 && cls(s, len, j) == C_DIGIT)
+            j++;
+        if (j - pos < 3 && cls(s, len, j) == NONASCII)
+            return 0; /* other scripts' digits are \p{N} too */
+        return j - pos;
+    }
+    /* " ?[^\s\p{L}\p{N}]+[\r\n]*" */
+    if (is_other(c0))
+        return other_run(o200k, s, len, pos);
+    if (s[pos] == ' ' && is_other(c1)) {
+        size_t k = other_run(o200k, s, len, pos + 1);
+        return k ? 1 + k : 0;
+    }
+    /* Whitespace: \s*[\r\n]+ | \s+(?!\S) | \s+ */
+    size_t j = pos, last_nl = 0;
+    bool nl = false;
+    while (cls(s, len, j) & C_SPACE) {
+        if (cls(s, len, j) & C_NL) {
+            nl = true;
+            last_nl = j;
+        }
+        j++;
+    }
+    if (cls(s, len, j) == NONASCII)
+        return 0; /* U+00A0 and friends are \s */
+    if (nl)
+        return last_nl + 1 - pos;
+    if (j >= len || j - pos == 1)
+        return j - pos;
+    return j - pos - 1;
+}
+
+bool tok_piece_next(struct tok_piece_iter *it, size_t *start, size_t *end)
+{
+    if (it->pos >= it->len)
+        return false;
+    if (it->ascii_fast) {
+        size_t n = tok_ascii_piece(it->pt->o200k, it->s, it->len, it->pos);
+        if (n) {
+            *start = it->pos;
+            *end = it->pos += n;
+            return true;
+        }
+    }
+    int rc =
+        pcre2_jit_match(it->pt->re, it->s, it->len, it->pos, 0, it->md, NULL);
+    if (rc == PCRE2_ERROR_JIT_BADOPTION) /* no JIT on this machine */
+        rc = pcre2_match(it->pt->re, it->s, it->len, it->pos,
+                         PCRE2_NO_UTF_CHECK, it->md, NULL);
+    if (rc < 0) {
+        /* Every character matches some branch, so only resource limits end
+         * up here: count the rest as one piece rather than losing it. */
+        *start = it->pos;
+        *end = it->pos = it->len;
+        return true;
+    }
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(it->md);
+    *start = ov[0];
+    *end = it->pos = ov[1];
+    return true;
+}

@@ -1,0 +1,29 @@
+/* What tests, the fuzz target and the bench see beyond tokens.h. */
+#ifndef SLUICE_TOKENS_INTERNAL_H
+#define SLUICE_TOKENS_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "bpe_merge.h"
+#include "pretok.h"
+#include "rank_table.h"
+#include "tokens.h"
+
+struct tok_encoding {
+    enum tok_encoding_id id;
+    struct tok_rank_table ranks;
+    struct tok_pretok pretok;
+};
+
+struct tok_encode_opts {
+    bool ascii_fast;  /* hand-written pre-tokeniser for ASCII pieces */
+    size_t heap_from; /* pieces this long or longer use the heap merge */
+};
+
+/* The production path uses {true, TOK_BPE_HEAP_FROM + 1}; the reference
+ * {false, SIZE_MAX}: PCRE2 for every piece and tiktoken's quadratic merge. */
+size_t tok_encode_with(const struct tok_encoding *e, const char *text,
+                       size_t len, uint32_t *out, size_t cap,
+                       const struct tok_encode_opts *opts);
+
+#endif
