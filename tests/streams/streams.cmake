@@ -9,3 +9,9 @@ sluice_add_unit_test(test_stream_assemble
   ${CMAKE_CURRENT_LIST_DIR}/test_stream_assemble.c
   ${CMAKE_SOURCE_DIR}/core/stream_assemble.c
   LIBS PkgConfig::CMOCKA PkgConfig::JANSSON)
+
+sluice_add_unit_test(test_stream_answer
+  ${CMAKE_CURRENT_LIST_DIR}/test_stream_answer.c
+  ${CMAKE_SOURCE_DIR}/core/stream_answer.c
+  ${CMAKE_SOURCE_DIR}/core/stream_assemble.c
+  LIBS PkgConfig::CMOCKA PkgConfig::JANSSON)
