@@ -2,39 +2,34 @@
  *
  *   proxy_start → upstream_call_start
  *     on_headers: record the attempt; for a 2xx stream, start the SSE
- *                 response to the client right away
- *     on_body:    stream → forward event by event (backpressure: pause the
- *                 upstream when the client is slow); otherwise buffer
- *     on_done:    retry (backoff with full jitter, honouring Retry-After,
- *                 maybe on the next fallback step) while nothing reached the
- *                 client; else answer and finish
+ *                 response to the client right away (stream_relay.c)
+ *     on_body:    stream → stream_relay_chunk; otherwise buffer
+ *     on_done:    retry_schedule (retry.c: backoff, Retry-After, fallback)
+ *                 while nothing reached the client; else answer and finish
  */
 #include "proxy.h"
 
-#include <ctype.h>
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "config/config.h"
-#include "health.h"
 #include "http/http_server.h"
 #include "http/openai_error.h"
 #include "log.h"
 #include "pipeline.h"
 #include "request.h"
 #include "respond.h"
+#include "retry.h"
 #include "runtime.h"
-#include "upstream/backoff.h"
+#include "stream_relay.h"
 #include "upstream/sse.h"
 #include "upstream/upstream_client.h"
 #include "worker.h"
 
 #define MAX_RESPONSE_BYTES (64u << 20)
-#define MAX_SSE_EVENT_BYTES (8u << 20)
 
 static const struct upstream_callbacks callbacks;
 
@@ -254,131 +249,6 @@ void proxy_start(struct sluice_req *r)
     }
 }
 
-/* ---- retries ---- */
-
-static bool retryable_status(int status)
-{
-    return status == 429 || status == 502 || status == 503 || status == 504;
-}
-
-/* Retry-After as delta-seconds, HTTP-date, or retry-after-ms; 0 if none. */
-static uint64_t upstream_retry_after_ms(const struct sluice_req *r)
-{
-    size_t len = 0;
-    const char *v = request_resp_header(r, "retry-after-ms", &len);
-    if (v && len && isdigit((unsigned char)v[0]))
-        return strtoull(v, NULL, 10);
-    v = request_resp_header(r, "retry-after", &len);
-    if (!v || !len)
-        return 0;
-    if (isdigit((unsigned char)v[0])) {
-        double secs = strtod(v, NULL);
-        return secs > 0 ? (uint64_t)(secs * 1000.0 + 0.5) : 0;
-    }
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    char date[64];
-    snprintf(date, sizeof date, "%.*s", (int)len, v);
-    if (strptime(date, "%a, %d %b %Y %H:%M:%S GMT", &tm)) {
-        time_t when = timegm(&tm);
-        time_t now = time(NULL);
-        return when > now ? (uint64_t)(when - now) * 1000 : 0;
-    }
-    return 0;
-}
-
-static bool upstream_down(const struct upstream_config *u)
-{
-    char name[96];
-    double v = 0;
-    snprintf(name, sizeof name, "upstream.%s.down", u->name);
-    return !config_upstream_enabled(u) || (health_get(name, &v) && v >= 1.0);
-}
-
-/* Moves the request to the next usable step of its model's fallback
- * chain; false when there is none. */
-static bool next_fallback(struct sluice_req *r)
-{
-    const struct fallback_chain *chain =
-        config_fallbacks(r->gen->cfg, r->api.model, r->api.model_len);
-    while (chain && r->fallback_step < chain->step_count) {
-        const struct fallback_step *s = &chain->steps[r->fallback_step++];
-        const char *model = s->model[0] ? s->model : NULL;
-        size_t mlen;
-        const char *current_model = request_target_model(r, &mlen);
-        const struct upstream_config *u =
-            s->upstream[0]
-                ? config_upstream(r->gen->cfg, s->upstream, strlen(s->upstream))
-                : config_route_model(r->gen->cfg, model ? model : current_model,
-                                     model ? strlen(model) : mlen);
-        if (!u || upstream_down(u))
-            continue;
-        r->upstream = u;
-        if (model) {
-            r->target_model = arena_strndup(&r->arena, model, strlen(model));
-            r->body_dirty = true;
-        }
-        r->fallback_reason = "retry";
-        metric_add(g_runtime.m.fallbacks, 1);
-        return true;
-    }
-    return false;
-}
-
-static void retry_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct sluice_req *r = arg;
-    (void)fd;
-    (void)what;
-    worker_refresh_clock(r->w);
-    proxy_start(r);
-}
-
-/* Schedules another attempt if the failure is safe to retry and budget
- * remains. */
-static bool schedule_retry(struct sluice_req *r, bool retryable)
-{
-    const struct retry_config *rc = &r->gen->cfg->retry;
-    if (!retryable || r->client_headers_sent || r->client_gone ||
-        r->attempt_count >= rc->max_attempts ||
-        r->attempt_count >= REQUEST_MAX_ATTEMPTS)
-        return false;
-
-    uint64_t now = worker_now_ns();
-    uint64_t elapsed_ms = (now - r->started_ns) / 1000000;
-    if (elapsed_ms >= rc->deadline_ms)
-        return false;
-    /* attempt_count attempts are done, so this is retry attempt_count. */
-    uint64_t delay = backoff_delay_ms(r->attempt_count, rc->base_delay_ms,
-                                      rc->max_delay_ms, &r->w->rng);
-    uint64_t told = upstream_retry_after_ms(r);
-
-    bool moved = rc->on_other_upstream && next_fallback(r);
-    /* A breaker opened by this very failure marks the upstream down: retry
-     * elsewhere or not at all, never into an open circuit. */
-    if (!moved && upstream_down(r->upstream)) {
-        if (!next_fallback(r))
-            return false;
-        moved = true;
-    }
-    if (told > delay && !moved)
-        delay = told; /* never retry the same upstream inside its window */
-    if (elapsed_ms + delay >= rc->deadline_ms)
-        return false;
-
-    if (!r->retry_timer)
-        r->retry_timer = evtimer_new(r->w->base, retry_timer_cb, r);
-    if (!r->retry_timer)
-        return false;
-    struct timeval tv = {(time_t)(delay / 1000),
-                         (suseconds_t)((delay % 1000) * 1000)};
-    evtimer_add(r->retry_timer, &tv);
-    metric_add(g_runtime.m.upstream_retries, 1);
-    log_msg(LOG_DEBUG, "proxy", "%s: retry %u in %llu ms on %s", r->id,
-            r->attempt_count + 1, (unsigned long long)delay, r->upstream->name);
-    return true;
-}
-
 /* ---- answering from the upstream response ---- */
 
 static bool is_event_stream(const struct sluice_req *r)
@@ -448,138 +318,6 @@ static void fail_locally(struct sluice_req *r, enum upstream_result result,
     respond_send_local(r);
 }
 
-/* ---- streaming to the client ---- */
-
-static void on_client_drained(struct http_exchange *ex, void *arg)
-{
-    struct sluice_req *r = arg;
-    (void)ex;
-    if (r->upstream_paused && r->call) {
-        r->upstream_paused = false;
-        upstream_call_resume(r->call);
-    }
-}
-
-static void start_client_stream(struct sluice_req *r)
-{
-    char headers[4096];
-    size_t at = respond_client_headers(r, headers, sizeof headers);
-    if (at < sizeof headers)
-        snprintf(headers + at, sizeof headers - at,
-                 "Content-Type: text/event-stream\r\n"
-                 "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
-    r->final_status = r->resp_status;
-    r->client_headers_sent = true;
-    r->stream_to_client = true;
-    r->phase = PHASE_STREAMING;
-    http_stream_start(r->ex, r->resp_status, headers);
-}
-
-static void apply_backpressure(struct sluice_req *r, size_t queued);
-
-/* Re-serialises one event (used when an event must be dropped, so raw
- * bytes cannot be passed through). */
-static void write_event(struct sluice_req *r, const struct sse_event *ev)
-{
-    struct evbuffer *out = evbuffer_new();
-    if (!out)
-        return;
-    if (ev->event)
-        evbuffer_add_printf(out, "event: %.*s\n", (int)ev->event_len,
-                            ev->event);
-    const char *p = ev->data, *end = ev->data + ev->data_len;
-    do {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *line_end = nl ? nl : end;
-        evbuffer_add(out, "data: ", 6);
-        evbuffer_add(out, p, (size_t)(line_end - p));
-        evbuffer_add(out, "\n", 1);
-        p = nl ? nl + 1 : end;
-    } while (p < end);
-    evbuffer_add(out, "\n", 1);
-    size_t len = evbuffer_get_length(out);
-    const char *bytes = (const char *)evbuffer_pullup(out, -1);
-    if (r->ex)
-        apply_backpressure(r, http_stream_write(r->ex, bytes, len));
-    r->bytes_to_client += len;
-    evbuffer_free(out);
-}
-
-static void on_sse_event(const struct sse_event *ev, void *arg)
-{
-    struct sluice_req *r = arg;
-    if (!r->strip_usage_chunk)
-        return; /* raw bytes are forwarded as they come */
-    if (ev->usage_only)
-        return; /* we asked for it; the client did not */
-    write_event(r, ev);
-}
-
-static void apply_backpressure(struct sluice_req *r, size_t queued)
-{
-    if (!r->ex)
-        return;
-    size_t high = r->gen->cfg->stream_high_water;
-    if (queued > high && r->call && !r->upstream_paused) {
-        r->upstream_paused = true;
-        upstream_call_pause(r->call);
-        metric_add(g_runtime.m.upstream_pauses, 1);
-        http_stream_on_drain(r->ex, high / 4, on_client_drained, r);
-    }
-}
-
-static void stream_chunk(struct sluice_req *r, const char *data, size_t len)
-{
-    if (!r->sse)
-        r->sse = sse_parser_new(MAX_SSE_EVENT_BYTES);
-    bool ok = r->sse && sse_parser_feed(r->sse, data, len, on_sse_event, r);
-    if (!r->strip_usage_chunk && r->ex) {
-        size_t queued = http_stream_write(r->ex, data, len);
-        r->bytes_to_client += len;
-        apply_backpressure(r, queued);
-    }
-    if (!ok && r->sse)
-        log_msg(LOG_WARN, "proxy", "%s: malformed SSE from upstream %s", r->id,
-                r->upstream->name);
-}
-
-static void end_client_stream(struct sluice_req *r, enum upstream_result res)
-{
-    bool complete =
-        res == UPSTREAM_DONE && r->sse && sse_parser_saw_done(r->sse);
-    if (r->sse) {
-        struct sse_usage u = sse_parser_usage(r->sse);
-        if (u.known) {
-            r->usage.known = true;
-            r->usage.prompt_tokens = u.prompt_tokens;
-            r->usage.completion_tokens = u.completion_tokens;
-            r->usage.cached_tokens = u.cached_tokens;
-            r->usage.total_tokens = u.total_tokens;
-        }
-    }
-    /* Responses API streams end with response.completed, not [DONE]. */
-    if (res == UPSTREAM_DONE && !complete && r->kind == API_RESPONSES &&
-        r->usage.known)
-        complete = true;
-    if (!complete && r->ex) {
-        /* Never let a cut stream look like a finished answer. */
-        static const char cut[] =
-            "data: {\"error\":{\"message\":\"The upstream stream ended before "
-            "completion.\",\"type\":\"api_error\",\"param\":null,\"code\":"
-            "\"stream_truncated\"}}\n\n";
-        http_stream_write(r->ex, cut, sizeof cut - 1);
-    }
-    end_attempt(r, complete
-                       ? SLUICE_OUTCOME_OK
-                       : (res == UPSTREAM_TIMEOUT ? SLUICE_OUTCOME_TIMEOUT
-                                                  : SLUICE_OUTCOME_TRUNCATED));
-    if (r->ex) {
-        http_set_close_cb(r->ex, NULL, NULL);
-        http_stream_end(r->ex);
-        r->ex = NULL;
-    }
-}
-
 /* ---- upstream callbacks ---- */
 
 static void leave(struct sluice_req *r)
@@ -628,7 +366,7 @@ static void on_headers(struct upstream_call *c, void *arg, int status,
         respond_send_local(r);
     } else if (status >= 200 && status < 300 && r->api.stream &&
                is_event_stream(r) && r->ex) {
-        start_client_stream(r);
+        stream_relay_start(r);
     } else if (!r->resp_body) {
         r->resp_body = evbuffer_new();
     }
@@ -643,7 +381,7 @@ static bool on_body(struct upstream_call *c, void *arg, const char *data,
     worker_refresh_clock(r->w);
     if (r->stream_to_client) {
         r->busy++;
-        stream_chunk(r, data, len);
+        stream_relay_chunk(r, data, len);
         leave(r);
         return true;
     }
@@ -668,7 +406,7 @@ static void on_done(struct upstream_call *c, void *arg,
     r->busy++;
 
     if (r->stream_to_client) {
-        end_client_stream(r, result);
+        end_attempt(r, stream_relay_end(r, result));
         request_finish(r);
         leave(r);
         return;
@@ -687,7 +425,7 @@ static void on_done(struct upstream_call *c, void *arg,
         int status = r->resp_status;
         end_attempt(r, status < 400 ? SLUICE_OUTCOME_OK
                                     : SLUICE_OUTCOME_HTTP_ERROR);
-        if (schedule_retry(r, retryable_status(status))) {
+        if (retry_schedule(r, retry_status_retryable(status))) {
             leave(r);
             return;
         }
@@ -725,7 +463,7 @@ static void on_done(struct upstream_call *c, void *arg,
         leave(r);
         return;
     }
-    if (schedule_retry(r, result != UPSTREAM_CANCELLED)) {
+    if (retry_schedule(r, result != UPSTREAM_CANCELLED)) {
         leave(r);
         return;
     }
@@ -746,8 +484,7 @@ void proxy_client_gone(struct sluice_req *r)
         r->call = NULL;
         end_attempt(r, SLUICE_OUTCOME_CLIENT_GONE);
     }
-    if (r->retry_timer)
-        evtimer_del(r->retry_timer);
+    retry_cancel(r);
     if (r->suspended) {
         worker_unsuspend(r->w, r);
         if (r->resume_timer)

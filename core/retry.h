@@ -1,0 +1,20 @@
+/* Retries and the fallback chain of one request: whether an ended attempt
+ * may go again, after how long (backoff with full jitter, honouring
+ * Retry-After) and where (the same upstream or the next usable step of the
+ * model's fallback chain). */
+#ifndef SLUICE_RETRY_H
+#define SLUICE_RETRY_H
+
+#include <stdbool.h>
+
+struct sluice_req;
+
+/* An upstream answer with this status may be tried again. */
+bool retry_status_retryable(int status);
+/* Schedules the next attempt when `retryable`, nothing reached the client
+ * and attempts and deadline remain; false when the caller must answer. */
+bool retry_schedule(struct sluice_req *r, bool retryable);
+/* Drops a scheduled attempt (the client went away). */
+void retry_cancel(struct sluice_req *r);
+
+#endif

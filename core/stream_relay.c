@@ -1,0 +1,147 @@
+/* The SSE relay of one request: see stream_relay.h. */
+#include "stream_relay.h"
+
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "http/http_server.h"
+#include "log.h"
+#include "request.h"
+#include "respond.h"
+#include "runtime.h"
+#include "upstream/sse.h"
+#include "worker.h"
+
+#define MAX_SSE_EVENT_BYTES (8u << 20)
+
+static void on_client_drained(struct http_exchange *ex, void *arg)
+{
+    struct sluice_req *r = arg;
+    (void)ex;
+    if (r->upstream_paused && r->call) {
+        r->upstream_paused = false;
+        upstream_call_resume(r->call);
+    }
+}
+
+void stream_relay_start(struct sluice_req *r)
+{
+    char headers[4096];
+    size_t at = respond_client_headers(r, headers, sizeof headers);
+    if (at < sizeof headers)
+        snprintf(headers + at, sizeof headers - at,
+                 "Content-Type: text/event-stream\r\n"
+                 "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+    r->final_status = r->resp_status;
+    r->client_headers_sent = true;
+    r->stream_to_client = true;
+    r->phase = PHASE_STREAMING;
+    http_stream_start(r->ex, r->resp_status, headers);
+}
+
+static void apply_backpressure(struct sluice_req *r, size_t queued);
+
+/* Re-serialises one event (used when an event must be dropped, so raw
+ * bytes cannot be passed through). */
+static void write_event(struct sluice_req *r, const struct sse_event *ev)
+{
+    struct evbuffer *out = evbuffer_new();
+    if (!out)
+        return;
+    if (ev->event)
+        evbuffer_add_printf(out, "event: %.*s\n", (int)ev->event_len,
+                            ev->event);
+    const char *p = ev->data, *end = ev->data + ev->data_len;
+    do {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = nl ? nl : end;
+        evbuffer_add(out, "data: ", 6);
+        evbuffer_add(out, p, (size_t)(line_end - p));
+        evbuffer_add(out, "\n", 1);
+        p = nl ? nl + 1 : end;
+    } while (p < end);
+    evbuffer_add(out, "\n", 1);
+    size_t len = evbuffer_get_length(out);
+    const char *bytes = (const char *)evbuffer_pullup(out, -1);
+    if (r->ex)
+        apply_backpressure(r, http_stream_write(r->ex, bytes, len));
+    r->bytes_to_client += len;
+    evbuffer_free(out);
+}
+
+static void on_sse_event(const struct sse_event *ev, void *arg)
+{
+    struct sluice_req *r = arg;
+    if (!r->strip_usage_chunk)
+        return; /* raw bytes are forwarded as they come */
+    if (ev->usage_only)
+        return; /* we asked for it; the client did not */
+    write_event(r, ev);
+}
+
+static void apply_backpressure(struct sluice_req *r, size_t queued)
+{
+    if (!r->ex)
+        return;
+    size_t high = r->gen->cfg->stream_high_water;
+    if (queued > high && r->call && !r->upstream_paused) {
+        r->upstream_paused = true;
+        upstream_call_pause(r->call);
+        metric_add(g_runtime.m.upstream_pauses, 1);
+        http_stream_on_drain(r->ex, high / 4, on_client_drained, r);
+    }
+}
+
+void stream_relay_chunk(struct sluice_req *r, const char *data, size_t len)
+{
+    if (!r->sse)
+        r->sse = sse_parser_new(MAX_SSE_EVENT_BYTES);
+    bool ok = r->sse && sse_parser_feed(r->sse, data, len, on_sse_event, r);
+    if (!r->strip_usage_chunk && r->ex) {
+        size_t queued = http_stream_write(r->ex, data, len);
+        r->bytes_to_client += len;
+        apply_backpressure(r, queued);
+    }
+    if (!ok && r->sse)
+        log_msg(LOG_WARN, "proxy", "%s: malformed SSE from upstream %s", r->id,
+                r->upstream->name);
+}
+
+enum sluice_outcome stream_relay_end(struct sluice_req *r,
+                                     enum upstream_result res)
+{
+    bool complete =
+        res == UPSTREAM_DONE && r->sse && sse_parser_saw_done(r->sse);
+    if (r->sse) {
+        struct sse_usage u = sse_parser_usage(r->sse);
+        if (u.known) {
+            r->usage.known = true;
+            r->usage.prompt_tokens = u.prompt_tokens;
+            r->usage.completion_tokens = u.completion_tokens;
+            r->usage.cached_tokens = u.cached_tokens;
+            r->usage.total_tokens = u.total_tokens;
+        }
+    }
+    /* Responses API streams end with response.completed, not [DONE]. */
+    if (res == UPSTREAM_DONE && !complete && r->kind == API_RESPONSES &&
+        r->usage.known)
+        complete = true;
+    if (!complete && r->ex) {
+        /* Never let a cut stream look like a finished answer. */
+        static const char cut[] =
+            "data: {\"error\":{\"message\":\"The upstream stream ended before "
+            "completion.\",\"type\":\"api_error\",\"param\":null,\"code\":"
+            "\"stream_truncated\"}}\n\n";
+        http_stream_write(r->ex, cut, sizeof cut - 1);
+    }
+    if (r->ex) {
+        http_set_close_cb(r->ex, NULL, NULL);
+        http_stream_end(r->ex);
+        r->ex = NULL;
+    }
+    if (complete)
+        return SLUICE_OUTCOME_OK;
+    return res == UPSTREAM_TIMEOUT ? SLUICE_OUTCOME_TIMEOUT
+                                   : SLUICE_OUTCOME_TRUNCATED;
+}

@@ -1,0 +1,26 @@
+/* Relaying an upstream SSE answer to the client as it arrives: the client's
+ * stream head, event by event forwarding (raw bytes, or re-serialised when
+ * the usage chunk the gateway asked for must be dropped), backpressure
+ * (pause the upstream while the client is slow), usage taken from the
+ * stream, and an error event when the stream ends cut. */
+#ifndef SLUICE_STREAM_RELAY_H
+#define SLUICE_STREAM_RELAY_H
+
+#include <stddef.h>
+
+#include "sluice/host.h"
+#include "upstream/upstream_client.h"
+
+struct sluice_req;
+
+/* Sends the stream's status and headers to the client; from now on the
+ * answer can no longer be retried or replaced. */
+void stream_relay_start(struct sluice_req *r);
+/* Forwards upstream bytes (any split) to the client. */
+void stream_relay_chunk(struct sluice_req *r, const char *data, size_t len);
+/* The upstream stream ended with `res`: records usage, marks a cut stream,
+ * ends the client's stream. Returns the attempt's outcome. */
+enum sluice_outcome stream_relay_end(struct sluice_req *r,
+                                     enum upstream_result res);
+
+#endif
