@@ -1,12 +1,13 @@
 /* Answers to the client that do not come from the upstream: errors built
  * by the core or a plugin (always OpenAI-shaped), cache hits and static
- * responses. Also the end of every request: request_finish(). */
+ * responses. */
 #ifndef SLUICE_RESPOND_H
 #define SLUICE_RESPOND_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "request_end.h" /* callers that answer also end the request */
 #include "sluice/plugin.h"
 
 struct sluice_req;
@@ -31,10 +32,5 @@ void respond_plain_error(struct http_exchange *ex, int status,
 /* Appends the response headers the gateway adds for the client
  * (x-request-id, x-sluice-*, plugin headers) as "Name: value\r\n" lines. */
 size_t respond_client_headers(struct sluice_req *r, char *buf, size_t cap);
-
-/* Ends the request: on_response (if an upstream call happened and it was
- * not reported yet), on_log for every plugin reached, access log, metrics,
- * free. Safe to call once everything async is finished. */
-void request_finish(struct sluice_req *r);
 
 #endif

@@ -1,0 +1,13 @@
+/* The end of every request: on_response (if an upstream call happened and
+ * it was not reported yet), on_log for every plugin reached, access log,
+ * metrics, free. */
+#ifndef SLUICE_REQUEST_END_H
+#define SLUICE_REQUEST_END_H
+
+struct sluice_req;
+
+/* Ends the request. Safe to call once everything async is finished; while
+ * a plugin call is in progress (r->busy) the end is deferred to it. */
+void request_finish(struct sluice_req *r);
+
+#endif
