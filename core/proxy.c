@@ -10,6 +10,7 @@
 #include "proxy.h"
 
 #include <event2/buffer.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,14 +23,14 @@
 #include "pipeline.h"
 #include "request.h"
 #include "respond.h"
+#include "response_budget.h"
 #include "retry.h"
 #include "runtime.h"
 #include "stream_relay.h"
+#include "upstream/content_decode.h"
 #include "upstream/sse.h"
 #include "upstream/upstream_client.h"
 #include "worker.h"
-
-#define MAX_RESPONSE_BYTES (64u << 20)
 
 static const struct upstream_callbacks callbacks;
 
@@ -157,12 +158,15 @@ static void end_attempt(struct sluice_req *r, enum sluice_outcome outcome)
 static void reset_response(struct sluice_req *r)
 {
     r->resp_status = 0;
-    r->resp_truncated = false;
     r->resp_headers = NULL;
     r->resp_header_count = 0;
     memset(&r->usage, 0, sizeof r->usage);
     if (r->resp_body)
         evbuffer_drain(r->resp_body, evbuffer_get_length(r->resp_body));
+    response_budget_release(r->resp_budget_taken);
+    r->resp_budget_taken = 0;
+    content_decoder_free(r->decoder);
+    r->decoder = NULL;
     if (r->sse) {
         sse_parser_free(r->sse);
         r->sse = NULL;
@@ -172,7 +176,7 @@ static void reset_response(struct sluice_req *r)
 void proxy_start(struct sluice_req *r)
 {
     char url[1024];
-    const char *headers[REQUEST_MAX_KV + 6];
+    const char *headers[REQUEST_MAX_KV + 7];
     size_t n = 0;
     char auth[600], rid[80];
 
@@ -197,6 +201,9 @@ void proxy_start(struct sluice_req *r)
     join(rid, sizeof rid, "x-request-id: ", r->id, strlen(r->id));
     headers[n++] = rid;
     headers[n++] = "Content-Type: application/json";
+    /* sluice reads every answer (usage, plugins, the relay): ask for it
+     * uncompressed; content_decode.c handles upstreams that ignore this. */
+    headers[n++] = "Accept-Encoding: identity";
     if (r->api.stream)
         headers[n++] = "Accept: text/event-stream";
     for (size_t i = 0; i < r->upstream_headers.n; i++) {
@@ -318,8 +325,6 @@ static void fail_locally(struct sluice_req *r, enum upstream_result result,
     respond_send_local(r);
 }
 
-/* ---- upstream callbacks ---- */
-
 static void leave(struct sluice_req *r)
 {
     if (--r->busy == 0 && r->finish_pending) {
@@ -327,6 +332,100 @@ static void leave(struct sluice_req *r)
         request_finish(r);
     }
 }
+
+/* ---- what the upstream answered: compressed, too large, over budget ---- */
+
+/* The coding an upstream applied, from its Content-Encoding line. */
+static enum content_coding response_coding(const char *const *headers, size_t n,
+                                           const char **value)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strncasecmp(headers[i], "content-encoding:", 17) == 0) {
+            *value = headers[i] + 17 + strspn(headers[i] + 17, " \t");
+            return content_coding_parse(*value, strlen(*value));
+        }
+    }
+    return CODING_IDENTITY;
+}
+
+/* Gives up on an answer mid-way: the transfer is cancelled (an endless
+ * upstream would otherwise be read to its end) and the client told why. */
+static void abandon_answer(struct sluice_req *r, int status, const char *code,
+                           const char *message, uint64_t retry_after_ms)
+{
+    upstream_call_cancel(r->call);
+    r->call = NULL;
+    if (r->stream_to_client) {
+        end_attempt(r, stream_relay_end(r, UPSTREAM_BROKEN));
+        request_finish(r);
+        return;
+    }
+    end_attempt(r, SLUICE_OUTCOME_TRUNCATED);
+    respond_set_error(r, status, "api_error", code, message, NULL,
+                      retry_after_ms);
+    respond_send_local(r);
+}
+
+/* Answer bytes (decoded if need be): relayed to a streaming client, or
+ * held within the answer's cap and the gateway-wide buffering budget.
+ * False when the answer was abandoned. */
+static bool take_answer_bytes(struct sluice_req *r, const char *data,
+                              size_t len)
+{
+    if (r->stream_to_client) {
+        stream_relay_chunk(r, data, len);
+        return true;
+    }
+    const struct config *cfg = r->gen->cfg;
+    if (!r->resp_body)
+        r->resp_body = evbuffer_new();
+    if (!r->resp_body ||
+        evbuffer_get_length(r->resp_body) + len > cfg->max_response_bytes) {
+        abandon_answer(r, 502, "upstream_response_too_large",
+                       "The upstream response exceeded the gateway's size "
+                       "limit.",
+                       0);
+        return false;
+    }
+    if (!response_budget_take(len, cfg->max_buffered_response_bytes)) {
+        metric_add(g_runtime.m.response_budget_exceeded, 1);
+        abandon_answer(r, 503, "buffer_budget_exceeded",
+                       "The gateway is holding too many upstream answers at "
+                       "once; retry shortly.",
+                       1000);
+        return false;
+    }
+    r->resp_budget_taken += len;
+    evbuffer_add(r->resp_body, data, len);
+    return true;
+}
+
+struct decoded_sink {
+    struct sluice_req *r;
+    bool abandoned;
+};
+
+static void on_decoded(void *arg, const char *data, size_t len)
+{
+    struct decoded_sink *s = arg;
+    if (!s->abandoned && !take_answer_bytes(s->r, data, len))
+        s->abandoned = true;
+}
+
+static void take_compressed_bytes(struct sluice_req *r, const char *data,
+                                  size_t len)
+{
+    struct decoded_sink sink = {.r = r};
+    enum content_decode_status st =
+        content_decoder_feed(r->decoder, data, len, on_decoded, &sink);
+    if (st != DECODE_OK && !sink.abandoned)
+        abandon_answer(r, 502, "upstream_error",
+                       "The upstream sent a compressed answer that could "
+                       "not be decoded.",
+                       0);
+}
+
+/* ---- upstream callbacks ---- */
 
 static void on_headers(struct upstream_call *c, void *arg, int status,
                        const char *const *headers, size_t n)
@@ -355,6 +454,28 @@ static void on_headers(struct upstream_call *c, void *arg, int status,
         metric_observe(g_runtime.m.ttfb_seconds,
                        (double)(r->first_byte_ns - r->started_ns) / 1e9);
     }
+    const char *coding_name = "";
+    enum content_coding coding = response_coding(headers, n, &coding_name);
+    if (coding == CODING_UNSUPPORTED) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "The upstream answered with Content-Encoding '%.40s', which "
+                 "the gateway cannot decode.",
+                 coding_name);
+        abandon_answer(r, 502, "upstream_error", msg, 0);
+        leave(r);
+        return;
+    }
+    if (coding != CODING_IDENTITY) {
+        metric_add(g_runtime.m.response_decoded, 1);
+        /* Sizes are capped where the decoded bytes land. */
+        r->decoder = content_decoder_new(coding, SIZE_MAX);
+        if (!r->decoder) {
+            abandon_answer(r, 503, "server_error", "Out of memory.", 1000);
+            leave(r);
+            return;
+        }
+    }
 
     if (a)
         a->reported = true;
@@ -379,20 +500,12 @@ static bool on_body(struct upstream_call *c, void *arg, const char *data,
     struct sluice_req *r = arg;
     (void)c;
     worker_refresh_clock(r->w);
-    if (r->stream_to_client) {
-        r->busy++;
-        stream_relay_chunk(r, data, len);
-        leave(r);
-        return true;
-    }
-    if (!r->resp_body)
-        r->resp_body = evbuffer_new();
-    if (!r->resp_body ||
-        evbuffer_get_length(r->resp_body) + len > MAX_RESPONSE_BYTES) {
-        r->resp_truncated = true; /* on_done answers 502 */
-        return true;
-    }
-    evbuffer_add(r->resp_body, data, len);
+    r->busy++;
+    if (r->decoder)
+        take_compressed_bytes(r, data, len);
+    else
+        take_answer_bytes(r, data, len);
+    leave(r);
     return true;
 }
 
@@ -404,20 +517,14 @@ static void on_done(struct upstream_call *c, void *arg,
     worker_refresh_clock(r->w);
     r->call = NULL;
     r->busy++;
+    /* A compressed answer must end with its own end marker too. */
+    if (result == UPSTREAM_DONE && r->decoder &&
+        !content_decoder_complete(r->decoder))
+        result = UPSTREAM_BROKEN;
 
     if (r->stream_to_client) {
         end_attempt(r, stream_relay_end(r, result));
         request_finish(r);
-        leave(r);
-        return;
-    }
-    if (result == UPSTREAM_DONE && r->resp_truncated) {
-        end_attempt(r, SLUICE_OUTCOME_TRUNCATED);
-        respond_set_error(r, 502, "api_error", "upstream_response_too_large",
-                          "The upstream response exceeded the gateway's "
-                          "size limit.",
-                          NULL, 0);
-        respond_send_local(r);
         leave(r);
         return;
     }

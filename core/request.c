@@ -8,7 +8,9 @@
 #include <strings.h>
 
 #include "config/config.h"
+#include "response_budget.h"
 #include "runtime.h"
+#include "upstream/content_decode.h"
 #include "upstream/sse.h"
 #include "upstream/upstream_client.h"
 #include "worker.h"
@@ -49,6 +51,8 @@ void request_free(struct sluice_req *r)
         event_free(r->retry_timer);
     if (r->resp_body)
         evbuffer_free(r->resp_body);
+    response_budget_release(r->resp_budget_taken);
+    content_decoder_free(r->decoder);
     if (r->sse)
         sse_parser_free(r->sse);
     json_decref(r->json);

@@ -52,6 +52,8 @@ struct attempt_record {
     uint64_t started_ns, ended_ns;
 };
 
+struct content_decoder;
+
 struct sluice_req {
     uint32_t magic;
     struct worker *w;
@@ -116,7 +118,9 @@ struct sluice_req {
     bool stream_to_client;  /* forwarding SSE */
     bool strip_usage_chunk; /* client did not ask for usage */
     bool upstream_paused;
-    bool resp_truncated; /* non-streamed body went past the size cap */
+    struct content_decoder
+        *decoder; /* upstream/content_decode.h: it compressed its answer */
+    size_t resp_budget_taken; /* bytes of resp_body in the response budget */
     uint64_t first_byte_ns;
     uint64_t bytes_to_client;
 

@@ -79,6 +79,16 @@ void runtime_init_metrics(void)
         reg, "sluice_upstream_pauses_total",
         "Times a stream's upstream transfer was paused for a slow client.",
         NULL);
+    m->response_budget_exceeded = metrics_counter(
+        reg, "sluice_response_budget_exceeded_total",
+        "Requests refused with 503 because buffered upstream answers "
+        "reached limits.max_buffered_response_bytes.",
+        NULL);
+    m->response_decoded = metrics_counter(
+        reg, "sluice_upstream_compressed_responses_total",
+        "Upstream answers compressed although identity was asked for "
+        "(decoded by the gateway).",
+        NULL);
     m->client_disconnects = metrics_counter(
         reg, "sluice_client_disconnects_total",
         "Requests whose client went away before the answer was complete.",

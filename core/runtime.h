@@ -69,6 +69,8 @@ struct core_metrics {
     struct metric *reloads_failed;
     struct metric *client_disconnects;
     struct metric *upstream_pauses;
+    struct metric *response_budget_exceeded;
+    struct metric *response_decoded;
     struct metric *connections;
 };
 

@@ -24,6 +24,8 @@ static void set_defaults(struct config *c)
 
     c->max_connections = 10000;
     c->max_body_bytes = 4u << 20;
+    c->max_response_bytes = 64u << 20;
+    c->max_buffered_response_bytes = 512u << 20;
     c->max_header_bytes = 32u << 10;
     c->max_headers = 100;
     c->header_timeout_ms = 10000;

@@ -104,6 +104,8 @@ struct config {
     uint32_t drain_timeout_ms;
     size_t
         stream_high_water; /* pause the upstream above this many queued bytes */
+    size_t max_response_bytes;          /* one buffered upstream answer */
+    size_t max_buffered_response_bytes; /* all of them together (0: no cap) */
 
     /* identity */
     bool auth_enabled;

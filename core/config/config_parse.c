@@ -306,6 +306,10 @@ static const struct cfg_field limit_fields[] = {
     CFG_UINT("drain_timeout_ms", struct config, drain_timeout_ms, 1, MS_MAX),
     CFG_UINT("stream_high_water_bytes", struct config, stream_high_water, 4096,
              64u << 20),
+    CFG_UINT("max_response_bytes", struct config, max_response_bytes, 4096,
+             1u << 30),
+    CFG_UINT("max_buffered_response_bytes", struct config,
+             max_buffered_response_bytes, 0, 1ull << 40),
     CFG_END,
 };
 
