@@ -12,6 +12,7 @@
 #include "http/http_server.h"
 #include "log.h"
 #include "pipeline.h"
+#include "plugin_routes.h"
 #include "proxy.h"
 #include "request.h"
 #include "respond.h"
@@ -146,16 +147,33 @@ static void choose_priority(struct sluice_req *r)
         r->priority = (enum sluice_priority)v;
 }
 
-static void start_api_request(struct http_exchange *ex, struct worker *w,
-                              enum api_kind kind, const char *path)
+const char *gateway_api_endpoint(const char *path, enum api_kind *kind)
+{
+    for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
+        if (strcmp(path, api_routes[i].path) == 0) {
+            *kind = api_routes[i].kind;
+            return api_routes[i].path;
+        }
+    }
+    return NULL;
+}
+
+/* What every request from a client goes through first: a request object,
+ * an id, the identity. `path`: the API endpoint's static string, or NULL
+ * for a copy of the URL's path (it must outlive the exchange: the access
+ * log line is written after the answer). NULL when it was already
+ * answered (503, 401). */
+static struct sluice_req *begin_request(struct http_exchange *ex,
+                                        struct worker *w, const char *path)
 {
     struct sluice_req *r = request_new(w, w->gen, ex);
     if (!r) {
         respond_plain_error(ex, 503, "The gateway is out of memory.", NULL,
                             NULL);
-        return;
+        return NULL;
     }
-    r->kind = kind;
+    if (!path)
+        path = arena_strndup(&r->arena, http_path(ex), strlen(http_path(ex)));
     r->endpoint = path;
     http_set_close_cb(ex, on_client_close, r);
     assign_id(r);
@@ -163,13 +181,16 @@ static void start_api_request(struct http_exchange *ex, struct worker *w,
 
     if (!identify(r)) {
         respond_send_local(r);
-        return;
+        return NULL;
     }
+    choose_priority(r);
+    return r;
+}
 
-    size_t body_len = 0;
-    const char *body = http_body(ex, &body_len);
+void gateway_api_start(struct sluice_req *r, const char *body, size_t body_len)
+{
     struct api_error aerr;
-    if (!api_request_decode(kind, body, body_len, &r->api, &aerr)) {
+    if (!api_request_decode(r->kind, body, body_len, &r->api, &aerr)) {
         respond_set_error(r, aerr.status, "invalid_request_error", NULL,
                           aerr.message, aerr.param[0] ? aerr.param : NULL, 0);
         respond_send_local(r);
@@ -178,20 +199,22 @@ static void start_api_request(struct http_exchange *ex, struct worker *w,
     /* Own copy: plugins may read the body in on_log, after the client (and
      * its exchange) is gone. The decoded model may point into the body:
      * move it to the copy too. */
-    r->body = arena_strndup(&r->arena, body, body_len);
-    r->body_len = body_len;
-    if (!r->body) {
-        if (!r->api.model_copy) { /* it pointed into the exchange's body */
-            r->api.model = NULL;
-            r->api.model_len = 0;
+    if (body != r->body) {
+        r->body = arena_strndup(&r->arena, body, body_len);
+        r->body_len = body_len;
+        if (!r->body) {
+            if (!r->api.model_copy) { /* it pointed into the exchange's body */
+                r->api.model = NULL;
+                r->api.model_len = 0;
+            }
+            respond_set_error(r, 503, "api_error", NULL,
+                              "The gateway is out of memory.", NULL, 0);
+            respond_send_local(r);
+            return;
         }
-        respond_set_error(r, 503, "api_error", NULL,
-                          "The gateway is out of memory.", NULL, 0);
-        respond_send_local(r);
-        return;
+        if (!r->api.model_copy)
+            r->api.model = r->body + (r->api.model - body);
     }
-    if (!r->api.model_copy)
-        r->api.model = r->body + (r->api.model - body);
 
     r->upstream =
         config_route_model(r->gen->cfg, r->api.model, r->api.model_len);
@@ -210,8 +233,29 @@ static void start_api_request(struct http_exchange *ex, struct worker *w,
         respond_send_local(r);
         return;
     }
-    choose_priority(r);
     pipeline_run(r);
+}
+
+static void start_api_request(struct http_exchange *ex, struct worker *w,
+                              enum api_kind kind, const char *path)
+{
+    struct sluice_req *r = begin_request(ex, w, path);
+    if (!r)
+        return;
+    r->kind = kind;
+    size_t body_len = 0;
+    const char *body = http_body(ex, &body_len);
+    gateway_api_start(r, body, body_len);
+}
+
+/* A plugin answers it: same id, auth, limits and access log as the API,
+ * then the route's handler instead of the policy and the pipeline. */
+static void start_route_request(struct http_exchange *ex, struct worker *w,
+                                const struct plugin_route *route)
+{
+    struct sluice_req *r = begin_request(ex, w, NULL);
+    if (r)
+        plugin_route_start(r, route);
 }
 
 static void dispatch(struct http_exchange *ex, struct worker *w,
@@ -221,9 +265,9 @@ static void dispatch(struct http_exchange *ex, struct worker *w,
     const char *path = http_path(ex);
 
     worker_refresh_clock(w);
-    for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
-        if (strcmp(path, api_routes[i].path) != 0)
-            continue;
+    enum api_kind kind;
+    const char *api_path = gateway_api_endpoint(path, &kind);
+    if (api_path) {
         if (strcmp(method, "POST") != 0) {
             respond_plain_error(ex, 405,
                                 "Method not allowed: use POST for this "
@@ -231,7 +275,7 @@ static void dispatch(struct http_exchange *ex, struct worker *w,
                                 NULL, "Allow: POST\r\n");
             return;
         }
-        start_api_request(ex, w, api_routes[i].kind, api_routes[i].path);
+        start_api_request(ex, w, kind, api_path);
         return;
     }
     if (strcmp(path, "/v1/models") == 0) {
@@ -245,6 +289,20 @@ static void dispatch(struct http_exchange *ex, struct worker *w,
     }
     if (allow_admin && admin_handle(ex, w))
         return;
+    const struct plugin_route *route = NULL;
+    char allow[96];
+    switch (plugin_routes_match(w->gen->routes, method, path, &route, allow,
+                                sizeof allow)) {
+    case ROUTE_FOUND:
+        start_route_request(ex, w, route);
+        return;
+    case ROUTE_WRONG_METHOD:
+        respond_plain_error(ex, 405, "Method not allowed for this endpoint.",
+                            NULL, allow);
+        return;
+    case ROUTE_NONE:
+        break;
+    }
     char msg[300];
     snprintf(msg, sizeof msg, "Unknown request URL: %s %.200s", method, path);
     respond_plain_error(ex, 404, msg, NULL, NULL);

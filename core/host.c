@@ -14,9 +14,11 @@
 #include "http/http_server.h"
 #include "log.h"
 #include "pipeline.h"
+#include "plugin_routes.h"
 #include "request.h"
 #include "respond.h"
 #include "runtime.h"
+#include "self_request.h"
 #include "worker.h"
 
 static struct instance *INST(const struct sluice_host *h)
@@ -483,4 +485,6 @@ void host_init(struct instance_host *ih, struct instance *inst)
     h->event_base = event_base_of;
     h->worker_count = worker_count;
     h->req_worker = req_worker;
+    plugin_routes_host_fill(h);
+    self_request_host_fill(h);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "plugin_routes.h"
 #include "policy_glue.h"
 #include "proxy.h"
 #include "request.h"
@@ -116,7 +117,10 @@ void pipeline_resume(struct sluice_req *r)
     if (r->resume_timer)
         evtimer_del(r->resume_timer);
     r->resumed = true;
-    pipeline_run(r);
+    if (r->route)
+        plugin_route_run(r); /* a plugin route's handler suspended */
+    else
+        pipeline_run(r);
 }
 
 enum sluice_action pipeline_upstream_response(struct sluice_req *r)

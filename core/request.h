@@ -132,6 +132,10 @@ struct sluice_req {
     int busy;            /* core code for this request is on the stack */
     bool finish_pending; /* finish once busy drops to 0 */
 
+    /* ---- requests without a plain client ---- */
+    struct route_call *route;  /* plugin_routes.c: a plugin route answers */
+    struct self_request *self; /* self_request.c: the gateway asked itself */
+
     /* Last: request_new zeroes everything before it, not the 4 KiB of
      * inline arena space (a calloc of the whole struct cost ~7k
      * instructions per request). */

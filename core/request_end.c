@@ -15,6 +15,7 @@
 #include "request.h"
 #include "respond.h"
 #include "runtime.h"
+#include "self_request.h"
 #include "worker.h"
 
 /* One JSON line per request. Only hashes and names: never keys. */
@@ -44,6 +45,8 @@ static void write_access_log(struct sluice_req *r, uint64_t now)
         return;
     if (r->client_gone)
         json_object_set_new(line, "client_gone", json_true());
+    if (r->self)
+        json_object_set_new(line, "internal", json_true());
     char *text = json_dumps(line, JSON_COMPACT);
     json_decref(line);
     if (text) {
@@ -71,6 +74,7 @@ void request_finish(struct sluice_req *r)
      * local answer would otherwise log a duration of 0. */
     worker_refresh_clock(r->w);
     pipeline_log(r);
+    self_request_end(r); /* the answer of a request without a client */
 
     uint64_t now = worker_now_ns();
     if (r->client_gone && !r->final_status)

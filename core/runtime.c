@@ -9,6 +9,7 @@
 #include "config/plugin_config.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "plugin_routes.h"
 #include "policy/policy.h"
 #include "worker.h"
 
@@ -105,6 +106,7 @@ static void destroy_generation(struct generation *g)
             inst->desc->destroy(inst->self);
         free(inst->config);
     }
+    plugin_routes_free(g);
     free(g->inst);
     if (g->plugins)
         plugin_set_free(g->plugins);
@@ -241,6 +243,10 @@ struct generation *generation_build(struct config *cfg, char *err,
             return NULL;
         }
         policy_free(p);
+    }
+    if (plugin_routes_build(g, err, errlen)) {
+        destroy_generation(g);
+        return NULL;
     }
     return g;
 }

@@ -48,6 +48,7 @@ struct generation {
     struct plugin_set *plugins;
     size_t count;
     struct instance *inst; /* pipeline order */
+    struct plugin_routes *routes; /* plugin_routes.c; NULL: none */
     /* Requests running on each worker that started on this generation;
      * touched only by that worker's thread. */
     size_t inflight[MAX_WORKERS];

@@ -110,6 +110,57 @@ typedef void (*sluice_timer_fn)(void *arg, unsigned worker);
 /* timer_start(): arm the timer on every worker. */
 #define SLUICE_WORKER_ALL 0xffffffffu
 
+/* ---- 1.1 types for routes, multipart uploads and self-submitted requests
+ * (route_add, multipart_parse, self_submit below) ---- */
+
+/* Answers a request to a route the plugin registered; `arg` is what it
+ * passed to route_add(). `state` is the plugin's req_state_size bytes for
+ * this request (NULL when 0), zeroed before the first call and kept across
+ * re-entries; it is arena memory, freed with the request (no on_cleanup
+ * runs for route requests). Same contract as on_request: return
+ * SLUICE_RESPOND after respond()/reject(), or SLUICE_SUSPEND after
+ * resume_after()/wake_token() to be called again later (the client
+ * waits). SLUICE_CONTINUE is a plugin bug: the client gets a 500. */
+typedef enum sluice_action (*sluice_route_fn)(void *arg, struct sluice_req *r,
+                                              void *state);
+
+/* One part of a multipart/form-data body; every span points into the
+ * body passed to multipart_parse(). */
+struct sluice_form_part {
+    struct sluice_str name;         /* the form field's name */
+    struct sluice_str filename;     /* absent for plain fields */
+    struct sluice_str content_type; /* absent when the part has none */
+    struct sluice_str data;
+};
+
+/* A request the gateway makes to itself (self_submit). Zero-initialise it
+ * (designated initialisers): members may be appended, and the core reads
+ * only those of the SDK version the plugin was built with. */
+struct sluice_self_request {
+    const char *endpoint; /* "/v1/chat/completions", "/v1/completions",
+                             "/v1/embeddings" or "/v1/responses" */
+    struct sluice_str body; /* the JSON body, copied; "stream": true is
+                               refused (the answer is delivered whole) */
+    /* By enum sluice_identity: tenant (empty: "default"), user, tier and
+     * key hash, as the limits, policy and logs see them. Copied; at most
+     * 127 bytes each, no control characters. */
+    struct sluice_str identity[4];
+    enum sluice_priority priority;
+    /* x-request-id of the request ([A-Za-z0-9._-], < 40 bytes); absent:
+     * generated. */
+    struct sluice_str request_id;
+};
+
+/* How a self-submitted request ended; valid during the callback only. */
+struct sluice_self_result {
+    int status;             /* what a client would have received */
+    struct sluice_str body; /* complete body (OpenAI-style error on 4xx/5xx) */
+    struct sluice_str request_id;
+    struct sluice_usage usage;
+    uint64_t retry_after_ms; /* from Retry-After on a 429/503; 0 if none */
+};
+typedef void (*sluice_self_fn)(void *arg, const struct sluice_self_result *res);
+
 struct sluice_host {
     uint32_t abi_major, abi_minor, struct_size;
 
@@ -320,6 +371,62 @@ struct sluice_host {
     struct sluice_str (*upstream_model)(const struct sluice_host *h, size_t i,
                                         size_t j);
     /* ==== end of the 1.1 upstream-call/timer/health members ==== */
+    /* ==== 1.1: routes, multipart uploads, self-submitted requests ====
+     * Check each with SLUICE_HOST_HAS(h, member) before use. */
+
+    /* ---- routes the plugin answers itself (create() only) ----
+     * Registers `handler` for `method` ("GET", "POST", "DELETE", ...) and
+     * `path`: a path ending in '/' is a prefix ("/v1/files/" matches
+     * "/v1/files/file-abc/content"), any other path matches exactly
+     * ("/v1/files"). The longest matching path wins. Route requests get
+     * the core's body cap (413), header/body timeouts, auth (401 before the
+     * handler runs when auth is on; req_identity() says who), x-request-id,
+     * the access log and the request metrics; they skip the policy and the
+     * plugin pipeline. In the handler the request reads like any other
+     * (req_header, req_body: the raw body, any content type; req_endpoint:
+     * the path) plus req_method/req_query; respond()/reject() answer it.
+     * A route that overlaps another instance's, or a built-in endpoint
+     * (/v1/chat/completions, /v1/models, /metrics, /admin/...), refuses the
+     * whole config at load with an error naming both. Returns SLUICE_OK,
+     * SLUICE_EINVAL (bad method/path), SLUICE_EPHASE outside create(). */
+    int (*route_add)(const struct sluice_host *h, const char *method,
+                     const char *path, sluice_route_fn handler, void *arg);
+    /* Request thread, any phase. The method and the query string (after
+     * '?', absent when none; read it before answering). */
+    struct sluice_str (*req_method)(const struct sluice_req *r);
+    struct sluice_str (*req_query)(const struct sluice_req *r);
+
+    /* ---- multipart/form-data (any thread; a pure function) ----
+     * Splits `body` (e.g. req_body() of an upload) into at most max_parts
+     * parts using the boundary from `content_type` (the Content-Type header
+     * value). Nothing is copied: the parts point into `body`. Each part's
+     * header block is limited to 8 KiB. Returns SLUICE_OK with *n_parts
+     * set, SLUICE_ETOOBIG when the body has more than max_parts parts, or
+     * SLUICE_EINVAL when it is not well-formed multipart/form-data; then
+     * *error (may be NULL) names the problem in a sentence fit for a 400. */
+    int (*multipart_parse)(const struct sluice_host *h,
+                           struct sluice_str content_type,
+                           struct sluice_str body,
+                           struct sluice_form_part *parts, size_t max_parts,
+                           size_t *n_parts, const char **error);
+
+    /* ---- requests the gateway makes to itself ----
+     * Runs `req` as if a client had sent it on this worker: the Lua policy,
+     * every pipeline plugin (limits, admission, cache, cost...), routing,
+     * retries and fallbacks apply; it is counted in the request metrics
+     * and written to the access log with "internal": true. `done` runs
+     * exactly once on the calling worker when the request ends, never
+     * inside self_submit(), after the plugins' on_log; it may submit again.
+     * The request runs on the config generation of the calling instance.
+     * Worker thread only (a hook, a route handler, a timer or callback);
+     * SLUICE_EPHASE on the main thread or when the instance is no longer
+     * live on this worker. SLUICE_EINVAL: unknown endpoint, "stream": true,
+     * bad identity or request id (the body itself is checked like a
+     * client's: a bad one ends in a 400 given to `done`). */
+    int (*self_submit)(const struct sluice_host *h,
+                       const struct sluice_self_request *req,
+                       sluice_self_fn done, void *arg);
+    /* ==== end of the 1.1 route/multipart/self-request members ==== */
 };
 
 /* True when the host table carries `member` (for members added after 1.0). */

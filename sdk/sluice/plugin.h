@@ -7,6 +7,10 @@
  *
  * ABI log (append a line for every change, Varnish-style):
  *   1.0  first stable SDK
+ *   1.1  host: route_add/req_method/req_query (routes a plugin answers
+ *        itself, sluice_route_fn), multipart_parse (sluice_form_part),
+ *        self_submit (sluice_self_request/sluice_self_result: requests the
+ *        gateway makes to itself through the whole pipeline)
  *
  * Rules: bump SLUICE_ABI_MINOR when something is appended to a struct or a
  * table; bump SLUICE_ABI_MAJOR when anything is removed or changes meaning.

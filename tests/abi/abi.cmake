@@ -38,6 +38,8 @@ sluice_abi_plugin(dup_b dup.c)
 sluice_abi_plugin(bad_config_table bad_config_table.c)
 sluice_abi_plugin(good_min good_min.c)
 sluice_abi_plugin(phase_probe phase_probe.c)
+# Routes, multipart uploads, self-submitted requests (test_plugin_routes.py).
+sluice_abi_plugin(route_probe route_probe.c)
 
 sluice_add_unit_test(test_abi
   ${CMAKE_CURRENT_LIST_DIR}/test_abi.c
