@@ -177,11 +177,16 @@ static int conflict(const struct plugin_routes *t, char *err, size_t errlen)
              * instances, and never the same route twice. */
             if (a->inst == b->inst && strcmp(a->path, b->path) != 0)
                 continue;
+            /* Name the later instance: the one that came to the party. */
+            const struct plugin_route *late =
+                a->inst->index > b->inst->index ? a : b;
+            const struct plugin_route *early = late == a ? b : a;
             snprintf(err, errlen,
                      "pipeline[%zu] (%s): the route %s %s overlaps the route "
                      "%s %s of pipeline[%zu] (%s)",
-                     b->inst->index, b->inst->name, b->method, b->path,
-                     a->method, a->path, a->inst->index, a->inst->name);
+                     late->inst->index, late->inst->name, late->method,
+                     late->path, early->method, early->path, early->inst->index,
+                     early->inst->name);
             return -1;
         }
     }
@@ -193,7 +198,8 @@ static int longest_first(const void *a, const void *b)
     const struct plugin_route *x = a, *y = b;
     if (x->path_len != y->path_len)
         return x->path_len < y->path_len ? 1 : -1;
-    return strcmp(x->path, y->path);
+    int c = strcmp(x->path, y->path);
+    return c ? c : strcmp(x->method, y->method); /* Allow: in order */
 }
 
 int plugin_routes_build(struct generation *g, char *err, size_t errlen)
@@ -258,6 +264,11 @@ enum route_match plugin_routes_match(const struct plugin_routes *t,
     if (at < allow_cap)
         snprintf(allow + at, allow_cap - at, "\r\n");
     return ROUTE_WRONG_METHOD;
+}
+
+const char *plugin_route_path(const struct plugin_route *rt)
+{
+    return rt->path;
 }
 
 /* ---- running a route request ---- */

@@ -38,6 +38,9 @@ enum route_match plugin_routes_match(const struct plugin_routes *t,
                                      const struct plugin_route **out,
                                      char *allow, size_t allow_cap);
 
+/* The path the route was registered with ("/v1/files/"). */
+const char *plugin_route_path(const struct plugin_route *rt);
+
 /* Runs the route's handler for r (identified, id assigned, still bound to
  * its exchange); on resume the pipeline calls plugin_route_run again. */
 void plugin_route_start(struct sluice_req *r, const struct plugin_route *rt);
