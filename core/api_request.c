@@ -269,6 +269,14 @@ static bool decode_model(struct decoder *d, struct api_request *out,
         out->model = jscan_string_raw(d->doc, model);
     }
     out->model_len = model->len;
+    if (out->model_len > API_MODEL_NAME_MAX) {
+        char limit[24];
+        snprintf(limit, sizeof limit, "%d", API_MODEL_NAME_MAX);
+        return fail(err, "model",
+                    "Invalid 'model': longer than the gateway's limit of %s "
+                    "bytes.",
+                    limit);
+    }
     for (size_t i = 0; i < out->model_len; i++)
         if ((unsigned char)out->model[i] < 0x20 || out->model[i] == 0x7f)
             return fail(err, "model",

@@ -8,6 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The longest model name accepted: the length a config can route
+ * (upstreams[].models entries are char[128]). A longer one can match
+ * nothing and would only fill logs and headers: refused with 400. */
+#define API_MODEL_NAME_MAX 127
+
 enum api_kind {
     API_CHAT = 0,        /* POST /v1/chat/completions */
     API_COMPLETIONS = 1, /* POST /v1/completions */

@@ -227,3 +227,13 @@ void access_log_close(void)
 {
     access_log_open("");
 }
+
+size_t access_log_field_len(const char *s, size_t len)
+{
+    if (len <= ACCESS_LOG_FIELD_MAX)
+        return len;
+    len = ACCESS_LOG_FIELD_MAX;
+    while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+        len--; /* s[len] continues the character: cut before it starts */
+    return len;
+}

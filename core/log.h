@@ -22,6 +22,11 @@ void log_vmsg(enum log_level level, const char *component, const char *fmt,
 /* Access log: one JSON object per line; "" disables, "-" is stderr. */
 int access_log_open(const char *path);
 void access_log_write(const char *json_line, size_t len);
+/* Longest value of one access-log field: a client-chosen string (a model
+ * name, a header) must not turn one line into megabytes. */
+#define ACCESS_LOG_FIELD_MAX 256
+/* len cut to ACCESS_LOG_FIELD_MAX bytes, never inside a UTF-8 sequence. */
+size_t access_log_field_len(const char *s, size_t len);
 /* False when the access log is off: callers skip building lines. */
 bool access_log_enabled(void);
 void access_log_close(void);

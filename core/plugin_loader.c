@@ -15,6 +15,7 @@
 
 #define PLUGIN_NAME_MAX 63
 #define CONFIG_KEYS_MAX 256       /* also stops an unterminated table */
+#define DESCRIPTOR_SIZE_MAX 4096  /* many times the 1.x descriptor */
 #define CONFIG_SIZE_MAX (1 << 20) /* a larger value is garbage, not config */
 #define REQ_STATE_MAX (1 << 20)   /* per request; bigger needs req_alloc */
 
@@ -104,6 +105,13 @@ static const struct {
     [SLUICE_CFG_BOOL] = {sizeof(bool), alignof(bool)},
     [SLUICE_CFG_STRING] = {sizeof(const char *), alignof(const char *)},
     [SLUICE_CFG_ENUM] = {sizeof(int), alignof(int)},
+    /* A plugin may append fields this core does not know, but not a size
+     * no descriptor could have: that is garbage, not a newer ABI. */
+    if (d->struct_size > DESCRIPTOR_SIZE_MAX)
+        return fail(err, errlen, path,
+                    "descriptor size %u is implausible (at most %d bytes)",
+                    d->struct_size, DESCRIPTOR_SIZE_MAX);
+
     [SLUICE_CFG_JSON] = {0, 1},
 };
 

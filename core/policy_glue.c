@@ -2,6 +2,7 @@
  * the request for the script, and the decision applied back. */
 #include "policy_glue.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -20,6 +21,10 @@
 #include "worker.h"
 
 #define WATCH_INTERVAL_NS 500000000ull
+
+_Static_assert(sizeof(((struct upstream_config *)0)->models[0]) ==
+                   API_MODEL_NAME_MAX + 1,
+               "the request's model limit is the config's");
 
 /* ---- the view ---- */
 
@@ -85,7 +90,7 @@ static uint64_t v_message_bytes(void *ctx)
 
 static uint64_t v_input_tokens(void *ctx)
 {
-    return ((struct sluice_req *)ctx)->api.input_tokens;
+    return request_input_tokens(ctx);
 }
 
 static uint64_t v_max_tokens(void *ctx)
@@ -131,10 +136,28 @@ static const struct policy_env policy_env = {
 
 /* ---- loading ---- */
 
-static long file_mtime(const char *path)
+/* Nanosecond mtime, size and inode: a script rewritten in place within one
+ * second (truncate, then write) or replaced by a rename must still read as
+ * changed. */
+static struct policy_stamp file_stamp(const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0 ? (long)st.st_mtime : -1;
+    struct policy_stamp s = {.mtime_ns = -1, .size = -1};
+    if (stat(path, &st) == 0) {
+        s.mtime_ns =
+            (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        s.size = (int64_t)st.st_size;
+        s.ino = (uint64_t)st.st_ino;
+        s.dev = (uint64_t)st.st_dev;
+    }
+    return s;
+}
+
+static bool same_stamp(const struct policy_stamp *a,
+                       const struct policy_stamp *b)
+{
+    return a->mtime_ns == b->mtime_ns && a->size == b->size &&
+           a->ino == b->ino && a->dev == b->dev;
 }
 
 void policy_refresh(struct worker *w)
@@ -151,8 +174,12 @@ void policy_refresh(struct worker *w)
         w->policy_generation = w->gen->id;
         return;
     }
-    long mtime = file_mtime(pc->script);
-    if (!gen_changed && same_script && mtime == w->policy_mtime)
+    struct policy_stamp stamp = file_stamp(pc->script);
+    bool changed = !same_stamp(&stamp, &w->policy_stamp);
+    /* After a refused read, look again even when the file seems unchanged:
+     * it may have been caught half-written and finished within the same
+     * stamp. */
+    if (!gen_changed && same_script && !changed && !w->policy_failed)
         return;
     struct policy_limits lim = {
         .instruction_budget = pc->instruction_budget,
@@ -163,11 +190,12 @@ void policy_refresh(struct worker *w)
     struct policy *p =
         policy_load(pc->script, &lim, &policy_env, err, sizeof err);
     w->policy_generation = w->gen->id;
-    w->policy_mtime = mtime;
+    w->policy_stamp = stamp;
+    w->policy_failed = !p;
     if (!p) {
         /* Keep the running policy; a broken edit must not take traffic
-         * down. Worker 0 logs it so the message appears once. */
-        if (w->index == 0)
+         * down. Worker 0 logs it so the message appears once per edit. */
+        if (w->index == 0 && (changed || gen_changed))
             log_msg(LOG_ERROR, "policy",
                     "reload refused, keeping the old "
                     "policy: %s",
@@ -184,9 +212,75 @@ void policy_refresh(struct worker *w)
 
 /* ---- applying a decision ---- */
 
+/* sluice_policy_tags_total{tag=...}: one series per distinct tag, at most
+ * TAG_SERIES_MAX per process (a policy that builds tags from user input
+ * would otherwise grow /metrics without bound); later tags count under
+ * tag="_other". */
+#define TAG_SERIES_MAX 32
+
+static struct {
+    pthread_mutex_t lock;
+    size_t count;
+    char names[TAG_SERIES_MAX][64];
+    struct metric *series[TAG_SERIES_MAX];
+    struct metric *other;
+} tag_metrics = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static struct metric *tag_series(const char *tag)
+{
+    char labels[160] = "tag=\"";
+    size_t at = strlen(labels);
+    for (const char *p = tag; *p && at < 150; p++) {
+        if (*p == '"' || *p == '\\')
+            labels[at++] = '\\';
+        labels[at++] = *p;
+    }
+    labels[at++] = '"';
+    labels[at] = '\0';
+    return metrics_counter(g_runtime.metrics, "sluice_policy_tags_total",
+                           "Requests by tag set by the policy (at most 32 "
+                           "tags, then tag=\"_other\").",
+                           labels);
+}
+
+static void count_tag(const char *tag)
+{
+    struct metric *m = NULL;
+    pthread_mutex_lock(&tag_metrics.lock);
+    for (size_t i = 0; i < tag_metrics.count && !m; i++)
+        if (strcmp(tag_metrics.names[i], tag) == 0)
+            m = tag_metrics.series[i];
+    if (!m && tag_metrics.count < TAG_SERIES_MAX) {
+        size_t i = tag_metrics.count++;
+        snprintf(tag_metrics.names[i], sizeof tag_metrics.names[i], "%s", tag);
+        m = tag_metrics.series[i] = tag_series(tag);
+    }
+    if (!m) {
+        if (!tag_metrics.other)
+            tag_metrics.other = tag_series("_other");
+        m = tag_metrics.other;
+    }
+    pthread_mutex_unlock(&tag_metrics.lock);
+    metric_add(m, 1);
+}
+
 static int priority_of(const char *name)
 {
     return name[0] ? gateway_priority_parse(name, strlen(name)) : -1;
+}
+
+/* A decision naming what the config does not have. */
+static bool invalid_decision(struct sluice_req *r,
+                             const struct policy_decision *d, char *err,
+                             size_t errlen)
+{
+    if (!d->reject && d->upstream[0] &&
+        !config_upstream(r->gen->cfg, d->upstream, strlen(d->upstream))) {
+        snprintf(err, errlen, "decide() returned the unknown upstream '%.64s'",
+                 d->upstream);
+        return true;
+    }
+    return false;
 }
 
 static bool apply(struct sluice_req *r, const struct policy_decision *d)
@@ -235,6 +329,8 @@ static bool apply(struct sluice_req *r, const struct policy_decision *d)
                                    i ? "," : "", d->tags[i]);
         r->tags = arena_strndup(&r->arena, tags, strlen(tags));
         kv_set(r, &r->vars, "sluice.tags", tags, strlen(tags));
+        for (size_t i = 0; i < d->tag_count; i++)
+            count_tag(d->tags[i]);
     }
     for (size_t i = 0; i < d->var_count; i++)
         kv_set(r, &r->vars, d->vars[i][0], d->vars[i][1],
@@ -273,8 +369,14 @@ bool policy_apply(struct sluice_req *r)
     };
     struct policy_decision d;
     char err[512];
-    if (policy_decide(w->policy, &view, &d, err, sizeof err) == POLICY_OK)
-        return apply(r, &d);
+    if (policy_decide(w->policy, &view, &d, err, sizeof err) == POLICY_OK) {
+        /* Under fail: open an invalid part is ignored with a warning (in
+         * apply); under fail: closed it is a policy failure like any
+         * other, never a silent detour through the default route. */
+        if (w->gen->cfg->policy.fail_open ||
+            !invalid_decision(r, &d, err, sizeof err))
+            return apply(r, &d);
+    }
 
     metric_add(g_runtime.m.policy_errors, 1);
     log_msg(LOG_ERROR, "policy", "%s: %s", r->id, err);

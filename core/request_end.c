@@ -25,22 +25,35 @@ static void write_access_log(struct sluice_req *r, uint64_t now)
         return;
     size_t mlen = 0;
     const char *model = request_target_model(r, &mlen);
+    if (!model)
+        model = "";
+    const char *api_model = r->api.model ? r->api.model : "";
+    size_t api_model_len = r->api.model ? r->api.model_len : 0;
+    const char *endpoint = r->endpoint ? r->endpoint : "";
+    const char *upstream = r->upstream ? r->upstream->name : "";
+    const char *tenant = r->identity[SLUICE_ID_TENANT];
+    const char *key = r->identity[SLUICE_ID_KEY];
+    /* Every string field capped: s% takes the capped length. */
+#define FIELD(s, len) (s), access_log_field_len((s), (len))
+#define STR(s) FIELD((s), strlen(s))
     json_t *line = json_pack(
-        "{s:s, s:s, s:i, s:s%, s:s%, s:s, s:s, s:s, s:s, s:i, s:f, s:f, s:I, "
-        "s:I, s:b}",
-        "id", r->id, "endpoint", r->endpoint ? r->endpoint : "", "status",
-        r->final_status, "model", r->api.model ? r->api.model : "",
-        r->api.model ? r->api.model_len : 0, "target_model", model ? model : "",
-        model ? mlen : 0, "upstream", r->upstream ? r->upstream->name : "",
-        "tenant", r->identity[SLUICE_ID_TENANT], "key",
-        r->identity[SLUICE_ID_KEY], "priority",
-        gateway_priority_name(r->priority), "attempts", r->attempt_count,
-        "duration_ms", (double)(now - r->started_ns) / 1e6, "ttfb_ms",
+        "{s:s%, s:s%, s:i, s:s%, s:s%, s:s%, s:s%, s:s%, s:s, s:i, s:f, s:f, "
+        "s:I, s:I, s:b}",
+        "id", STR(r->id), "endpoint", STR(endpoint), "status", r->final_status,
+        "model", FIELD(api_model, api_model_len), "target_model",
+        FIELD(model, mlen), "upstream", STR(upstream), "tenant", STR(tenant),
+        "key", STR(key), "priority", gateway_priority_name(r->priority),
+        "attempts", r->attempt_count, "duration_ms",
+        (double)(now - r->started_ns) / 1e6, "ttfb_ms",
         r->first_byte_ns ? (double)(r->first_byte_ns - r->started_ns) / 1e6
                          : 0.0,
         "prompt_tokens", (json_int_t)r->usage.prompt_tokens,
         "completion_tokens", (json_int_t)r->usage.completion_tokens, "stream",
         r->api.stream);
+    if (line && r->tags) /* the policy's tags, as in x-sluice-tags */
+        json_object_set_new(line, "tags", json_stringn(STR(r->tags)));
+#undef STR
+#undef FIELD
     if (!line)
         return;
     if (r->client_gone)

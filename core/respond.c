@@ -93,6 +93,8 @@ size_t respond_client_headers(struct sluice_req *r, char *buf, size_t cap)
             at = append(buf, cap, at, "x-sluice-attempts", n, (size_t)len);
         }
     }
+    if (r->tags) /* the policy's tags, comma-joined */
+        at = append(buf, cap, at, "x-sluice-tags", r->tags, strlen(r->tags));
     size_t flen = 0;
     const char *fb = kv_get(&r->vars, "sluice.fallback", &flen);
     if (fb)

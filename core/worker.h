@@ -23,7 +23,11 @@ struct worker {
     struct policy *policy;
     uint64_t policy_generation; /* generation the policy was built for */
     char policy_path[512];
-    long policy_mtime;
+    struct policy_stamp { /* the script as last read (policy_glue.c) */
+        int64_t mtime_ns, size;
+        uint64_t ino, dev;
+    } policy_stamp;
+    bool policy_failed;     /* last read refused: look again at the next tick */
     struct generation *gen; /* current, one ref held */
     struct generation *retired[16];
     size_t retired_count;

@@ -59,7 +59,8 @@ function choose_route(req)
 end
 
 -- choose_tags(req) -> array of up to 8 short strings, or nil. Tags appear
--- in the access log and the x-sluice-* response headers.
+-- in the x-sluice-tags response header, the access log's "tags" field and
+-- the sluice_policy_tags_total{tag=...} metric (see README.md, Tags).
 function choose_tags(req)
   return nil
 end
