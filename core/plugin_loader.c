@@ -4,9 +4,9 @@
  * message a user sees is the most fundamental problem. Main thread only. */
 #include "plugin_loader.h"
 
+#include "config/plugin_config.h"
+
 #include <dlfcn.h>
-#include <jansson.h>
-#include <stdalign.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,8 +14,6 @@
 #include <string.h>
 
 #define PLUGIN_NAME_MAX 63
-#define CONFIG_KEYS_MAX 256       /* also stops an unterminated table */
-#define DESCRIPTOR_SIZE_MAX 4096  /* many times the 1.x descriptor */
 #define CONFIG_SIZE_MAX (1 << 20) /* a larger value is garbage, not config */
 #define REQ_STATE_MAX (1 << 20)   /* per request; bigger needs req_alloc */
 
@@ -84,177 +82,6 @@ static bool valid_plugin_name(const char *name)
     return true;
 }
 
-/* Config keys may also use capitals: they are JSON keys, not symbols. */
-static bool valid_key_name(const char *name)
-{
-    if (!name[0])
-        return false;
-    for (const char *p = name; *p; p++)
-        if (!is_name_char(*p) && !(*p >= 'A' && *p <= 'Z'))
-            return false;
-    return true;
-}
-
-/* Bytes and alignment each type occupies in the config struct; JSON
- * values are not stored there (size 0). */
-static const struct {
-    size_t size, align;
-} field_layouts[] = {
-    [SLUICE_CFG_INT] = {sizeof(int64_t), alignof(int64_t)},
-    [SLUICE_CFG_DOUBLE] = {sizeof(double), alignof(double)},
-    [SLUICE_CFG_BOOL] = {sizeof(bool), alignof(bool)},
-    [SLUICE_CFG_STRING] = {sizeof(const char *), alignof(const char *)},
-    [SLUICE_CFG_ENUM] = {sizeof(int), alignof(int)},
-    /* A plugin may append fields this core does not know, but not a size
-     * no descriptor could have: that is garbage, not a newer ABI. */
-    if (d->struct_size > DESCRIPTOR_SIZE_MAX)
-        return fail(err, errlen, path,
-                    "descriptor size %u is implausible (at most %d bytes)",
-                    d->struct_size, DESCRIPTOR_SIZE_MAX);
-
-    [SLUICE_CFG_JSON] = {0, 1},
-};
-
-static bool known_type(enum sluice_cfg_type type)
-{
-    return (unsigned)type < sizeof field_layouts / sizeof field_layouts[0] &&
-           field_layouts[type].align != 0;
-}
-
-static bool in_bounds(const struct sluice_cfg_field *f, double v)
-{
-    if (f->flags & SLUICE_CFG_HAS_MIN) {
-        bool exclusive = f->flags & SLUICE_CFG_MIN_EXCLUSIVE;
-        if (exclusive ? !(v > f->min) : !(v >= f->min))
-            return false;
-    }
-    return !(f->flags & SLUICE_CFG_HAS_MAX) || v <= f->max;
-}
-
-static bool is_choice(const struct sluice_cfg_field *f, const char *s)
-{
-    for (size_t i = 0; f->choices[i]; i++)
-        if (strcmp(f->choices[i], s) == 0)
-            return true;
-    return false;
-}
-
-/* A default must be JSON of the key's type and within its bounds; a bad one
- * would otherwise fail every instance that leaves the key out. */
-static const char *check_default(const struct sluice_cfg_field *f)
-{
-    json_t *v = json_loads(f->default_value, JSON_DECODE_ANY, NULL);
-    const char *problem = NULL;
-
-    if (!v)
-        return "default is not valid JSON";
-    switch (f->type) {
-    case SLUICE_CFG_INT:
-        if (!json_is_integer(v))
-            problem = "default is not an integer";
-        else if (!in_bounds(f, (double)json_integer_value(v)))
-            problem = "default is out of bounds";
-        break;
-    case SLUICE_CFG_DOUBLE:
-        if (!json_is_number(v))
-            problem = "default is not a number";
-        else if (!in_bounds(f, json_number_value(v)))
-            problem = "default is out of bounds";
-        break;
-    case SLUICE_CFG_BOOL:
-        if (!json_is_boolean(v))
-            problem = "default is not true or false";
-        break;
-    case SLUICE_CFG_STRING:
-        if (!json_is_string(v))
-            problem = "default is not a JSON string (quote it: \"\\\"x\\\"\")";
-        break;
-    case SLUICE_CFG_ENUM:
-        if (!json_is_string(v) || !is_choice(f, json_string_value(v)))
-            problem = "default is not one of the choices";
-        break;
-    case SLUICE_CFG_JSON:
-        break;
-    }
-    json_decref(v);
-    return problem;
-}
-
-static const char *check_field(const struct sluice_cfg_field *f,
-                               size_t config_size, char *buf, size_t buflen)
-{
-    const uint32_t known_flags = SLUICE_CFG_REQUIRED | SLUICE_CFG_HAS_MIN |
-                                 SLUICE_CFG_HAS_MAX | SLUICE_CFG_MIN_EXCLUSIVE;
-    const uint32_t bound_flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX;
-
-    if (!valid_key_name(f->name))
-        return "invalid key name (use letters, digits and _)";
-    if (!known_type(f->type)) {
-        snprintf(buf, buflen, "unknown type %d", (int)f->type);
-        return buf;
-    }
-    size_t size = field_layouts[f->type].size;
-    size_t align = field_layouts[f->type].align;
-    if (f->flags & ~known_flags) {
-        snprintf(buf, buflen, "unknown flags 0x%x",
-                 (unsigned)(f->flags & ~known_flags));
-        return buf;
-    }
-    if (size > 0 &&
-        (f->offset > config_size || size > config_size - f->offset)) {
-        snprintf(buf, buflen, "offset %zu + size %zu is beyond config_size %zu",
-                 f->offset, size, config_size);
-        return buf;
-    }
-    if (size > 0 && f->offset % align != 0) {
-        snprintf(buf, buflen, "offset %zu is not aligned to %zu", f->offset,
-                 align);
-        return buf;
-    }
-    if (f->type == SLUICE_CFG_ENUM && (!f->choices || !f->choices[0]))
-        return "enum has no choices";
-    if ((f->flags & bound_flags) && f->type != SLUICE_CFG_INT &&
-        f->type != SLUICE_CFG_DOUBLE)
-        return "bounds on a key that is not a number";
-    if ((f->flags & SLUICE_CFG_MIN_EXCLUSIVE) &&
-        !(f->flags & SLUICE_CFG_HAS_MIN))
-        return "MIN_EXCLUSIVE without HAS_MIN";
-    if ((f->flags & SLUICE_CFG_HAS_MIN) && (f->flags & SLUICE_CFG_HAS_MAX) &&
-        f->min > f->max)
-        return "min is greater than max";
-    if (f->default_value)
-        return check_default(f);
-    return NULL;
-}
-
-static int check_config_table(const char *path, const struct sluice_plugin *d,
-                              char *err, size_t errlen)
-{
-    char buf[128];
-
-    for (size_t i = 0; d->config; i++) {
-        const struct sluice_cfg_field *f = &d->config[i];
-        if (!f->name && f->type == 0)
-            return 0; /* the {0} terminator */
-        if (i == CONFIG_KEYS_MAX)
-            return fail(err, errlen, path,
-                        "config table has more than %d keys (missing the {0} "
-                        "terminator?)",
-                        CONFIG_KEYS_MAX);
-        if (!f->name)
-            return fail(err, errlen, path, "config key #%zu has no name", i);
-        const char *problem = check_field(f, d->config_size, buf, sizeof buf);
-        if (problem)
-            return fail(err, errlen, path, "config key '%s': %s", f->name,
-                        problem);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(d->config[j].name, f->name) == 0)
-                return fail(err, errlen, path,
-                            "config key '%s': declared twice", f->name);
-    }
-    return 0;
-}
-
 int plugin_check_descriptor(const char *path, const struct sluice_plugin *d,
                             struct sluice_plugin *out, char *err, size_t errlen)
 {
@@ -302,8 +129,9 @@ int plugin_check_descriptor(const char *path, const struct sluice_plugin *d,
                     "declares a config struct (%zu bytes) but no create() to "
                     "receive it",
                     p.config_size);
-    if (check_config_table(path, &p, err, errlen))
-        return -1;
+    char problem[256];
+    if (plugin_config_check(&p, problem, sizeof problem))
+        return fail(err, errlen, path, "%s", problem);
     if (out)
         *out = p;
     return 0;

@@ -105,6 +105,7 @@ static void destroy_generation(struct generation *g)
         if (inst->self && inst->desc->destroy)
             inst->desc->destroy(inst->self);
         free(inst->config);
+        plugin_config_mem_free(inst->config_mem);
     }
     plugin_routes_free(g);
     free(g->inst);
@@ -161,11 +162,9 @@ static int build_instance(struct generation *g, size_t i, char *err,
         snprintf(err, errlen, "%s.plugin: %s", where, lerr);
         return -1;
     }
-    /* With a path too: "plugin" must say what is loaded, or the config
-     * reads as one plugin while running another. */
-    if (strcmp(lp->desc.name, e->plugin) != 0) {
-        snprintf(err, errlen, "%s.plugin: %s declares the name '%s', not '%s'",
-                 where, path, lp->desc.name, e->plugin);
+    if (strcmp(lp->desc.name, e->plugin) != 0 && !e->path[0]) {
+        snprintf(err, errlen, "%s.plugin: %s declares the name '%s'", where,
+                 path, lp->desc.name);
         return -1;
     }
     inst->desc = &lp->desc;
@@ -178,8 +177,8 @@ static int build_instance(struct generation *g, size_t i, char *err,
     }
     char cpath[80];
     snprintf(cpath, sizeof cpath, "%s.config", where);
-    if (plugin_config_fill(&lp->desc, e->config, cpath, inst->config, err,
-                           errlen))
+    if (plugin_config_fill(&lp->desc, e->config, cpath, inst->config,
+                           &inst->config_mem, err, errlen))
         return -1;
     host_init(&inst->host, inst);
     if (!lp->desc.create)

@@ -35,7 +35,8 @@ struct instance {
     char name[64];
     const struct sluice_plugin *desc;
     void *self;
-    void *config; /* the filled config struct */
+    void *config;                         /* the filled config struct */
+    struct plugin_config_mem *config_mem; /* its lists, maps, JSON texts */
     struct instance_host host;
     size_t index; /* position in the pipeline */
     bool thread_ready[MAX_WORKERS];

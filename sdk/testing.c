@@ -59,6 +59,8 @@ struct sluice_test_host {
     size_t log_len;
     const char *const *upstreams;
     struct live_req *live;
+    struct test_instance *instances; /* sluice_test_open, newest first */
+    char open_error[512];
 };
 
 struct alloc_block {
@@ -104,6 +106,8 @@ struct sluice_req {
         enum sluice_outcome outcome;
     } attempts[8];
 };
+
+static void close_all(struct sluice_test_host *t);
 
 static struct sluice_test_host *T(const struct sluice_host *h)
 {
@@ -643,6 +647,7 @@ void sluice_test_host_free(struct sluice_test_host *t)
 {
     if (!t)
         return;
+    close_all(t);
     while (t->metrics) {
         struct sluice_metric *m = t->metrics;
         t->metrics = m->next;
@@ -690,23 +695,148 @@ void sluice_test_seed(struct sluice_test_host *t, uint64_t seed)
     t->rng = seed;
 }
 
+/* Config memory of sluice_test_config() calls: STRING fields point into
+ * the parsed JSON and lists into the fill's memory, so both live until the
+ * process exits (sluice_test_open ties them to the host instead). */
+struct kept_config {
+    struct kept_config *next;
+    json_t *json;
+    struct plugin_config_mem *mem;
+};
+
+static struct kept_config *kept_configs;
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void free_kept_configs(void)
+{
+    while (kept_configs) {
+        struct kept_config *k = kept_configs;
+        kept_configs = k->next;
+        json_decref(k->json);
+        plugin_config_mem_free(k->mem);
+        free(k);
+    }
+}
+
 int sluice_test_config(const struct sluice_plugin *p, const char *json,
                        void *config_out, char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *cfg = json_loads(json ? json : "{}", 0, &jerr);
+    struct plugin_config_mem *mem = NULL;
     if (!cfg) {
         snprintf(err, errlen, "config: %s", jerr.text);
         return -1;
     }
-    int rc = plugin_config_fill(p, cfg, "config", config_out, err, errlen);
-    /* STRING fields point into cfg: keep it alive for the test's duration
-     * by parking it on a list freed at exit. */
-    static json_t *kept;
-    if (!kept)
-        kept = json_array();
-    json_array_append_new(kept, cfg);
+    int rc =
+        plugin_config_fill(p, cfg, "config", config_out, &mem, err, errlen);
+    struct kept_config *k = calloc(1, sizeof *k);
+    if (!k)
+        abort();
+    k->json = cfg;
+    k->mem = mem;
+    pthread_mutex_lock(&kept_lock);
+    if (!kept_configs)
+        atexit(free_kept_configs);
+    k->next = kept_configs;
+    kept_configs = k;
+    pthread_mutex_unlock(&kept_lock);
     return rc;
+}
+
+/* ---- plugin instances opened from JSON ---- */
+
+struct test_instance {
+    struct test_instance *next;
+    const struct sluice_plugin *p;
+    void *self;
+    void *config;
+    json_t *json;
+    struct plugin_config_mem *mem;
+};
+
+static void instance_free(struct test_instance *in)
+{
+    if (in->self && in->self != in->config && in->p->destroy)
+        in->p->destroy(in->self);
+    plugin_config_mem_free(in->mem);
+    json_decref(in->json);
+    free(in->config);
+    free(in);
+}
+
+void *sluice_test_open(struct sluice_test_host *t,
+                       const struct sluice_plugin *p, const char *json)
+{
+    json_error_t jerr;
+    struct test_instance *in = calloc(1, sizeof *in);
+    struct sluice_error perr;
+
+    if (!in)
+        abort();
+    t->open_error[0] = '\0';
+    in->p = p;
+    in->config = calloc(1, p->config_size ? p->config_size : 1);
+    in->json = json_loads(json ? json : "{}", 0, &jerr);
+    if (!in->config)
+        abort();
+    if (!in->json) {
+        snprintf(t->open_error, sizeof t->open_error, "config: %s",
+                 jerr.text);
+        goto fail;
+    }
+    /* The core's rules, messages and effective config (defaults added). */
+    if (plugin_config_fill(p, in->json, "config", in->config, &in->mem,
+                           t->open_error, sizeof t->open_error))
+        goto fail;
+    if (!p->create) {
+        in->self = in->config;
+    } else {
+        char *raw = json_dumps(in->json, JSON_COMPACT);
+        struct sluice_str raw_json = {raw ? raw : "{}", raw ? strlen(raw) : 2};
+        memset(&perr, 0, sizeof perr);
+        int rc = p->create(&t->host, in->config, raw_json, &in->self, &perr);
+        free(raw);
+        if (rc != SLUICE_OK) {
+            snprintf(t->open_error, sizeof t->open_error, "config: %s",
+                     perr.message[0] ? perr.message
+                                     : "plugin create() failed");
+            in->self = NULL;
+            goto fail;
+        }
+    }
+    in->next = t->instances;
+    t->instances = in;
+    return in->self;
+fail:
+    instance_free(in);
+    return NULL;
+}
+
+static void close_all(struct sluice_test_host *t)
+{
+    while (t->instances) {
+        struct test_instance *in = t->instances;
+        t->instances = in->next;
+        instance_free(in);
+    }
+}
+
+const char *sluice_test_open_error(const struct sluice_test_host *t)
+{
+    return t->open_error;
+}
+
+void sluice_test_close(struct sluice_test_host *t, void *self)
+{
+    for (struct test_instance **pp = &t->instances; *pp; pp = &(*pp)->next) {
+        if ((*pp)->self == self) {
+            struct test_instance *in = *pp;
+            *pp = in->next;
+            instance_free(in);
+            return;
+        }
+    }
 }
 
 struct sluice_req *sluice_test_req_new(struct sluice_test_host *t,

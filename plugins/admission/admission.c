@@ -10,10 +10,8 @@
  * deadline and leaves with 504. The core re-enters on the wake or on the
  * timer, whichever comes first; both orders are handled under the lane
  * lock. When the queue is full, a more urgent request sheds the queued
- * request that would be served last at a less urgent level; else a
- * request from a tenant under its fair share of its level displaces the
- * newest request of the tenant furthest over its share (wfq_fair_victim);
- * otherwise it is refused with an estimated wait.
+ * request that would be served last at a less urgent level; otherwise it
+ * is refused with an estimated wait.
  *
  * Locking: lanes_lock (rwlock) guards the upstream table (lanes are never
  * freed before destroy); each lane has a mutex; stats_lock (taken inside a
@@ -75,14 +73,14 @@ struct lane {
     uint32_t max_concurrency;
     uint32_t max_queue;
     double ewma_hold_ms; /* < 0 until the first slot was released */
-    uint64_t admitted, rejected, timeouts, shed, displaced;
+    uint64_t admitted, rejected, timeouts, shed;
     size_t name_len;
     char name[];
 };
 
 struct tenant_weight {
     struct keymap_node node;
-    uint32_t weight; /* thousandths, as wfq wants it */
+    uint64_t cost;
     char tenant[];
 };
 
@@ -106,7 +104,7 @@ struct admission {
 
     struct sluice_metric *m_depth[WFQ_LEVELS], *m_wait[WFQ_LEVELS],
         *m_in_flight, *m_admitted, *m_queued, *m_rejected, *m_timeouts,
-        *m_cancelled, *m_shed, *m_displaced, *m_untracked;
+        *m_cancelled, *m_shed, *m_untracked;
 };
 
 struct admission_req {
@@ -119,12 +117,10 @@ struct admission_req {
 /* ---- config ---- */
 
 #define FIELD(n) offsetof(struct admission_config, n)
-#define RANGE (SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX)
-/* Designated initializers: the field struct grows with the SDK. */
 static const struct sluice_cfg_field admission_fields[] = {
     {.name = "max_concurrency",
      .type = SLUICE_CFG_INT,
-     .flags = RANGE,
+     .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX,
      .default_value = "64",
      .min = 1,
      .max = 1000000,
@@ -132,15 +128,14 @@ static const struct sluice_cfg_field admission_fields[] = {
      .help = "requests in flight per upstream"},
     {.name = "max_queue",
      .type = SLUICE_CFG_INT,
-     .flags = RANGE,
+     .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX,
      .default_value = "1000",
-     .min = 0,
      .max = 1000000,
      .offset = FIELD(max_queue),
      .help = "requests waiting per upstream (0: no queue)"},
     {.name = "queue_timeout_ms",
      .type = SLUICE_CFG_INT,
-     .flags = RANGE,
+     .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX,
      .default_value = "30000",
      .min = 1,
      .max = 3600000,
@@ -148,7 +143,7 @@ static const struct sluice_cfg_field admission_fields[] = {
      .help = "longest wait for a slot before a 504"},
     {.name = "queue_full_status",
      .type = SLUICE_CFG_INT,
-     .flags = RANGE,
+     .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX,
      .default_value = "429",
      .min = 429,
      .max = 503,
@@ -158,11 +153,11 @@ static const struct sluice_cfg_field admission_fields[] = {
      .type = SLUICE_CFG_BOOL,
      .default_value = "true",
      .offset = FIELD(shed_lower_priority),
-     .help = "when full, a more urgent request evicts the last less urgent "
-             "one"},
+     .help =
+         "when full, a more urgent request evicts the last less urgent one"},
     {.name = "max_upstreams",
      .type = SLUICE_CFG_INT,
-     .flags = RANGE,
+     .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX,
      .default_value = "256",
      .min = 1,
      .max = 65536,
@@ -177,7 +172,6 @@ static const struct sluice_cfg_field admission_fields[] = {
              "overrides"},
     {0},
 };
-#undef RANGE
 #undef FIELD
 
 static int cfg_error(struct sluice_error *err, const char *fmt, const char *a)
@@ -211,7 +205,7 @@ static int read_weights(struct admission *a, json_t *obj,
         if (!tw)
             return cfg_error(err, "%s", "out of memory");
         memcpy(tw->tenant, tenant, len);
-        tw->weight = (uint32_t)llround(w * WFQ_WEIGHT_ONE);
+        tw->cost = (uint64_t)llround((double)WFQ_UNIT / w);
         tw->node.key = tw->tenant;
         tw->node.key_len = len;
         tw->node.hash = keymap_hash(tenant, len);
@@ -363,12 +357,11 @@ static struct lane *lane_get(struct admission *a, struct sluice_str name)
     return l;
 }
 
-static uint32_t tenant_weight(const struct admission *a, struct sluice_str t)
+static uint64_t tenant_cost(const struct admission *a, struct sluice_str t)
 {
     struct keymap_node *n =
         keymap_find(&a->weights, t.ptr, t.len, keymap_hash(t.ptr, t.len));
-    return n ? keymap_entry(n, struct tenant_weight, node)->weight
-             : WFQ_WEIGHT_ONE;
+    return n ? keymap_entry(n, struct tenant_weight, node)->cost : WFQ_UNIT;
 }
 
 /* Wait before a new request at `level` would get a slot: everything ahead
@@ -443,18 +436,6 @@ static enum sluice_action refuse_full(struct admission *a, struct sluice_req *r,
                            "queue_full", msg, wait_ms);
 }
 
-/* Takes a queued request out to be answered queue_full when it resumes
- * (lane lock held); returns its ticket for waking. */
-static sluice_wake_t evict(struct admission *a, struct lane *l,
-                           struct wfq_item *it)
-{
-    struct waiter *w = keymap_entry(it, struct waiter, item);
-    depth_add(a, it->level, -1);
-    wfq_remove(&l->queue, it);
-    w->state = SHED;
-    return w->ticket;
-}
-
 /* Queue full: evict the request that would be served last at the least
  * urgent level below `level`, if any (lane lock held). */
 static sluice_wake_t shed_one(struct admission *a, struct lane *l, int level)
@@ -463,30 +444,15 @@ static sluice_wake_t shed_one(struct admission *a, struct lane *l, int level)
         struct wfq_item *it = wfq_last(&l->queue, lv);
         if (!it)
             continue;
+        struct waiter *w = keymap_entry(it, struct waiter, item);
+        wfq_remove(&l->queue, it);
+        w->state = SHED;
+        depth_add(a, lv, -1);
         l->shed++;
         a->host->counter_add(a->m_shed, 1);
-        return evict(a, l, it);
+        return w->ticket;
     }
     return 0;
-}
-
-/* Queue full and nothing less urgent to shed: a tenant under its fair
- * share of the places its level holds (everything but the other levels'
- * requests) displaces the newest request of the tenant furthest over its
- * share (lane lock held). */
-static sluice_wake_t displace_one(struct admission *a, struct lane *l,
-                                  int level, struct sluice_str tenant,
-                                  uint32_t weight)
-{
-    size_t others = l->queue.depth - wfq_depth(&l->queue, level);
-    size_t room = l->max_queue > others ? l->max_queue - others : 0;
-    struct wfq_item *it =
-        wfq_fair_victim(&l->queue, level, tenant.ptr, tenant.len, weight, room);
-    if (!it)
-        return 0;
-    l->displaced++;
-    a->host->counter_add(a->m_displaced, 1);
-    return evict(a, l, it);
 }
 
 static enum sluice_action enqueue(struct admission *a, struct sluice_req *r,
@@ -500,7 +466,6 @@ static enum sluice_action enqueue(struct admission *a, struct sluice_req *r,
 
     if (!tenant.len)
         tenant = (struct sluice_str){"default", 7};
-    uint32_t weight = tenant_weight(a, tenant);
     if (!w)
         return h->reject(r, 503, "api_error", "admission_error",
                          "out of memory while queueing", 0);
@@ -514,15 +479,15 @@ static enum sluice_action enqueue(struct admission *a, struct sluice_req *r,
         return SLUICE_CONTINUE;
     }
     if (l->queue.depth >= l->max_queue &&
-        !(a->shed_lower && (shed = shed_one(a, l, level))) &&
-        !(shed = displace_one(a, l, level, tenant, weight))) {
+        !(a->shed_lower && (shed = shed_one(a, l, level)))) {
         uint64_t wait_ms = estimate_wait_ms(l, level);
         l->rejected++;
         pthread_mutex_unlock(&l->lock);
         free(w);
         return refuse_full(a, r, wait_ms, l->name, l->name_len);
     }
-    if (wfq_push(&l->queue, &w->item, level, tenant.ptr, tenant.len, weight)) {
+    if (wfq_push(&l->queue, &w->item, level, tenant.ptr, tenant.len,
+                 tenant_cost(a, tenant))) {
         pthread_mutex_unlock(&l->lock);
         wake(a, shed);
         free(w);
@@ -683,14 +648,14 @@ static void status_one(struct keymap_node *node, void *arg)
         json_object_set_new(queued, prio_names[i],
                             json_integer((json_int_t)wfq_depth(&l->queue, i)));
     json_t *o = json_pack(
-        "{s:s%, s:I, s:I, s:I, s:o, s:f, s:I, s:I, s:I, s:I, s:I}", "upstream",
+        "{s:s%, s:I, s:I, s:I, s:o, s:f, s:I, s:I, s:I, s:I}", "upstream",
         l->name, l->name_len, "in_flight", (json_int_t)l->in_flight,
         "max_concurrency", (json_int_t)l->max_concurrency, "max_queue",
         (json_int_t)l->max_queue, "queued", queued, "ewma_hold_ms",
         l->ewma_hold_ms < 0 ? 0.0 : l->ewma_hold_ms, "admitted_total",
         (json_int_t)l->admitted, "rejected_total", (json_int_t)l->rejected,
         "timeouts_total", (json_int_t)l->timeouts, "shed_total",
-        (json_int_t)l->shed, "displaced_total", (json_int_t)l->displaced);
+        (json_int_t)l->shed);
     pthread_mutex_unlock(&l->lock);
     json_array_append_new(arg, o);
 }
@@ -785,10 +750,6 @@ static void make_metrics(struct admission *a)
                                 "queued requests that ended while waiting");
     a->m_shed = h->counter(h, "sluice_admission_shed_total",
                            "queued requests evicted by more urgent ones");
-    a->m_displaced =
-        h->counter(h, "sluice_admission_displaced_total",
-                   "queued requests displaced by a tenant under its fair "
-                   "share");
     a->m_untracked = h->counter(h, "sluice_admission_untracked_total",
                                 "requests passed unlimited (upstream table "
                                 "full)");

@@ -7,6 +7,10 @@
  *
  * ABI log (append a line for every change, Varnish-style):
  *   1.0  first stable SDK
+ *   1.1  config: DURATION, SIZE, ARRAY, MAP, OBJECT and JSON_TEXT key types,
+ *        flags ONE_OR_MANY, NUMBER_AS_TEXT, JSON_IN_STRING, MARK_UNSET;
+ *        sluice_cfg_field gains elem, fields, size, max_items; the
+ *        descriptor gains cfg_field_size (set by SLUICE_PLUGIN_HEADER)
  *   1.1  host: route_add/req_method/req_query (routes a plugin answers
  *        itself, sluice_route_fn), multipart_parse (sluice_form_part),
  *        self_submit (sluice_self_request/sluice_self_result: requests the
@@ -28,7 +32,7 @@ extern "C" {
 #endif
 
 #define SLUICE_ABI_MAJOR 1
-#define SLUICE_ABI_MINOR 0
+#define SLUICE_ABI_MINOR 1
 
 /* Length-counted string; ptr is not necessarily NUL-terminated. An absent
  * value has ptr == NULL and len == 0. */
@@ -66,6 +70,21 @@ enum sluice_cfg_type {
     SLUICE_CFG_ENUM = 5,   /* int: index into choices[] */
     SLUICE_CFG_JSON = 6,   /* any JSON value; not copied into the struct, the
                               plugin reads it from raw_json in create() */
+    /* 1.1 */
+    SLUICE_CFG_DURATION = 7,  /* int64_t nanoseconds from "250ms", "30s",
+                                 "1h30m", "2d" (units ns us ms s m h d); a bare
+                                 number counts as seconds. min/max: seconds */
+    SLUICE_CFG_SIZE = 8,      /* int64_t bytes from "64MiB", "10KB", "512B"
+                                 (KB = 1000, KiB = 1024, up to TB/TiB); a bare
+                                 integer counts as bytes. min/max: bytes */
+    SLUICE_CFG_ARRAY = 9,     /* struct sluice_cfg_list of `elem` values */
+    SLUICE_CFG_MAP = 10,      /* struct sluice_cfg_map: a JSON object of
+                                 name -> `elem` value, in config order */
+    SLUICE_CFG_OBJECT = 11,   /* an object with the keys in `fields`, filled
+                                 in place: their offsets are relative to this
+                                 field's slot; `size` is sizeof that struct */
+    SLUICE_CFG_JSON_TEXT = 12, /* any JSON value as compact JSON text
+                                  (const char *, owned by the core) */
 };
 
 enum sluice_cfg_flags {
@@ -73,7 +92,38 @@ enum sluice_cfg_flags {
     SLUICE_CFG_HAS_MIN = 1u << 1,
     SLUICE_CFG_HAS_MAX = 1u << 2,
     SLUICE_CFG_MIN_EXCLUSIVE = 1u << 3, /* value must be > min, not >= */
+    /* 1.1 */
+    SLUICE_CFG_ONE_OR_MANY = 1u << 4,   /* ARRAY: a lone element stands for a
+                                           list of one ("5xx" = ["5xx"]) */
+    SLUICE_CFG_NUMBER_AS_TEXT = 1u << 5, /* STRING: an integer is accepted and
+                                            stored as its decimal text */
+    SLUICE_CFG_JSON_IN_STRING = 1u << 6, /* JSON_TEXT: a string holds the JSON
+                                            text itself (must parse; kept as
+                                            written) */
+    SLUICE_CFG_MARK_UNSET = 1u << 7, /* INT, DURATION, SIZE: absent without a
+                                        default stores -1 (DOUBLE: NaN), so 0
+                                        stays a value the user can give */
 };
+
+/* What ARRAY and MAP keys fill. Elements are laid out like a C array of the
+ * element's type (int64_t, double, bool, const char *, int for ENUM, the
+ * struct of an OBJECT element, ...). Owned by the core, read-only, valid as
+ * long as the plugin instance. A JSON null or an absent key gives count 0. */
+struct sluice_cfg_list {
+    size_t count;
+    const void *items;
+};
+
+struct sluice_cfg_map {
+    size_t count;
+    const char *const *keys; /* NUL-terminated, in config order */
+    const void *values;      /* values[i] belongs to keys[i] */
+};
+
+/* The i-th element as a `const type *`, e.g.
+ * SLUICE_CFG_VALUE(cfg->tiers, struct tier_limits, i)->limit. */
+#define SLUICE_CFG_ITEM(list, type, i) ((const type *)(list).items + (i))
+#define SLUICE_CFG_VALUE(map, type, i) ((const type *)(map).values + (i))
 
 struct sluice_cfg_field {
     const char *name;
@@ -85,6 +135,13 @@ struct sluice_cfg_field {
     const char *const *choices; /* ENUM only; NULL-terminated */
     size_t offset;              /* offsetof() into the config struct */
     const char *help;           /* one line, shown by `sluice plugin-help` */
+    /* 1.1: read only from plugins whose cfg_field_size covers them. */
+    const struct sluice_cfg_field *elem;   /* ARRAY, MAP: one element's type,
+                                              flags, bounds, choices (its name,
+                                              offset and default unused) */
+    const struct sluice_cfg_field *fields; /* OBJECT: its keys, ends with {0} */
+    size_t size;      /* OBJECT: sizeof the struct its keys fill */
+    size_t max_items; /* ARRAY, MAP: most elements; 0: no limit */
 };
 
 /* Errors from create(). The core prefixes the message with the instance's
@@ -141,11 +198,17 @@ struct sluice_plugin {
 
     /* 1.x hooks are appended here; the core reads one only if struct_size
      * covers it. */
+
+    /* ---- 1.1: sizeof(struct sluice_cfg_field) the config table was built
+     * with (SLUICE_PLUGIN_HEADER sets it); the core walks the table, and
+     * reads a field's 1.1 members, by this size. ---- */
+    size_t cfg_field_size;
 };
 
 #define SLUICE_PLUGIN_HEADER                                                   \
     .abi_major = SLUICE_ABI_MAJOR, .abi_minor = SLUICE_ABI_MINOR,              \
-    .struct_size = sizeof(struct sluice_plugin)
+    .struct_size = sizeof(struct sluice_plugin),                              \
+    .cfg_field_size = sizeof(struct sluice_cfg_field)
 
 /* The one exported symbol; the major version is part of its name. */
 #define SLUICE_PLUGIN_ENTRY sluice_plugin_v1

@@ -40,6 +40,20 @@ void sluice_test_seed(struct sluice_test_host *t, uint64_t seed);
 int sluice_test_config(const struct sluice_plugin *p, const char *json,
                        void *config_out, char *err, size_t errlen);
 
+/* ---- plugin instances ----
+ * Opens an instance the way the core does: validates `json` (NULL: {})
+ * against p's key table with the core's rules and messages (path
+ * "config", e.g. "config.tiers.free.limit: must be > 0"), fills the config
+ * struct and calls create() with the effective config (defaults added) as
+ * raw_json. Returns the instance's `self` (the config struct when p has no
+ * create()), or NULL with the reason in sluice_test_open_error(). The host
+ * destroys what is still open, newest first, in sluice_test_host_free(). */
+void *sluice_test_open(struct sluice_test_host *t,
+                       const struct sluice_plugin *p, const char *json);
+const char *sluice_test_open_error(const struct sluice_test_host *t);
+/* Destroys one instance early (e.g. to check what destroy() releases). */
+void sluice_test_close(struct sluice_test_host *t, void *self);
+
 /* ---- requests ---- */
 /* body: JSON text of the request body (copied); decoded like the core does
  * (model, stream, max_tokens, input token estimate). Endpoint defaults to

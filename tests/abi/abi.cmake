@@ -44,7 +44,10 @@ sluice_abi_plugin(route_probe route_probe.c)
 sluice_add_unit_test(test_abi
   ${CMAKE_CURRENT_LIST_DIR}/test_abi.c
   ${CMAKE_SOURCE_DIR}/core/plugin_loader.c
-  LIBS PkgConfig::CMOCKA PkgConfig::JANSSON ${CMAKE_DL_LIBS})
+  ${CMAKE_SOURCE_DIR}/core/config/plugin_config.c
+  ${CMAKE_SOURCE_DIR}/core/config/plugin_config_check.c
+  ${CMAKE_SOURCE_DIR}/core/config/cfg_units.c
+  LIBS PkgConfig::CMOCKA PkgConfig::JANSSON ${CMAKE_DL_LIBS} m)
 target_compile_definitions(test_abi PRIVATE
   ABI_PLUGIN_DIR="${ABI_PLUGIN_DIR}"
   NOOP_PLUGIN="${CMAKE_BINARY_DIR}/plugins/noop.so")
