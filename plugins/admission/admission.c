@@ -10,8 +10,10 @@
  * deadline and leaves with 504. The core re-enters on the wake or on the
  * timer, whichever comes first; both orders are handled under the lane
  * lock. When the queue is full, a more urgent request sheds the queued
- * request that would be served last at a less urgent level; otherwise it
- * is refused with an estimated wait.
+ * request that would be served last at a less urgent level; else a
+ * request from a tenant under its fair share of its level displaces the
+ * newest request of the tenant furthest over its share (wfq_fair_victim);
+ * otherwise it is refused with an estimated wait.
  *
  * Locking: lanes_lock (rwlock) guards the upstream table (lanes are never
  * freed before destroy); each lane has a mutex; stats_lock (taken inside a
@@ -73,14 +75,14 @@ struct lane {
     uint32_t max_concurrency;
     uint32_t max_queue;
     double ewma_hold_ms; /* < 0 until the first slot was released */
-    uint64_t admitted, rejected, timeouts, shed;
+    uint64_t admitted, rejected, timeouts, shed, displaced;
     size_t name_len;
     char name[];
 };
 
 struct tenant_weight {
     struct keymap_node node;
-    uint64_t cost;
+    uint32_t weight; /* thousandths, as wfq wants it */
     char tenant[];
 };
 
@@ -104,7 +106,7 @@ struct admission {
 
     struct sluice_metric *m_depth[WFQ_LEVELS], *m_wait[WFQ_LEVELS],
         *m_in_flight, *m_admitted, *m_queued, *m_rejected, *m_timeouts,
-        *m_cancelled, *m_shed, *m_untracked;
+        *m_cancelled, *m_shed, *m_displaced, *m_untracked;
 };
 
 struct admission_req {
@@ -205,7 +207,7 @@ static int read_weights(struct admission *a, json_t *obj,
         if (!tw)
             return cfg_error(err, "%s", "out of memory");
         memcpy(tw->tenant, tenant, len);
-        tw->cost = (uint64_t)llround((double)WFQ_UNIT / w);
+        tw->weight = (uint32_t)llround(w * WFQ_WEIGHT_ONE);
         tw->node.key = tw->tenant;
         tw->node.key_len = len;
         tw->node.hash = keymap_hash(tenant, len);
@@ -357,11 +359,12 @@ static struct lane *lane_get(struct admission *a, struct sluice_str name)
     return l;
 }
 
-static uint64_t tenant_cost(const struct admission *a, struct sluice_str t)
+static uint32_t tenant_weight(const struct admission *a, struct sluice_str t)
 {
     struct keymap_node *n =
         keymap_find(&a->weights, t.ptr, t.len, keymap_hash(t.ptr, t.len));
-    return n ? keymap_entry(n, struct tenant_weight, node)->cost : WFQ_UNIT;
+    return n ? keymap_entry(n, struct tenant_weight, node)->weight
+             : WFQ_WEIGHT_ONE;
 }
 
 /* Wait before a new request at `level` would get a slot: everything ahead
@@ -436,6 +439,18 @@ static enum sluice_action refuse_full(struct admission *a, struct sluice_req *r,
                            "queue_full", msg, wait_ms);
 }
 
+/* Takes a queued request out to be answered queue_full when it resumes
+ * (lane lock held); returns its ticket for waking. */
+static sluice_wake_t evict(struct admission *a, struct lane *l,
+                           struct wfq_item *it)
+{
+    struct waiter *w = keymap_entry(it, struct waiter, item);
+    depth_add(a, it->level, -1);
+    wfq_remove(&l->queue, it);
+    w->state = SHED;
+    return w->ticket;
+}
+
 /* Queue full: evict the request that would be served last at the least
  * urgent level below `level`, if any (lane lock held). */
 static sluice_wake_t shed_one(struct admission *a, struct lane *l, int level)
@@ -444,15 +459,30 @@ static sluice_wake_t shed_one(struct admission *a, struct lane *l, int level)
         struct wfq_item *it = wfq_last(&l->queue, lv);
         if (!it)
             continue;
-        struct waiter *w = keymap_entry(it, struct waiter, item);
-        wfq_remove(&l->queue, it);
-        w->state = SHED;
-        depth_add(a, lv, -1);
         l->shed++;
         a->host->counter_add(a->m_shed, 1);
-        return w->ticket;
+        return evict(a, l, it);
     }
     return 0;
+}
+
+/* Queue full and nothing less urgent to shed: a tenant under its fair
+ * share of the places its level holds (everything but the other levels'
+ * requests) displaces the newest request of the tenant furthest over its
+ * share (lane lock held). */
+static sluice_wake_t displace_one(struct admission *a, struct lane *l,
+                                  int level, struct sluice_str tenant,
+                                  uint32_t weight)
+{
+    size_t others = l->queue.depth - wfq_depth(&l->queue, level);
+    size_t room = l->max_queue > others ? l->max_queue - others : 0;
+    struct wfq_item *it =
+        wfq_fair_victim(&l->queue, level, tenant.ptr, tenant.len, weight, room);
+    if (!it)
+        return 0;
+    l->displaced++;
+    a->host->counter_add(a->m_displaced, 1);
+    return evict(a, l, it);
 }
 
 static enum sluice_action enqueue(struct admission *a, struct sluice_req *r,
@@ -466,6 +496,7 @@ static enum sluice_action enqueue(struct admission *a, struct sluice_req *r,
 
     if (!tenant.len)
         tenant = (struct sluice_str){"default", 7};
+    uint32_t weight = tenant_weight(a, tenant);
     if (!w)
         return h->reject(r, 503, "api_error", "admission_error",
                          "out of memory while queueing", 0);
@@ -479,15 +510,15 @@ static enum sluice_action enqueue(struct admission *a, struct sluice_req *r,
         return SLUICE_CONTINUE;
     }
     if (l->queue.depth >= l->max_queue &&
-        !(a->shed_lower && (shed = shed_one(a, l, level)))) {
+        !(a->shed_lower && (shed = shed_one(a, l, level))) &&
+        !(shed = displace_one(a, l, level, tenant, weight))) {
         uint64_t wait_ms = estimate_wait_ms(l, level);
         l->rejected++;
         pthread_mutex_unlock(&l->lock);
         free(w);
         return refuse_full(a, r, wait_ms, l->name, l->name_len);
     }
-    if (wfq_push(&l->queue, &w->item, level, tenant.ptr, tenant.len,
-                 tenant_cost(a, tenant))) {
+    if (wfq_push(&l->queue, &w->item, level, tenant.ptr, tenant.len, weight)) {
         pthread_mutex_unlock(&l->lock);
         wake(a, shed);
         free(w);
@@ -648,14 +679,14 @@ static void status_one(struct keymap_node *node, void *arg)
         json_object_set_new(queued, prio_names[i],
                             json_integer((json_int_t)wfq_depth(&l->queue, i)));
     json_t *o = json_pack(
-        "{s:s%, s:I, s:I, s:I, s:o, s:f, s:I, s:I, s:I, s:I}", "upstream",
+        "{s:s%, s:I, s:I, s:I, s:o, s:f, s:I, s:I, s:I, s:I, s:I}", "upstream",
         l->name, l->name_len, "in_flight", (json_int_t)l->in_flight,
         "max_concurrency", (json_int_t)l->max_concurrency, "max_queue",
         (json_int_t)l->max_queue, "queued", queued, "ewma_hold_ms",
         l->ewma_hold_ms < 0 ? 0.0 : l->ewma_hold_ms, "admitted_total",
         (json_int_t)l->admitted, "rejected_total", (json_int_t)l->rejected,
         "timeouts_total", (json_int_t)l->timeouts, "shed_total",
-        (json_int_t)l->shed);
+        (json_int_t)l->shed, "displaced_total", (json_int_t)l->displaced);
     pthread_mutex_unlock(&l->lock);
     json_array_append_new(arg, o);
 }
@@ -750,6 +781,10 @@ static void make_metrics(struct admission *a)
                                 "queued requests that ended while waiting");
     a->m_shed = h->counter(h, "sluice_admission_shed_total",
                            "queued requests evicted by more urgent ones");
+    a->m_displaced =
+        h->counter(h, "sluice_admission_displaced_total",
+                   "queued requests displaced by a tenant under its fair "
+                   "share");
     a->m_untracked = h->counter(h, "sluice_admission_untracked_total",
                                 "requests passed unlimited (upstream table "
                                 "full)");

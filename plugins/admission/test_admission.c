@@ -206,8 +206,8 @@ static void test_wfq_lone_tenant_not_starved(void **unused)
 
     assert_int_equal(wfq_init(&q, 4), 0);
     for (int i = 0; i < N; i++)
-        assert_int_equal(wfq_push(&q, &a[i], 2, "A", 1, WFQ_UNIT), 0);
-    assert_int_equal(wfq_push(&q, &b, 2, "B", 1, WFQ_UNIT), 0);
+        assert_int_equal(wfq_push(&q, &a[i], 2, "A", 1, WFQ_WEIGHT_ONE), 0);
+    assert_int_equal(wfq_push(&q, &b, 2, "B", 1, WFQ_WEIGHT_ONE), 0);
     assert_ptr_equal(wfq_pop(&q), &a[0]);
     assert_ptr_equal(wfq_pop(&q), &b); /* after at most one of A's */
     for (int i = 1; i < N; i++)
@@ -216,10 +216,10 @@ static void test_wfq_lone_tenant_not_starved(void **unused)
 
     /* B arrives later, after A was served for a while: still next-but-one. */
     for (int i = 0; i < N; i++)
-        assert_int_equal(wfq_push(&q, &a[i], 2, "A", 1, WFQ_UNIT), 0);
+        assert_int_equal(wfq_push(&q, &a[i], 2, "A", 1, WFQ_WEIGHT_ONE), 0);
     for (int i = 0; i < 500; i++)
         assert_ptr_equal(wfq_pop(&q), &a[i]);
-    assert_int_equal(wfq_push(&q, &b, 2, "B", 1, WFQ_UNIT), 0);
+    assert_int_equal(wfq_push(&q, &b, 2, "B", 1, WFQ_WEIGHT_ONE), 0);
     assert_ptr_equal(wfq_pop(&q), &a[500]);
     assert_ptr_equal(wfq_pop(&q), &b);
     wfq_fini(&q);
@@ -237,8 +237,8 @@ static void test_wfq_weights(void **unused)
     assert_int_equal(wfq_init(&q, 4), 0);
     /* A weighs 1, B weighs 2: while both are backlogged B gets 2 of 3. */
     for (int i = 0; i < N; i++) {
-        wfq_push(&q, &a[i], 2, "A", 1, WFQ_UNIT);
-        wfq_push(&q, &b[i], 2, "B", 1, WFQ_UNIT / 2);
+        wfq_push(&q, &a[i], 2, "A", 1, WFQ_WEIGHT_ONE);
+        wfq_push(&q, &b[i], 2, "B", 1, 2 * WFQ_WEIGHT_ONE);
     }
     for (int i = 0; i < 300; i++) {
         struct wfq_item *it = wfq_pop(&q);
@@ -254,8 +254,8 @@ static void test_wfq_weights(void **unused)
 
     /* A weighs 3: a lone B request waits at most 3 of A's. */
     for (int i = 0; i < N; i++)
-        wfq_push(&q, &a[i], 2, "A", 1, WFQ_UNIT / 3);
-    wfq_push(&q, &b[0], 2, "B", 1, WFQ_UNIT);
+        wfq_push(&q, &a[i], 2, "A", 1, 3 * WFQ_WEIGHT_ONE);
+    wfq_push(&q, &b[0], 2, "B", 1, WFQ_WEIGHT_ONE);
     int before_b = 0;
     while (wfq_pop(&q) != &b[0])
         before_b++;
@@ -272,11 +272,11 @@ static void test_wfq_remove_keeps_order(void **unused)
     (void)unused;
 
     assert_int_equal(wfq_init(&q, 4), 0);
-    wfq_push(&q, &it[0], 3, "A", 1, WFQ_UNIT);
-    wfq_push(&q, &it[1], 3, "A", 1, WFQ_UNIT);
-    wfq_push(&q, &it[2], 3, "A", 1, WFQ_UNIT);
-    wfq_push(&q, &it[3], 3, "B", 1, WFQ_UNIT);
-    wfq_push(&q, &it[4], 1, "C", 1, WFQ_UNIT);
+    wfq_push(&q, &it[0], 3, "A", 1, WFQ_WEIGHT_ONE);
+    wfq_push(&q, &it[1], 3, "A", 1, WFQ_WEIGHT_ONE);
+    wfq_push(&q, &it[2], 3, "A", 1, WFQ_WEIGHT_ONE);
+    wfq_push(&q, &it[3], 3, "B", 1, WFQ_WEIGHT_ONE);
+    wfq_push(&q, &it[4], 1, "C", 1, WFQ_WEIGHT_ONE);
     assert_int_equal(wfq_depth_upto(&q, 2), 1);
     assert_int_equal(wfq_depth_upto(&q, 4), 5);
     assert_ptr_equal(wfq_last(&q, 3), &it[2]);
@@ -285,12 +285,44 @@ static void test_wfq_remove_keeps_order(void **unused)
     wfq_remove(&q, &it[3]); /* whole flow */
     assert_int_equal(wfq_depth(&q, 3), 1);
     /* A's cancelled tail does not push A's next arrival back. */
-    wfq_push(&q, &it[5], 3, "A", 1, WFQ_UNIT);
+    wfq_push(&q, &it[5], 3, "A", 1, WFQ_WEIGHT_ONE);
     assert_true(it[5].finish == it[1].finish + WFQ_UNIT);
     assert_ptr_equal(wfq_pop(&q), &it[4]);
     assert_ptr_equal(wfq_pop(&q), &it[1]);
     assert_ptr_equal(wfq_pop(&q), &it[5]);
     assert_null(wfq_pop(&q));
+    wfq_fini(&q);
+}
+
+/* Shares in exact integers: room 20 over three tenants of weight 1 is
+ * 6.67 each, so a tenant may reach 6 but not 7. */
+static void test_wfq_fair_victim_exact(void **unused)
+{
+    struct wfq q;
+    struct wfq_item a[14], b[6], c[7];
+    (void)unused;
+
+    assert_int_equal(wfq_init(&q, 4), 0);
+    for (int i = 0; i < 14; i++)
+        wfq_push(&q, &a[i], 2, "A", 1, WFQ_WEIGHT_ONE);
+    for (int i = 0; i < 6; i++)
+        wfq_push(&q, &b[i], 2, "B", 1, WFQ_WEIGHT_ONE);
+    for (int i = 0; i < 6; i++) {
+        struct wfq_item *v = wfq_fair_victim(&q, 2, "C", 1, WFQ_WEIGHT_ONE, 20);
+        assert_ptr_equal(v, &a[13 - i]); /* A is the one over, newest first */
+        wfq_remove(&q, v);
+        wfq_push(&q, &c[i], 2, "C", 1, WFQ_WEIGHT_ONE);
+    }
+    /* 8:6:6 now; C at 6 would reach 7 > 6.67. */
+    assert_null(wfq_fair_victim(&q, 2, "C", 1, WFQ_WEIGHT_ONE, 20));
+    /* B (6) may not take A's (8) place either: 7 > 6.67. */
+    assert_null(wfq_fair_victim(&q, 2, "B", 1, WFQ_WEIGHT_ONE, 20));
+    /* A fourth tenant (share 5) displaces A's newest: A is 3 over. */
+    assert_ptr_equal(wfq_fair_victim(&q, 2, "D", 1, WFQ_WEIGHT_ONE, 20), &a[7]);
+    /* No room at the level: nobody gets in. */
+    assert_null(wfq_fair_victim(&q, 2, "D", 1, WFQ_WEIGHT_ONE, 0));
+    /* Another level is empty: nothing to displace there. */
+    assert_null(wfq_fair_victim(&q, 3, "D", 1, WFQ_WEIGHT_ONE, 20));
     wfq_fini(&q);
 }
 
@@ -504,6 +536,166 @@ static void test_urgent_sheds_batch_when_full(void **unused)
     fx_close(&f);
 }
 
+/* ---- fair share when the queue is full ---- */
+
+static void refused_full(struct rq *q)
+{
+    assert_int_equal(sluice_test_reject_status(q->r), 429);
+    assert_non_null(
+        strstr(sluice_test_response_body(q->r), "\"code\":\"queue_full\""));
+}
+
+/* Drains a queue of `n` waiters served one at a time by `holder`'s slot;
+ * every one must be admitted. */
+static void drain(struct fx *f, struct rq *holder, struct rq **w, size_t n)
+{
+    end(f, holder);
+    for (size_t served = 0; served < n; served++) {
+        struct rq *next = NULL;
+        for (size_t i = 0; i < n && !next; i++)
+            if (w[i]->r && wakes(w[i]) == 1)
+                next = w[i];
+        assert_non_null(next);
+        assert_int_equal(again(f, next), SLUICE_CONTINUE);
+        end(f, next);
+    }
+    assert_true(metric(f, "sluice_admission_in_flight") == 0);
+}
+
+static void test_fair_share_displaces_flooder(void **unused)
+{
+    struct fx f;
+    struct rq big[4], small[3];
+    (void)unused;
+
+    /* The big tenant filled the queue (4 of 4): its share with the small
+     * tenant is 4 x 1/2 = 2 each. */
+    fx_open(&f, "{\"max_concurrency\":1,\"max_queue\":4}");
+    struct rq hold = admitted(&f, "up");
+    for (int i = 0; i < 4; i++)
+        big[i] = queued(&f, "up", "big", SLUICE_PRIO_STANDARD);
+
+    /* Under its share: queued, and big's newest is answered queue_full. */
+    small[0] = queued(&f, "up", "small", SLUICE_PRIO_STANDARD);
+    assert_int_equal(wakes(&big[3]), 1);
+    assert_int_equal(wakes(&big[2]), 0);
+    assert_int_equal(again(&f, &big[3]), SLUICE_RESPOND);
+    refused_full(&big[3]);
+    end(&f, &big[3]);
+    small[1] = queued(&f, "up", "small", SLUICE_PRIO_STANDARD);
+    assert_int_equal(again(&f, &big[2]), SLUICE_RESPOND);
+    refused_full(&big[2]);
+    end(&f, &big[2]);
+    assert_true(metric(&f, "sluice_admission_displaced_total") == 2);
+
+    /* Both at their share now: neither displaces the other. */
+    small[2] = rq_make(&f, "up", "small", SLUICE_PRIO_STANDARD);
+    assert_int_equal(go(&f, &small[2]), SLUICE_RESPOND);
+    refused_full(&small[2]);
+    end(&f, &small[2]);
+    struct rq more = rq_make(&f, "up", "big", SLUICE_PRIO_STANDARD);
+    assert_int_equal(go(&f, &more), SLUICE_RESPOND);
+    refused_full(&more);
+    end(&f, &more);
+    assert_int_equal(wakes(&big[0]) + wakes(&big[1]) + wakes(&small[0]) +
+                         wakes(&small[1]),
+                     0);
+    assert_true(metric(&f, "sluice_admission_displaced_total") == 2);
+    assert_true(metric(&f, "sluice_admission_rejected_total") == 4);
+    assert_true(metric(&f, "sluice_admission_queue_depth_standard") == 4);
+
+    struct rq *w[] = {&big[0], &big[1], &small[0], &small[1]};
+    drain(&f, &hold, w, 4);
+    fx_close(&f);
+}
+
+static void test_fair_share_weights_and_furthest_over(void **unused)
+{
+    struct fx f;
+    struct rq a[4], b[2], c[3];
+    (void)unused;
+
+    /* Weights small:3, big:1 over a queue of 4: small may hold 3. */
+    fx_open(&f, "{\"max_concurrency\":1,\"max_queue\":4,"
+                "\"tenant_weights\":{\"small\":3}}");
+    struct rq hold = admitted(&f, "up");
+    struct rq big[4], sm[4];
+    for (int i = 0; i < 4; i++)
+        big[i] = queued(&f, "up", "big", SLUICE_PRIO_STANDARD);
+    for (int i = 0; i < 3; i++) {
+        sm[i] = queued(&f, "up", "small", SLUICE_PRIO_STANDARD);
+        assert_int_equal(wakes(&big[3 - i]), 1); /* newest first */
+        assert_int_equal(again(&f, &big[3 - i]), SLUICE_RESPOND);
+        end(&f, &big[3 - i]);
+    }
+    sm[3] = rq_make(&f, "up", "small", SLUICE_PRIO_STANDARD);
+    assert_int_equal(go(&f, &sm[3]), SLUICE_RESPOND); /* 4 > 3 */
+    end(&f, &sm[3]);
+    struct rq *w1[] = {&big[0], &sm[0], &sm[1], &sm[2]};
+    drain(&f, &hold, w1, 4);
+    fx_close(&f);
+
+    /* Three tenants, queue of 6 held 4:2 by A and B. C's share is 2; the
+     * victim is the tenant furthest over its share (A at 4 of 2), never B
+     * (at its share), and C stops at its share. */
+    fx_open(&f, "{\"max_concurrency\":1,\"max_queue\":6}");
+    hold = admitted(&f, "up");
+    for (int i = 0; i < 4; i++)
+        a[i] = queued(&f, "up", "A", SLUICE_PRIO_STANDARD);
+    for (int i = 0; i < 2; i++)
+        b[i] = queued(&f, "up", "B", SLUICE_PRIO_STANDARD);
+    for (int i = 0; i < 2; i++) {
+        c[i] = queued(&f, "up", "C", SLUICE_PRIO_STANDARD);
+        assert_int_equal(wakes(&a[3 - i]), 1);
+        assert_int_equal(again(&f, &a[3 - i]), SLUICE_RESPOND);
+        end(&f, &a[3 - i]);
+    }
+    assert_int_equal(wakes(&b[0]) + wakes(&b[1]), 0);
+    c[2] = rq_make(&f, "up", "C", SLUICE_PRIO_STANDARD);
+    assert_int_equal(go(&f, &c[2]), SLUICE_RESPOND);
+    end(&f, &c[2]);
+    struct rq *w2[] = {&a[0], &a[1], &b[0], &b[1], &c[0], &c[1]};
+    drain(&f, &hold, w2, 6);
+    fx_close(&f);
+}
+
+static void test_fair_share_keeps_priorities_strict(void **unused)
+{
+    struct fx f;
+    struct rq big[3];
+    (void)unused;
+
+    /* A queue full of standard requests: a newcomer at batch has no room
+     * at its level (the standard ones keep theirs), so it is refused and
+     * nobody is displaced. */
+    fx_open(&f, "{\"max_concurrency\":1,\"max_queue\":3}");
+    struct rq hold = admitted(&f, "up");
+    for (int i = 0; i < 3; i++)
+        big[i] = queued(&f, "up", "big", SLUICE_PRIO_STANDARD);
+    struct rq low = rq_make(&f, "up", "small", SLUICE_PRIO_BATCH);
+    assert_int_equal(go(&f, &low), SLUICE_RESPOND);
+    refused_full(&low);
+    end(&f, &low);
+    assert_int_equal(wakes(&big[2]), 0);
+    assert_true(metric(&f, "sluice_admission_displaced_total") == 0);
+
+    /* A realtime request sheds big's newest (the less urgent level goes
+     * first); the standard level then holds 2 of the 3 places, so a
+     * standard newcomer's share is 2 x 1/2 = 1 and big (2) is over it. */
+    struct rq rt = rq_make(&f, "up", "other", SLUICE_PRIO_REALTIME);
+    assert_int_equal(go(&f, &rt), SLUICE_SUSPEND);
+    assert_int_equal(wakes(&big[2]), 1);
+    assert_int_equal(again(&f, &big[2]), SLUICE_RESPOND);
+    end(&f, &big[2]);
+    struct rq sm = queued(&f, "up", "small", SLUICE_PRIO_STANDARD);
+    assert_int_equal(wakes(&big[1]), 1);
+    assert_int_equal(again(&f, &big[1]), SLUICE_RESPOND);
+    end(&f, &big[1]);
+    struct rq *w[] = {&rt, &big[0], &sm};
+    drain(&f, &hold, w, 3);
+    fx_close(&f);
+}
+
 /* ---- status, config ---- */
 
 static void test_status_json(void **unused)
@@ -684,6 +876,7 @@ int main(void)
         cmocka_unit_test(test_wfq_lone_tenant_not_starved),
         cmocka_unit_test(test_wfq_weights),
         cmocka_unit_test(test_wfq_remove_keeps_order),
+        cmocka_unit_test(test_wfq_fair_victim_exact),
         cmocka_unit_test(test_lone_tenant_through_hooks),
         cmocka_unit_test(test_queue_full_estimated_wait),
         cmocka_unit_test(test_queue_full_503_without_sample),
@@ -692,6 +885,9 @@ int main(void)
         cmocka_unit_test(test_cancelled_queued_leaves_queue),
         cmocka_unit_test(test_cancelled_granted_passes_slot_on),
         cmocka_unit_test(test_urgent_sheds_batch_when_full),
+        cmocka_unit_test(test_fair_share_displaces_flooder),
+        cmocka_unit_test(test_fair_share_weights_and_furthest_over),
+        cmocka_unit_test(test_fair_share_keeps_priorities_strict),
         cmocka_unit_test(test_status_json),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_threads),

@@ -8,6 +8,8 @@ struct wfq_flow {
     struct wfq_item *head, *tail;
     uint64_t last_finish; /* finish tag of the tenant's newest queued item */
     size_t heap_pos;
+    size_t count;    /* items queued */
+    uint32_t weight; /* in thousandths */
     char tenant[];
 };
 
@@ -119,17 +121,26 @@ static int heap_reserve(struct wfq_level *l)
 
 /* ---- items ---- */
 
+static uint32_t clamp_weight(uint32_t w)
+{
+    return w < 1 ? 1 : w > WFQ_WEIGHT_MAX ? WFQ_WEIGHT_MAX : w;
+}
+
+static struct wfq_flow *find_flow(const struct wfq_level *l, const char *tenant,
+                                  size_t tenant_len, uint64_t hash)
+{
+    struct keymap_node *n = keymap_find(&l->flows, tenant, tenant_len, hash);
+    return n ? keymap_entry(n, struct wfq_flow, node) : NULL;
+}
+
 int wfq_push(struct wfq *q, struct wfq_item *it, int level, const char *tenant,
-             size_t tenant_len, uint64_t cost)
+             size_t tenant_len, uint32_t weight)
 {
     struct wfq_level *l = &q->level[level];
     uint64_t hash = keymap_hash(tenant, tenant_len);
-    struct keymap_node *n = keymap_find(&l->flows, tenant, tenant_len, hash);
-    struct wfq_flow *f;
+    struct wfq_flow *f = find_flow(l, tenant, tenant_len, hash);
 
-    if (n) {
-        f = keymap_entry(n, struct wfq_flow, node);
-    } else {
+    if (!f) {
         if (heap_reserve(l))
             return -1;
         f = calloc(1, sizeof *f + tenant_len + 1);
@@ -139,17 +150,20 @@ int wfq_push(struct wfq *q, struct wfq_item *it, int level, const char *tenant,
         f->node.key = f->tenant;
         f->node.key_len = tenant_len;
         f->node.hash = hash;
+        f->weight = clamp_weight(weight);
         keymap_insert(&l->flows, &f->node);
+        l->weight_sum += f->weight;
     }
 
     uint64_t start = l->vtime > f->last_finish ? l->vtime : f->last_finish;
-    it->finish = start + (cost ? cost : 1);
+    it->finish = start + WFQ_UNIT * WFQ_WEIGHT_ONE / f->weight;
     it->seq = ++q->seq;
     it->level = level;
     it->flow = f;
     it->next = NULL;
     it->prev = f->tail;
     f->last_finish = it->finish;
+    f->count++;
     if (f->tail) {
         f->tail->next = it;
         f->tail = it;
@@ -182,6 +196,7 @@ void wfq_remove(struct wfq *q, struct wfq_item *it)
     }
     it->prev = it->next = NULL;
     it->flow = NULL;
+    f->count--;
     l->depth--;
     q->depth--;
 
@@ -190,6 +205,7 @@ void wfq_remove(struct wfq *q, struct wfq_item *it)
          * finish tag is at most the virtual time once it was served. */
         heap_remove(l, f->heap_pos);
         keymap_remove(&l->flows, &f->node);
+        l->weight_sum -= f->weight;
         free(f);
     } else if (was_head) {
         sift_down(l, f->heap_pos);
@@ -231,4 +247,36 @@ struct wfq_item *wfq_last(const struct wfq *q, int level)
             last = t;
     }
     return last;
+}
+
+/* Shares are compared multiplied by the weight sum W, so that everything
+ * stays in exact integers: items x W against room x weight. With at most
+ * 10^6 items and W <= tenants x 10^6 the products fit in 64 bits. */
+struct wfq_item *wfq_fair_victim(const struct wfq *q, int level,
+                                 const char *tenant, size_t tenant_len,
+                                 uint32_t weight, size_t room)
+{
+    const struct wfq_level *l = &q->level[level];
+    const struct wfq_flow *self =
+        find_flow(l, tenant, tenant_len, keymap_hash(tenant, tenant_len));
+    uint64_t w_self = self ? self->weight : clamp_weight(weight);
+    uint64_t total = l->weight_sum + (self ? 0 : w_self);
+    uint64_t mine = self ? self->count : 0;
+
+    if ((mine + 1) * total > (uint64_t)room * w_self)
+        return NULL; /* one more would put the newcomer over its share */
+
+    struct wfq_item *victim = NULL;
+    int64_t worst = 0;
+    for (size_t i = 0; i < l->heap_len; i++) {
+        const struct wfq_flow *f = l->heap[i];
+        int64_t over =
+            (int64_t)(f->count * total) - (int64_t)((uint64_t)room * f->weight);
+        if (over > worst ||
+            (over == worst && victim && f->tail->seq > victim->seq)) {
+            worst = over;
+            victim = f->tail;
+        }
+    }
+    return victim;
 }

@@ -3,7 +3,7 @@
  * tenants by virtual finish time (self-clocked fair queuing):
  *
  *   start  = max(level virtual time, tenant's last finish tag)
- *   finish = start + cost,  cost = WFQ_UNIT / tenant weight
+ *   finish = start + cost,  cost = WFQ_UNIT x WFQ_WEIGHT_ONE / weight
  *
  * The item with the smallest finish tag is served next (ties: arrival
  * order) and the level's virtual time becomes its finish tag. A tenant
@@ -25,6 +25,10 @@
 
 #define WFQ_LEVELS 5
 #define WFQ_UNIT 1000000ull /* cost of one request at weight 1 */
+/* Weights are integers in thousandths (0.001..1000 -> 1..1000000), so the
+ * fair-share comparisons below are exact. */
+#define WFQ_WEIGHT_ONE 1000u
+#define WFQ_WEIGHT_MAX 1000000u
 
 struct wfq_flow;
 
@@ -42,6 +46,7 @@ struct wfq_level {
     size_t heap_len, heap_cap;
     uint64_t vtime;
     size_t depth;
+    uint64_t weight_sum; /* of the tenants with queued items */
 };
 
 struct wfq {
@@ -54,10 +59,11 @@ int wfq_init(struct wfq *q, size_t expected_tenants);
 /* Frees flows and tables; items still queued are simply forgotten. */
 void wfq_fini(struct wfq *q);
 
-/* Queues `it` at `level` (0 = most urgent) for `tenant` with `cost`
- * (WFQ_UNIT / weight). Returns 0, or -1 when out of memory. */
+/* Queues `it` at `level` (0 = most urgent) for `tenant` of `weight`
+ * (WFQ_WEIGHT_ONE = 1, at most WFQ_WEIGHT_MAX; a tenant keeps the weight
+ * of its first queued item). Returns 0, or -1 when out of memory. */
 int wfq_push(struct wfq *q, struct wfq_item *it, int level, const char *tenant,
-             size_t tenant_len, uint64_t cost);
+             size_t tenant_len, uint32_t weight);
 /* The next item to serve, removed from the queue; NULL when empty. */
 struct wfq_item *wfq_pop(struct wfq *q);
 /* Removes a queued item (timed out, cancelled). */
@@ -65,6 +71,17 @@ void wfq_remove(struct wfq *q, struct wfq_item *it);
 /* The item at `level` that would be served last (largest finish tag, then
  * newest), or NULL; O(tenants queued at that level). For shedding. */
 struct wfq_item *wfq_last(const struct wfq *q, int level);
+
+/* Fair share at a full level. `room` is the number of places the level
+ * holds; a tenant's share of it is room x weight / (sum of the weights of
+ * the tenants queued at the level, the newcomer's included). When the
+ * newcomer `tenant` would still be within its share with one more item,
+ * returns the newest item of the tenant furthest over its share (largest
+ * items - share; ties: the newer newest item), to be displaced; else NULL.
+ * O(tenants queued at that level). */
+struct wfq_item *wfq_fair_victim(const struct wfq *q, int level,
+                                 const char *tenant, size_t tenant_len,
+                                 uint32_t weight, size_t room);
 
 static inline size_t wfq_depth(const struct wfq *q, int level)
 {
