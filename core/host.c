@@ -2,6 +2,7 @@
  * request object. Each instance gets its own copy, so log lines and metric
  * labels carry the instance name without the plugin passing it. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -330,7 +331,16 @@ static bool attempt_at(const struct sluice_req *r, size_t i,
 static int resp_add_header(struct sluice_req *r, const char *name,
                            struct sluice_str value)
 {
-    if (r->client_headers_sent)
+    static atomic_bool warned;
+    if (r->client_headers_sent) {
+        /* A plugin that ignores the code would lose the header silently
+         * (on_response of a stream): say it once. */
+        if (!atomic_exchange(&warned, true))
+            log_msg(LOG_WARN, "plugin",
+                    "%s: header '%.64s' added after the response headers "
+                    "were sent (SLUICE_EPHASE); on streams add headers in "
+                    "on_upstream_response",
+                    r->id, name);
         return SLUICE_EPHASE;
     if (strchr(name, '\r') || strchr(name, '\n') || strchr(name, ':') ||
         (value.ptr && (memchr(value.ptr, '\r', value.len) ||

@@ -1,7 +1,13 @@
 /* hello_plugin: an out-of-tree sluice plugin, built only against the
  * installed SDK (pkg-config sluice). It shows the whole plugin shape:
  * a declarative config table, create/destroy, a request hook that can
- * refuse, a response hook that adds a header, and a metric.
+ * refuse, an upstream-response hook that adds a header, and a metric.
+ *
+ * Response headers are added in on_upstream_response, not on_response:
+ * on_response runs when the answer is complete, and a streamed answer's
+ * headers left with its first event (resp_add_header then returns
+ * SLUICE_EPHASE). on_upstream_response runs before anything is sent, for
+ * streamed and buffered answers alike.
  *
  * Config:
  *   greeting      string  value of the x-hello response header ("hello")
@@ -78,13 +84,15 @@ static enum sluice_action hello_on_request(void *self, struct sluice_req *r,
     return SLUICE_CONTINUE;
 }
 
-static void hello_on_response(void *self, struct sluice_req *r, void *state)
+static enum sluice_action
+hello_on_upstream_response(void *self, struct sluice_req *r, void *state)
 {
     struct hello *h = self;
     struct sluice_str v = {h->cfg.greeting, strlen(h->cfg.greeting)};
     (void)state;
     if (h->host->resp_add_header(r, "x-hello", v) == SLUICE_OK)
         h->host->counter_add(h->greeted, 1);
+    return SLUICE_CONTINUE;
 }
 
 static const struct sluice_plugin hello_plugin = {
@@ -97,7 +105,7 @@ static const struct sluice_plugin hello_plugin = {
     .create = hello_create,
     .destroy = hello_destroy,
     .on_request = hello_on_request,
-    .on_response = hello_on_response,
+    .on_upstream_response = hello_on_upstream_response,
 };
 
 SLUICE_PLUGIN_EXPORT(hello_plugin)

@@ -30,6 +30,18 @@ def test_example_plugin_loads_and_runs(h):
     eq(m.get('sluice_hello_blocked_total{instance="hello"}'), 1.0, "blocked metric")
 
 
+def test_example_plugin_header_reaches_streams(h):
+    # The header is added before the stream's headers leave (a header added
+    # in on_response would be refused with SLUICE_EPHASE and lost).
+    h.start_mock()
+    h.start_gateway(h.config(pipeline=[{"plugin": "hello", "path": PLUGIN,
+                                        "config": {"greeting": "hi"}}]))
+    r = h.chat("hello", stream=True)
+    eq(r.status, 200)
+    check(b"[DONE]" in r.body, r.body[-200:])
+    eq(r.header("x-hello"), "hi", "greeting header on a stream")
+
+
 def test_plugin_help_lists_keys(h):
     r = h.sluice("plugin-help", PLUGIN)
     eq(r.returncode, 0, r.stderr)

@@ -205,5 +205,41 @@ def test_policy_watch_looks_again_after_a_failed_read(h):
     eq(policy_after(h, 1.2), "policy B", "looked again after the failed read")
 
 
+def start_probe(h):
+    h.start_mock()
+    plugin = os.path.join(h.build_dir, "abi_plugins", "phase_probe.so")
+    h.start_gateway(h.config(pipeline=[{"plugin": "phase_probe", "path": plugin,
+                                        "config": {"act_in": "none"}}]))
+
+
+def late_refused(h):
+    """on_response's refused header adds, once on_log has run."""
+    deadline = time.time() + 5
+    while True:
+        m = h.metrics()
+        if m.get('sluice_phase_probe_logs_total{instance="phase_probe"}', 0) >= 1 \
+                or time.time() > deadline:
+            return m.get('sluice_phase_probe_late_header_refused_total{instance="phase_probe"}')
+
+
+def test_header_added_in_on_response_reaches_a_buffered_answer(h):
+    start_probe(h)
+    r = h.chat("x")
+    eq(r.status, 200)
+    eq(r.header("x-probe-late"), "1")
+    eq(late_refused(h), 0.0)
+
+
+def test_header_added_in_on_response_of_a_stream_fails_visibly(h):
+    start_probe(h)
+    r = h.chat("x", stream=True)
+    eq(r.status, 200)
+    check(b"[DONE]" in r.body, r.body[-200:])
+    eq(r.header("x-probe-late"), None)
+    eq(late_refused(h), 1.0, "the plugin got SLUICE_EPHASE")
+    check("header 'x-probe-late' added after the response headers were sent"
+          in h.gw.stderr(), "and the gateway says so")
+
+
 if __name__ == "__main__":
     harness.main(globals())

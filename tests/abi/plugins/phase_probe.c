@@ -41,7 +41,7 @@ struct probe {
     const struct sluice_host *host;
     enum act_in act_in;
     struct sluice_metric *requests, *resumes, *upstream_responses, *responses,
-        *logs;
+        *logs, *late_header_refused;
 };
 
 static int probe_create(const struct sluice_host *h, const void *config,
@@ -67,6 +67,9 @@ static int probe_create(const struct sluice_host *h, const void *config,
     p->responses = h->counter(h, "sluice_phase_probe_responses_total",
                               "on_response calls.");
     p->logs = h->counter(h, "sluice_phase_probe_logs_total", "on_log calls.");
+    p->late_header_refused =
+        h->counter(h, "sluice_phase_probe_late_header_refused_total",
+                   "on_response header adds refused with SLUICE_EPHASE.");
     *self = p;
     return SLUICE_OK;
 }
@@ -119,9 +122,13 @@ probe_on_upstream_response(void *self, struct sluice_req *r, void *state)
 static void probe_on_response(void *self, struct sluice_req *r, void *state)
 {
     struct probe *p = self;
-    (void)r;
+    static const char one[] = "1";
     (void)state;
     p->host->counter_add(p->responses, 1);
+    /* Reaches a buffered answer; a stream's headers are gone by now. */
+    if (p->host->resp_add_header(r, "x-probe-late",
+                                 (struct sluice_str){one, 1}) == SLUICE_EPHASE)
+        p->host->counter_add(p->late_header_refused, 1);
 }
 
 static void probe_on_log(void *self, struct sluice_req *r, void *state)
