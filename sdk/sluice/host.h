@@ -248,7 +248,11 @@ struct sluice_host {
     bool (*resp_attempt)(const struct sluice_req *r, size_t i,
                          struct sluice_attempt *out);
     /* Adds a header to what the client receives (e.g. x-ratelimit-*).
-     * Allowed until the response headers are sent; then SLUICE_EPHASE. */
+     * Allowed until the response headers are sent, then SLUICE_EPHASE (and
+     * the header is dropped): always in on_request and
+     * on_upstream_response; in on_response only for a buffered answer,
+     * since a stream's headers left with its first event. A header every
+     * answer must carry belongs in on_upstream_response (or on_request). */
     int (*resp_add_header)(struct sluice_req *r, const char *name,
                            struct sluice_str value);
 
