@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "health.h"
+#include "host_services.h"
 #include "http/http_server.h"
 #include "log.h"
 #include "pipeline.h"
@@ -439,11 +440,14 @@ static unsigned req_worker(const struct sluice_req *r)
     return r->w->index;
 }
 
-void host_init(struct instance_host *ih, struct instance *inst)
+void host_init(struct instance_host *ih, struct instance *inst,
+               const struct config *cfg)
 {
     struct sluice_host *h = &ih->pub;
     memset(ih, 0, sizeof *ih);
     ih->inst = inst;
+    /* NULL out of memory: the 1.1 services then answer SLUICE_ENOMEM. */
+    ih->services = host_services_new(inst, cfg);
     h->abi_major = SLUICE_ABI_MAJOR;
     h->abi_minor = SLUICE_ABI_MINOR;
     h->struct_size = sizeof *h;
@@ -495,6 +499,13 @@ void host_init(struct instance_host *ih, struct instance *inst)
     h->event_base = event_base_of;
     h->worker_count = worker_count;
     h->req_worker = req_worker;
+    host_services_fill(h);
     plugin_routes_host_fill(h);
     self_request_host_fill(h);
+}
+
+void host_fini(struct instance_host *ih)
+{
+    host_services_free(ih->services);
+    ih->services = NULL;
 }

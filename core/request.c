@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "config/config.h"
+#include "host_services.h"
 #include "response_budget.h"
 #include "runtime.h"
 #include "upstream/content_decode.h"
@@ -45,6 +46,7 @@ void request_free(struct sluice_req *r)
 {
     if (!r)
         return;
+    host_services_request_end(r); /* plugin calls, then on_cleanup */
     if (r->resume_timer)
         event_free(r->resume_timer);
     if (r->retry_timer)

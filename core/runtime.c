@@ -104,6 +104,7 @@ static void destroy_generation(struct generation *g)
         struct instance *inst = &g->inst[i];
         if (inst->self && inst->desc->destroy)
             inst->desc->destroy(inst->self);
+        host_fini(&inst->host);
         free(inst->config);
         plugin_config_mem_free(inst->config_mem);
     }
@@ -180,7 +181,7 @@ static int build_instance(struct generation *g, size_t i, char *err,
     if (plugin_config_fill(&lp->desc, e->config, cpath, inst->config,
                            &inst->config_mem, err, errlen))
         return -1;
-    host_init(&inst->host, inst);
+    host_init(&inst->host, inst, g->cfg);
     if (!lp->desc.create)
         return 0;
     char *raw = json_dumps(e->config, JSON_COMPACT);

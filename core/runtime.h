@@ -29,6 +29,7 @@ struct plugin_set;
 struct instance_host {
     struct sluice_host pub;
     struct instance *inst;
+    struct host_services *services; /* SDK 1.1 calls, timers, reads */
 };
 
 struct instance {
@@ -110,7 +111,10 @@ void runtime_init_metrics(void);
 /* Counts a finished request by its final status. */
 void runtime_count_status(int status);
 
-/* Host table for one instance (host.c). */
-void host_init(struct instance_host *h, struct instance *inst);
+/* Host table for one instance (host.c), created with the instance's
+ * config; host_fini frees what host_init allocated (after destroy()). */
+void host_init(struct instance_host *h, struct instance *inst,
+               const struct config *cfg);
+void host_fini(struct instance_host *h);
 
 #endif

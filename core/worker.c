@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "gateway.h"
+#include "host_services.h"
 #include "http/http_server.h"
 #include "log.h"
 #include "pipeline.h"
@@ -143,6 +144,8 @@ static void init_instances(struct worker *w, struct generation *g)
                         "%u",
                         inst->name, w->index);
         }
+        if (!inst->thread_ready[w->index])
+            host_services_thread_start(inst, w); /* create()-time timers */
         inst->thread_ready[w->index] = true;
     }
 }
@@ -151,6 +154,8 @@ static void fini_instances(struct worker *w, struct generation *g)
 {
     for (size_t i = g->count; i-- > 0;) {
         struct instance *inst = &g->inst[i];
+        if (inst->thread_ready[w->index]) /* its timers and calls first */
+            host_services_thread_stop(inst, w);
         if (inst->desc->thread_fini && inst->thread_ready[w->index])
             inst->desc->thread_fini(inst->self, w->index);
         inst->thread_ready[w->index] = false;
@@ -184,6 +189,8 @@ static void adopt(struct worker *w, struct generation *g)
             /* Too many reloads in flight: keep it alive, just leak the
              * thread_fini (never the memory of live requests). */
             log_msg(LOG_WARN, "worker", "too many retired configs");
+            for (size_t i = 0; i < old->count; i++) /* no timer may outlive */
+                host_services_thread_stop(&old->inst[i], w);
             generation_unref(old);
         }
     }

@@ -277,6 +277,17 @@ static void h_health_set(const struct sluice_host *h, const char *name,
     pthread_mutex_unlock(&t->lock);
 }
 
+/* 1.1 health_get: reads the map health_set writes (NaN reads as unset). */
+static int h_health_get(const struct sluice_host *h, const char *name,
+                        double *value)
+{
+    double v = sluice_test_health(T(h), name);
+    if (!value || isnan(v))
+        return value ? SLUICE_ENOENT : SLUICE_EINVAL;
+    *value = v;
+    return SLUICE_OK;
+}
+
 /* ---- request reads ---- */
 
 static struct sluice_str r_id(const struct sluice_req *r)
@@ -599,6 +610,7 @@ struct sluice_test_host *sluice_test_host_new(void)
     h->gauge_set = h_gauge_set;
     h->observe = h_observe;
     h->health_set = h_health_set;
+    h->health_get = h_health_get; /* 1.1 */
     h->req_id = r_id;
     h->req_endpoint = r_endpoint;
     h->req_header = r_header;
@@ -1052,6 +1064,14 @@ double sluice_test_metric(struct sluice_test_host *t, const char *name)
     }
     pthread_mutex_unlock(&t->lock);
     return v;
+}
+
+void sluice_test_host_pretend_1_0(struct sluice_test_host *t)
+{
+    size_t size_1_0 = offsetof(struct sluice_host, call_upstream);
+    t->host.abi_minor = 0;
+    t->host.struct_size = (uint32_t)size_1_0;
+    memset((char *)&t->host + size_1_0, 0, sizeof t->host - size_1_0);
 }
 
 double sluice_test_health(struct sluice_test_host *t, const char *name)

@@ -57,9 +57,6 @@ enum sluice_outcome {
     SLUICE_OUTCOME_TIMEOUT = 4,       /* connect/first-byte/idle timeout */
     SLUICE_OUTCOME_CLIENT_GONE = 5,   /* the client disconnected first */
     SLUICE_OUTCOME_TRUNCATED = 6,     /* stream ended without its final event */
-    /* 1.1 (call_upstream only): the core cancelled the call because its
-     * request ended or its plugin instance is being torn down. */
-    SLUICE_OUTCOME_CANCELLED = 7,
 };
 
 /* Token usage. `known` is false until the provider reported usage. */
@@ -97,8 +94,10 @@ typedef uint64_t sluice_timer_t;
 struct sluice_call_result {
     int status;                  /* HTTP status; 0 when none arrived */
     enum sluice_outcome outcome; /* OK, HTTP_ERROR, CONNECT_ERROR, TIMEOUT,
-                                    TRUNCATED (body over the limit), or
-                                    CANCELLED */
+                                    TRUNCATED (cut, or over the limit), or
+                                    CLIENT_GONE: the core cancelled it (its
+                                    request ended, or its instance is
+                                    leaving the worker) */
     struct sluice_str body;      /* complete body; empty unless a response
                                     arrived whole within the limit */
 };
@@ -325,11 +324,11 @@ struct sluice_host {
      *   on_request, take wake_token(), return SLUICE_SUSPEND; `done` stores
      *   the result in `state` and calls wake(). If r ends first (client
      *   gone), the call is cancelled and `done` runs during r's end with
-     *   SLUICE_OUTCOME_CANCELLED, before on_cleanup and before r's memory
+     *   SLUICE_OUTCOME_CLIENT_GONE, before on_cleanup and before r's memory
      *   is freed; r must not be used in that callback.
      * - With r == NULL (timers, batch work): the call belongs to the
      *   instance on this worker; it is cancelled (`done` runs with
-     *   CANCELLED) before thread_fini when the instance leaves the worker
+     *   CLIENT_GONE) before thread_fini when the instance leaves the worker
      *   (reload, shutdown).
      * Returns SLUICE_OK, SLUICE_ENOENT (unknown upstream), SLUICE_EINVAL
      * (bad path or header), SLUICE_EPHASE or SLUICE_ENOMEM; `done` runs

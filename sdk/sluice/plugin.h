@@ -7,6 +7,11 @@
  *
  * ABI log (append a line for every change, Varnish-style):
  *   1.0  first stable SDK
+ *   1.1  host: call_upstream/call_cancel (plugin-made upstream calls),
+ *        timer_start/timer_cancel (per-worker timers outside requests),
+ *        health_get, upstream_count/upstream_name/upstream_model;
+ *        descriptor: on_cleanup (per-request state, runs once however the
+ *        request ended)
  *   1.1  config: DURATION, SIZE, ARRAY, MAP, OBJECT and JSON_TEXT key types,
  *        flags ONE_OR_MANY, NUMBER_AS_TEXT, JSON_IN_STRING, MARK_UNSET;
  *        sluice_cfg_field gains elem, fields, size, max_items; the
@@ -198,6 +203,18 @@ struct sluice_plugin {
 
     /* 1.x hooks are appended here; the core reads one only if struct_size
      * covers it. */
+
+    /* ---- 1.1: per-request cleanup ----
+     * Optional. Request thread, exactly once per request that reached this
+     * plugin's on_request (the same requests as on_log), however it ended:
+     * answered, rejected, failed, or the client gone while suspended. Runs
+     * after on_log, after every upstream call the request still had in
+     * flight was cancelled (their callbacks ran with
+     * SLUICE_OUTCOME_CLIENT_GONE), in reverse config order, before `state`
+     * and req_alloc() memory are freed. Release what `state` points to
+     * (malloc'd buffers, references into shared tables). Only req_id,
+     * var_get and the read-only request members may be called here. */
+    void (*on_cleanup)(void *self, struct sluice_req *r, void *state);
 
     /* ---- 1.1: sizeof(struct sluice_cfg_field) the config table was built
      * with (SLUICE_PLUGIN_HEADER sets it); the core walks the table, and

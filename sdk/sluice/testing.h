@@ -117,6 +117,13 @@ double sluice_test_health(struct sluice_test_host *t, const char *name);
 /* Lines logged so far, joined with '\n'. */
 const char *sluice_test_log(struct sluice_test_host *t);
 
+/* ---- ABI versions ----
+ * Makes the host look like an SDK 1.0 core: abi_minor 0, struct_size of the
+ * 1.0 table, every 1.1 member NULL, so a test can check that a plugin using
+ * 1.1 members (SLUICE_HOST_HAS) degrades instead of crashing. Call before
+ * create(). */
+void sluice_test_host_pretend_1_0(struct sluice_test_host *t);
+
 #ifdef __cplusplus
 }
 #endif

@@ -38,6 +38,14 @@ sluice_abi_plugin(dup_b dup.c)
 sluice_abi_plugin(bad_config_table bad_config_table.c)
 sluice_abi_plugin(good_min good_min.c)
 sluice_abi_plugin(phase_probe phase_probe.c)
+# SDK 1.1 host services, each used by a test plugin (test_host_services.py).
+sluice_abi_plugin(embed_probe embed_probe.c)
+sluice_abi_plugin(timer_probe timer_probe.c)
+# A plugin binary as built before ABI 1.1: compiled against the frozen 1.0
+# headers, it must load and work on this core.
+sluice_abi_plugin(compat_v10 compat_v10.c)
+set_property(TARGET abi_compat_v10 PROPERTY INCLUDE_DIRECTORIES
+  ${CMAKE_CURRENT_LIST_DIR}/sdk-1.0)
 # Routes, multipart uploads, self-submitted requests (test_plugin_routes.py).
 sluice_abi_plugin(route_probe route_probe.c)
 
@@ -99,4 +107,19 @@ if(TARGET sluice AND EXISTS ${CMAKE_SOURCE_DIR}/tests/mock/mock.cmake)
     COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/test_phases.py
             --build-dir ${CMAKE_BINARY_DIR})
   set_tests_properties(abi_phases PROPERTIES LABELS integration TIMEOUT 120)
+  # Calls, timers, health_get, on_cleanup and the 1.0 plugin, through the
+  # real gateway (reloads included, so it also runs under TSan).
+  add_test(NAME abi_host_services
+    COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/test_host_services.py
+            --build-dir ${CMAKE_BINARY_DIR})
+  set_tests_properties(abi_host_services PROPERTIES
+    LABELS "integration;concurrency" TIMEOUT 300)
+endif()
+
+# A 1.1 plugin degrades on a host that pretends to be 1.0 (fake host).
+if(TARGET sluice_testing)
+  sluice_add_unit_test(test_host_degrade
+    ${CMAKE_CURRENT_LIST_DIR}/test_host_degrade.c
+    ${ABI_PLUGIN_SRC}/timer_probe.c
+    LIBS sluice_testing PkgConfig::CMOCKA)
 endif()

@@ -154,6 +154,30 @@ static void test_good_min_loads(void **state)
     plugin_set_free(set);
 }
 
+/* A plugin built against the frozen SDK 1.0 headers (tests/abi/sdk-1.0)
+ * loads on this 1.1 core: its descriptor is exactly the 1.0 size, and the
+ * hooks 1.1 appended (on_cleanup first) read as NULL. */
+static void test_sdk_1_0_binary_loads(void **state)
+{
+    char path[512], err[ERR_LEN] = "";
+    (void)state;
+
+    plugin_path(path, sizeof path, "compat_v10");
+    struct plugin_set *set = plugin_set_new();
+    const struct loaded_plugin *lp =
+        plugin_set_load(set, path, err, sizeof err);
+    assert_non_null(lp);
+    assert_string_equal(err, "");
+    assert_string_equal(lp->desc.name, "compat_v10");
+    assert_int_equal(lp->desc.abi_minor, 0);
+    assert_int_equal(lp->desc.struct_size,
+                     offsetof(struct sluice_plugin, on_cleanup));
+    assert_non_null(lp->desc.on_request);
+    assert_non_null(lp->desc.on_log);
+    assert_null(lp->desc.on_cleanup);
+    plugin_set_free(set);
+}
+
 /* The same file twice, by the same or another spelling, is one entry. */
 static void test_same_file_twice(void **state)
 {
@@ -460,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_bad_config_table),
         cmocka_unit_test(test_duplicate_name),
         cmocka_unit_test(test_good_min_loads),
+        cmocka_unit_test(test_sdk_1_0_binary_loads),
         cmocka_unit_test(test_same_file_twice),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_not_a_shared_object),
