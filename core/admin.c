@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/config.h"
 #include "health.h"
@@ -27,6 +28,43 @@ static void reply_json(struct http_exchange *ex, int status, json_t *j)
     http_reply(ex, status, "Content-Type: application/json\r\n", text,
                strlen(text));
     free(text);
+}
+
+/* With auth on, what the main listener serves besides the API needs a key
+ * too: /v1/models any valid key, /metrics and /admin/status a key marked
+ * "admin" (they show upstream URLs and load). /healthz stays open for load
+ * balancers; a separate admin_listen is trusted like its network. Sends
+ * the 401/403 itself when the answer is no. */
+static bool key_allows(struct http_exchange *ex, const struct config *c,
+                       bool need_admin)
+{
+    size_t len = 0;
+    const char *auth = http_header(ex, "authorization", &len);
+    if (!c->auth_enabled)
+        return true;
+    const struct client_key *k = NULL;
+    if (auth && len > 7 && strncasecmp(auth, "Bearer ", 7) == 0) {
+        const char *token = auth + 7;
+        size_t token_len = len - 7;
+        while (token_len && *token == ' ')
+            token++, token_len--;
+        k = token_len ? config_find_key(c, token, token_len) : NULL;
+    }
+    if (!k) {
+        respond_plain_error(ex, 401,
+                            "This endpoint needs an API key: send it in the "
+                            "Authorization header as 'Bearer YOUR_KEY'.",
+                            NULL, "WWW-Authenticate: Bearer\r\n");
+        return false;
+    }
+    if (need_admin && !k->admin) {
+        respond_plain_error(ex, 403,
+                            "This endpoint needs an API key marked admin in "
+                            "the gateway config.",
+                            NULL, NULL);
+        return false;
+    }
+    return true;
 }
 
 static void healthz(struct http_exchange *ex)
@@ -127,6 +165,8 @@ static void status(struct http_exchange *ex, struct worker *w)
 void admin_models(struct http_exchange *ex, struct worker *w)
 {
     const struct config *c = w->gen->cfg;
+    if (!key_allows(ex, c, false))
+        return;
     json_t *data = json_array();
     json_t *seen = json_object();
     for (size_t i = 0; i < c->upstream_count; i++) {
@@ -167,6 +207,10 @@ bool admin_handle(struct http_exchange *ex, struct worker *w)
                             "Allow: GET\r\n");
         return true;
     }
+    /* Only on the main listener (a separate admin_listen has its own). */
+    const struct config *c = w->gen->cfg;
+    if (handler != healthz && !c->admin_listen[0] && !key_allows(ex, c, true))
+        return true;
     if (handler)
         handler(ex);
     else

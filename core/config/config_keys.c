@@ -35,6 +35,7 @@ static const struct cfg_field key_fields[] = {
     CFG_STRING("user", struct client_key, user, check_label),
     CFG_STRING("tier", struct client_key, tier, check_label),
     CFG_ENUM("priority", struct client_key, priority, priorities),
+    CFG_BOOL("admin", struct client_key, admin),
     CFG_END,
 };
 

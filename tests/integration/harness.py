@@ -141,6 +141,7 @@ class Harness:
         self.procs = []
         self.mock = None
         self.gw = None
+        self.admin_headers = {}  # e.g. an admin key when auth is on
 
     def start_mock(self, *args):
         self.mock = Proc([os.path.join(self.build_dir, "sluice-mock"), "--listen", "127.0.0.1:0", "--quiet", *args],
@@ -201,7 +202,7 @@ class Harness:
         return request(self.mock.port, "POST", "/mock/config", cfg)
 
     def metrics(self):
-        return parse_metrics(self.req("GET", "/metrics").body.decode())
+        return parse_metrics(self.req("GET", "/metrics", headers=self.admin_headers).body.decode())
 
     def close(self):
         for p in reversed(self.procs):

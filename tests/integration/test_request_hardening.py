@@ -241,5 +241,33 @@ def test_header_added_in_on_response_of_a_stream_fails_visibly(h):
           in h.gw.stderr(), "and the gateway says so")
 
 
+def test_auth_covers_models_metrics_and_admin_on_the_main_listener(h):
+    import hashlib
+
+    def key(plain, **extra):
+        k = {"sha256": hashlib.sha256(plain.encode()).hexdigest(), "tenant": "t"}
+        k.update(extra)
+        return k
+
+    h.start_mock()
+    h.start_gateway(h.config(admin_listen="", auth={
+        "enabled": True,
+        "keys": [key("sk-user"), key("sk-ops", admin=True)]}))
+    user = {"Authorization": "Bearer sk-user"}
+    ops = {"Authorization": "Bearer sk-ops"}
+    for path in ("/admin/status", "/metrics"):
+        eq(h.req("GET", path).status, 401, path + " without a key")
+        eq(h.req("GET", path, headers={"Authorization": "Bearer nope"}).status, 401)
+        r = h.req("GET", path, headers=user)
+        eq(r.status, 403, path + " with a key that is not admin")
+        check(b"mock" not in r.body and b"127.0.0.1" not in r.body, r.body)
+        eq(h.req("GET", path, headers=ops).status, 200, path + " with an admin key")
+    r = h.req("GET", "/v1/models")
+    eq(r.status, 401, "models without a key")
+    eq(r.json()["error"]["type"], "authentication_error")
+    eq(h.req("GET", "/v1/models", headers=user).status, 200)
+    eq(h.req("GET", "/healthz").status, 200, "health checks need no key")
+
+
 if __name__ == "__main__":
     harness.main(globals())

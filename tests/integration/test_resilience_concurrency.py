@@ -120,9 +120,10 @@ def test_tenant_fairness_lone_request_not_starved(h):
     h.start_mock()
     tok_a, tok_b = "sk-it-tenant-a-secret", "sk-it-tenant-b-secret"
     h.start_gateway(h.config(
-        auth={"enabled": True, "keys": [{"sha256": sha(tok_a), "tenant": "tenant-a"},
+        auth={"enabled": True, "keys": [{"sha256": sha(tok_a), "tenant": "tenant-a", "admin": True},
                                          {"sha256": sha(tok_b), "tenant": "tenant-b"}]},
         pipeline=[admission(max_concurrency=2, max_queue=1000, queue_timeout_ms=120000)]))
+    h.admin_headers = {"Authorization": "Bearer " + tok_a}  # /metrics needs an admin key
     h.mock_config(latency_ms=100)
     rec = Completions()
     n_a = 200
