@@ -417,7 +417,9 @@ struct sluice_host {
      * Runs `req` as if a client had sent it on this worker: the Lua policy,
      * every pipeline plugin (limits, admission, cache, cost...), routing,
      * retries and fallbacks apply; it is counted in the request metrics
-     * and written to the access log with "internal": true. `done` runs
+     * and written to the access log with "internal": true. There is no
+     * authentication: the identity is taken as given (copy it from the
+     * client request the work came from). `done` runs
      * exactly once on the calling worker when the request ends, never
      * inside self_submit(), after the plugins' on_log; it may submit again.
      * The request runs on the config generation of the calling instance.
