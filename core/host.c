@@ -193,7 +193,8 @@ static const void *r_json(const struct sluice_req *r)
 
 static uint64_t r_input_tokens(const struct sluice_req *r)
 {
-    return r->api.input_tokens;
+    /* const in the SDK's signature; the count is a cache the request owns */
+    return request_input_tokens((struct sluice_req *)r);
 }
 
 static uint64_t r_max_tokens(const struct sluice_req *r)

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "plugin_loader.h"
 #include "runtime.h"
+#include "tokens/tokens_cli.h"
 #include "worker.h"
 
 #define EXIT_USAGE 2
@@ -30,6 +31,8 @@ static const char usage_text[] =
     "policy\n"
     "       sluice plugin-help NAME [-c FILE | --plugin-dir DIR]\n"
     "                                     show a plugin's config keys\n"
+    "       sluice tokens [--model M] [--chat] [FILE]\n"
+    "                                     count tokens as the gateway does\n"
     "       sluice --version | --help\n"
     "\n"
     "Without -c, the bundled default config is used. Signals: SIGHUP "
@@ -322,6 +325,8 @@ int main(int argc, char **argv)
         return parse_options(argc - 1, argv + 1) ? EXIT_USAGE
                                                  : cmd_plugin_help(name);
     }
+    if (strcmp(cmd, "tokens") == 0)
+        return tokens_cli_main(argc - 1, argv + 1);
     fprintf(stderr, "sluice: unknown command '%s'\n\n%s", cmd, usage_text);
     return EXIT_USAGE;
 }

@@ -14,6 +14,7 @@
 #include "api_request.h"
 #include "arena.h"
 #include "sluice/host.h"
+#include "tokens/request_tokens.h"
 
 #define REQUEST_MAGIC 0x5111ce5u
 #define REQUEST_MAX_ATTEMPTS 8
@@ -70,6 +71,8 @@ struct sluice_req {
     size_t body_len;
     json_t *json; /* lazily parsed body: use request_json() */
     struct api_request api;
+    /* api.input_tokens made exact on first use: request_input_tokens() */
+    struct req_tokens tokens;
     const char *identity[4]; /* tenant, user, tier, key hash */
     enum sluice_priority priority;
 

@@ -42,6 +42,7 @@ static void set_defaults(struct config *c)
                                      .on_other_upstream = true};
 
     c->policy.fail_open = true;
+    tokens_config_defaults(&c->tokens);
     c->policy.instruction_budget = 100000;
     c->policy.memory_limit_bytes = 8192u << 10;
     c->policy.max_pattern_work = 100000;

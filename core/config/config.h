@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tokens/tokens_config.h"
+
 #define CONFIG_MAX_UPSTREAMS 32
 #define CONFIG_MAX_MODELS 64
 #define CONFIG_MAX_FALLBACKS 8
@@ -127,6 +129,8 @@ struct config {
 
     char log_level[16];   /* error | warn | info | debug */
     char access_log[512]; /* "" = off, "-" = stderr, else a file path */
+
+    struct tokens_config tokens; /* token counting: byte cap, model table */
 };
 
 /* Parses and validates the file. On failure returns NULL and writes one

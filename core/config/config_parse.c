@@ -357,6 +357,7 @@ static const struct cfg_field root_fields[] = {
     CFG_PATH("plugin_dir", struct config, plugin_dir),
     CFG_CUSTOM("pipeline"),
     CFG_CUSTOM("log"),
+    CFG_CUSTOM("tokens"),
     CFG_END,
 };
 
@@ -412,6 +413,8 @@ void cfg_parse_root(struct parse_ctx *ctx, json_t *root)
     cfg_parse_pipeline(ctx, root);
     if ((obj = cfg_get_object(ctx, root, "", "log")))
         cfg_apply_fields(ctx, obj, "log", log_fields, c);
+    if ((obj = cfg_get_object(ctx, root, "", "tokens")))
+        cfg_parse_tokens(ctx, obj);
 }
 
 /* ---- pipeline ---- */

@@ -9,9 +9,6 @@
 extern const unsigned char tok_o200k_blob[], tok_o200k_blob_end[];
 extern const unsigned char tok_cl100k_blob[], tok_cl100k_blob_end[];
 
-static const char *const names[TOK_ENCODING_COUNT] = {"o200k_base",
-                                                      "cl100k_base"};
-
 static struct tok_encoding encodings[TOK_ENCODING_COUNT];
 static bool ready[TOK_ENCODING_COUNT];
 static pthread_once_t once[TOK_ENCODING_COUNT] = {PTHREAD_ONCE_INIT,
@@ -52,17 +49,9 @@ const struct tok_encoding *tok_encoding_get(enum tok_encoding_id id)
     return ready[id] ? &encodings[id] : NULL;
 }
 
-int tok_encoding_lookup(const char *name, size_t len)
+enum tok_encoding_id tok_encoding_of(const struct tok_encoding *e)
 {
-    for (int i = 0; i < TOK_ENCODING_COUNT; i++)
-        if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
-            return i;
-    return -1;
-}
-
-const char *tok_encoding_name(enum tok_encoding_id id)
-{
-    return (unsigned)id < TOK_ENCODING_COUNT ? names[id] : "unknown";
+    return e->id;
 }
 
 const unsigned char *tok_token_bytes(const struct tok_encoding *e, uint32_t id,

@@ -22,6 +22,7 @@ const struct tok_encoding *tok_encoding_get(enum tok_encoding_id id);
 /* "o200k_base" / "cl100k_base" (len bytes) -> id, or -1. */
 int tok_encoding_lookup(const char *name, size_t len);
 const char *tok_encoding_name(enum tok_encoding_id id);
+enum tok_encoding_id tok_encoding_of(const struct tok_encoding *e);
 
 /* Number of tokens in text (len bytes, any bytes: invalid UTF-8 is first
  * replaced by U+FFFD as a JavaScript or Python string would carry it). */

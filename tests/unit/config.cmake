@@ -10,6 +10,10 @@ sluice_add_unit_test(test_config
   ${CMAKE_SOURCE_DIR}/core/config/config_parse.c
   ${CMAKE_SOURCE_DIR}/core/config/config_keys.c
   ${CMAKE_SOURCE_DIR}/core/config/config_route.c
+  ${CMAKE_SOURCE_DIR}/core/config/config_tokens.c
+  ${CMAKE_SOURCE_DIR}/core/tokens/tokens_config.c
+  ${CMAKE_SOURCE_DIR}/core/tokens/model_encoding.c
+  ${CMAKE_SOURCE_DIR}/core/tokens/encoding_names.c
   LIBS PkgConfig::CMOCKA PkgConfig::JANSSON PkgConfig::CRYPTO)
 target_compile_definitions(test_config PRIVATE
   SLUICE_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
