@@ -42,6 +42,7 @@ struct coalesce_config {
     int64_t max_wait_ms;
     int64_t max_waiters;
     int64_t max_flights;
+    struct sluice_cfg_list ignore_fields; /* of const char * */
 };
 
 /* The leader's answer, shared read-only by everyone it is served to. */
@@ -83,7 +84,6 @@ struct coalesce {
     uint64_t max_wait_ms;
     size_t max_waiters, max_flights;
     struct coalesce_key_rules rules;
-    json_t *ignore_list; /* owns the strings in rules.ignored */
 
     pthread_mutex_t lock;
     struct keymap flights;
@@ -102,6 +102,8 @@ struct coalesce_req {
 
 static const char *const when_choices[] = {"temperature_zero", "always", NULL};
 static const char *const scope_choices[] = {"tenant", "user", "global", NULL};
+
+static const struct sluice_cfg_field field_name = {.type = SLUICE_CFG_STRING};
 
 #define FIELD(n) offsetof(struct coalesce_config, n)
 static const struct sluice_cfg_field coalesce_fields[] = {
@@ -142,51 +144,24 @@ static const struct sluice_cfg_field coalesce_fields[] = {
      .offset = FIELD(max_flights),
      .help = "distinct requests tracked at once; more are not coalesced"},
     {.name = "ignore_fields",
-     .type = SLUICE_CFG_JSON,
+     .type = SLUICE_CFG_ARRAY,
      .default_value = "[\"user\",\"stream_options\"]",
-     .help = "top-level body fields left out of the key"},
+     .offset = FIELD(ignore_fields),
+     .help = "top-level body fields left out of the key",
+     .elem = &field_name,
+     .max_items = COALESCE_MAX_IGNORED},
     {0},
 };
 #undef FIELD
 
-static int read_ignore_list(struct coalesce *c, struct sluice_str raw,
-                            struct sluice_error *err)
+/* The strings live in the core's copy of the config, as long as the
+ * instance. */
+static void read_ignore_list(struct coalesce *c,
+                             const struct coalesce_config *cfg)
 {
-    json_error_t jerr;
-    json_t *root =
-        json_loadb(raw.ptr ? raw.ptr : "{}", raw.ptr ? raw.len : 2, 0, &jerr);
-    json_t *list = json_object_get(root, "ignore_fields");
-    int rc = -1;
-
-    if (!json_is_object(root)) {
-        snprintf(err->message, sizeof err->message,
-                 "config: not a JSON object");
-        goto out;
-    }
-    c->ignore_list =
-        list ? json_incref(list) : json_pack("[ss]", "user", "stream_options");
-    if (!json_is_array(c->ignore_list) ||
-        json_array_size(c->ignore_list) > COALESCE_MAX_IGNORED) {
-        snprintf(err->message, sizeof err->message,
-                 "ignore_fields: must be an array of at most %d strings",
-                 COALESCE_MAX_IGNORED);
-        goto out;
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(c->ignore_list, i, v)
-    {
-        if (!json_is_string(v)) {
-            snprintf(err->message, sizeof err->message,
-                     "ignore_fields[%zu]: must be a string", i);
-            goto out;
-        }
-        c->rules.ignored[c->rules.ignored_count++] = json_string_value(v);
-    }
-    rc = 0;
-out:
-    json_decref(root);
-    return rc;
+    for (size_t i = 0; i < cfg->ignore_fields.count; i++)
+        c->rules.ignored[c->rules.ignored_count++] =
+            *SLUICE_CFG_ITEM(cfg->ignore_fields, const char *, i);
 }
 
 /* ---- answers and cells ---- */
@@ -534,7 +509,6 @@ static void coalesce_destroy(void *self)
     /* No request can reach the instance now, so no flight is left. */
     keymap_fini(&c->flights);
     pthread_mutex_destroy(&c->lock);
-    json_decref(c->ignore_list);
     free(c);
 }
 
@@ -558,8 +532,7 @@ static int coalesce_create(const struct sluice_host *host, const void *config,
     /* A per-instance seed: keys cannot be precomputed from outside. */
     c->rules.seed = host->random_u64(host);
     pthread_mutex_init(&c->lock, NULL);
-    if (read_ignore_list(c, raw_json, err))
-        goto fail;
+    read_ignore_list(c, cfg);
     if (keymap_init(&c->flights,
                     c->max_flights < 4096 ? c->max_flights : 4096)) {
         snprintf(err->message, sizeof err->message, "out of memory");

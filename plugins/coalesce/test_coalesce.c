@@ -40,24 +40,17 @@ struct rq {
 
 static void fx_open(struct fx *f, const char *json)
 {
-    _Alignas(max_align_t) unsigned char cfg[512];
-    char err[256];
-    struct sluice_error perr;
-    struct sluice_str raw = {json, strlen(json)};
-
     f->t = sluice_test_host_new();
     f->h = sluice_test_host(f->t);
     f->p = sluice_plugin_v1();
-    assert_true(f->p->config_size <= sizeof cfg);
-    if (sluice_test_config(f->p, json, cfg, err, sizeof err))
-        fail_msg("config: %s", err);
-    if (f->p->create(f->h, cfg, raw, &f->self, &perr))
-        fail_msg("create: %s", perr.message);
+    f->self = sluice_test_open(f->t, f->p, json);
+    if (!f->self)
+        fail_msg("%s", sluice_test_open_error(f->t));
 }
 
+/* The host destroys the instance. */
 static void fx_close(struct fx *f)
 {
-    f->p->destroy(f->self);
     sluice_test_host_free(f->t);
 }
 
@@ -523,30 +516,35 @@ static void test_cancelled_followers(void **unused)
     fx_close(&f); /* ASan: no answer or cell leaked */
 }
 
+static void expect_refused(const char *json, const char *want)
+{
+    struct sluice_test_host *t = sluice_test_host_new();
+
+    assert_null(sluice_test_open(t, sluice_plugin_v1(), json));
+    if (strcmp(sluice_test_open_error(t), want) != 0)
+        fail_msg("%s: got \"%s\", want \"%s\"", json, sluice_test_open_error(t),
+                 want);
+    sluice_test_host_free(t);
+}
+
 static void test_config_errors(void **unused)
 {
-    _Alignas(max_align_t) unsigned char cfg[512];
-    char msg[256];
-    struct sluice_error perr;
-    const struct sluice_plugin *p = sluice_plugin_v1();
-    struct sluice_test_host *t = sluice_test_host_new();
-    static const char *const bad[] = {"{\"ignore_fields\":\"user\"}",
-                                      "{\"ignore_fields\":[1]}"};
-    void *self;
+    char many[512];
+    int n = snprintf(many, sizeof many, "{\"ignore_fields\":[");
     (void)unused;
 
-    for (size_t i = 0; i < 2; i++) {
-        struct sluice_str raw = {bad[i], strlen(bad[i])};
-        assert_int_equal(sluice_test_config(p, bad[i], cfg, msg, sizeof msg),
-                         0);
-        assert_int_equal(p->create(sluice_test_host(t), cfg, raw, &self, &perr),
-                         -1);
-        assert_non_null(strstr(perr.message, "ignore_fields"));
-    }
-    assert_int_equal(sluice_test_config(p, "{\"enabled_when\":\"sometimes\"}",
-                                        cfg, msg, sizeof msg),
-                     -1);
-    sluice_test_host_free(t);
+    for (int i = 0; i <= COALESCE_MAX_IGNORED; i++)
+        n += snprintf(many + n, sizeof many - (size_t)n, "%s\"f%d\"",
+                      i ? "," : "", i);
+    snprintf(many + n, sizeof many - (size_t)n, "]}");
+    expect_refused("{\"ignore_fields\":\"user\"}",
+                   "config.ignore_fields: must be an array");
+    expect_refused("{\"ignore_fields\":[\"user\",1]}",
+                   "config.ignore_fields[1]: must be a string");
+    expect_refused(many, "config.ignore_fields: must have at most 32 elements");
+    expect_refused("{\"enabled_when\":\"sometimes\"}",
+                   "config.enabled_when: must be one of \"temperature_zero\", "
+                   "\"always\"");
 }
 
 /* ---- threads (run under TSan) ---- */

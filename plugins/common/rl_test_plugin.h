@@ -20,8 +20,7 @@ struct tp {
     struct sluice_test_host *t;
     const struct sluice_host *h;
     const struct sluice_plugin *p;
-    void *cfg;
-    void *self;
+    void *self; /* destroyed with the host */
 };
 
 struct treq {
@@ -30,22 +29,16 @@ struct treq {
     enum sluice_action act;
 };
 
-/* Validates and creates; returns -1 with the error text in err. */
+/* Opens the plugin like the core; returns -1 with the error text in err. */
 static inline int tp_try(struct tp *x, const char *json, char *err,
                          size_t errlen)
 {
-    struct sluice_error e = {{0}};
-    memset(x, 0, sizeof *x);
     x->t = sluice_test_host_new();
     x->h = sluice_test_host(x->t);
     x->p = sluice_plugin_v1();
-    x->cfg = calloc(1, x->p->config_size);
-    if (sluice_test_config(x->p, json, x->cfg, err, errlen))
-        return -1;
-    struct sluice_str raw = {json, strlen(json)};
-    if (x->p->create(x->h, x->cfg, raw, &x->self, &e) != SLUICE_OK) {
-        snprintf(err, errlen, "%s", e.message);
-        x->self = NULL;
+    x->self = sluice_test_open(x->t, x->p, json);
+    if (!x->self) {
+        snprintf(err, errlen, "%s", sluice_test_open_error(x->t));
         return -1;
     }
     return 0;
@@ -53,9 +46,6 @@ static inline int tp_try(struct tp *x, const char *json, char *err,
 
 static inline void tp_free(struct tp *x)
 {
-    if (x->self)
-        x->p->destroy(x->self);
-    free(x->cfg);
     sluice_test_host_free(x->t);
 }
 

@@ -320,7 +320,7 @@ static int sw_create(const struct sluice_host *h, const void *config,
     if (rl_backend_init(&sw->be, h, "sliding_window", kind, sw->cfg.scope,
                         &sw->cfg.store, sw_scripts, 2, err))
         goto fail;
-    if (sw_setup(sw, raw_json, err))
+    if (sw_setup(sw, err))
         goto fail;
     struct rl_map_config mc = {
         .value_size = sw->cfg.approximate ? sizeof(struct sw_counter)

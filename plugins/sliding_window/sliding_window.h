@@ -28,6 +28,11 @@ struct sw_config {
     const char *var_prefix;
     int64_t max_keys;
     struct rl_backend_cfg store;
+    struct sluice_cfg_map tiers; /* of struct sw_tier_cfg */
+};
+
+struct sw_tier_cfg {
+    int64_t limit;
 };
 
 struct sw_tier {
@@ -70,8 +75,7 @@ struct sw_req {
 
 /* sw_config.c */
 extern const struct sluice_cfg_field sw_config_fields[];
-int sw_setup(struct sliding_window *sw, struct sluice_str raw_json,
-             struct sluice_error *err);
+int sw_setup(struct sliding_window *sw, struct sluice_error *err);
 void sw_free_tiers(struct sliding_window *sw);
 uint64_t sw_limit_for(struct sliding_window *sw, struct sluice_req *r);
 

@@ -1,5 +1,4 @@
 /* sliding_window config: the key table, tiers and Lua overrides. */
-#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,21 @@
 #define MAX_LIMIT 1e9
 
 static const char *const mode_choices[] = {"reject", "wait", NULL};
+
+/* One tier: {"limit": N}. */
+static const struct sluice_cfg_field tier_keys[] = {
+    {.name = "limit",
+     .type = SLUICE_CFG_INT,
+     .flags = SLUICE_CFG_REQUIRED | POSITIVE | SLUICE_CFG_HAS_MAX,
+     .max = MAX_LIMIT,
+     .offset = offsetof(struct sw_tier_cfg, limit),
+     .help = "requests allowed in any rolling window for this tier"},
+    {0},
+};
+static const struct sluice_cfg_field tier_elem = {
+    .type = SLUICE_CFG_OBJECT,
+    .fields = tier_keys,
+    .size = sizeof(struct sw_tier_cfg)};
 
 const struct sluice_cfg_field sw_config_fields[] = {
     {.name = "limit",
@@ -42,8 +56,10 @@ const struct sluice_cfg_field sw_config_fields[] = {
      .help = "key template: global, {tenant}, {user}, {tier}, {key}, {model}, "
              "{header.NAME}, ... and combinations"},
     {.name = "tiers",
-     .type = SLUICE_CFG_JSON,
-     .help = "per-tier limits: {\"free\": {\"limit\": 20}, ...}"},
+     .type = SLUICE_CFG_MAP,
+     .offset = OFF(tiers),
+     .help = "per-tier limits: {\"free\": {\"limit\": 20}, ...}",
+     .elem = &tier_elem},
     {.name = "mode",
      .type = SLUICE_CFG_ENUM,
      .default_value = "\"reject\"",
@@ -100,76 +116,39 @@ static int check_limit(const struct sliding_window *sw, uint64_t limit,
     return 0;
 }
 
-static int parse_tiers(struct sliding_window *sw, struct sluice_str raw,
-                       struct sluice_error *err)
+/* Tiers come validated by the core; what is left is what depends on
+ * other keys (exact mode, the Redis backend). */
+static int parse_tiers(struct sliding_window *sw, struct sluice_error *err)
 {
-    json_error_t jerr;
-    json_t *root, *tiers;
-    int rc = 0;
+    const struct sluice_cfg_map *tiers = &sw->cfg.tiers;
     char where[96];
 
-    if (!raw.ptr || !raw.len)
+    if (!tiers->count)
         return 0;
-    root = json_loadb(raw.ptr, raw.len, 0, &jerr);
-    if (!root) {
-        snprintf(err->message, sizeof err->message, "config: %s", jerr.text);
-        return -1;
-    }
-    tiers = json_object_get(root, "tiers");
-    if (!tiers || json_is_null(tiers))
-        goto out;
-    if (!json_is_object(tiers)) {
-        snprintf(err->message, sizeof err->message,
-                 "tiers: must be an object of tier name -> {\"limit\": N}");
-        rc = -1;
-        goto out;
-    }
-    sw->tiers = calloc(json_object_size(tiers) + 1, sizeof *sw->tiers);
+    sw->tiers = calloc(tiers->count, sizeof *sw->tiers);
     if (!sw->tiers) {
         snprintf(err->message, sizeof err->message, "out of memory");
-        rc = -1;
-        goto out;
+        return -1;
     }
-    const char *name;
-    json_t *obj;
-    json_object_foreach(tiers, name, obj)
-    {
-        json_t *lim = json_object_get(obj, "limit");
+    for (size_t i = 0; i < tiers->count; i++) {
+        const char *name = tiers->keys[i];
+        uint64_t v =
+            (uint64_t)SLUICE_CFG_VALUE(*tiers, struct sw_tier_cfg, i)->limit;
         snprintf(where, sizeof where, "tiers.%s.", name);
-        if (!json_is_object(obj) || json_object_size(obj) != 1 || !lim) {
-            snprintf(err->message, sizeof err->message,
-                     "tiers.%s: must be {\"limit\": N}", name);
-            rc = -1;
-            goto out;
-        }
-        if (!json_is_integer(lim) || json_integer_value(lim) <= 0 ||
-            json_integer_value(lim) > (json_int_t)MAX_LIMIT) {
-            snprintf(err->message, sizeof err->message,
-                     "%slimit: must be an integer > 0 and <= 1e9", where);
-            rc = -1;
-            goto out;
-        }
-        uint64_t v = (uint64_t)json_integer_value(lim);
-        if (check_limit(sw, v, where, err)) {
-            rc = -1;
-            goto out;
-        }
+        if (check_limit(sw, v, where, err))
+            return -1;
         sw->tiers[sw->ntiers].name = strdup(name);
         sw->tiers[sw->ntiers].limit = v;
         if (!sw->tiers[sw->ntiers].name) {
             snprintf(err->message, sizeof err->message, "out of memory");
-            rc = -1;
-            goto out;
+            return -1;
         }
         sw->ntiers++;
     }
-out:
-    json_decref(root);
-    return rc;
+    return 0;
 }
 
-int sw_setup(struct sliding_window *sw, struct sluice_str raw_json,
-             struct sluice_error *err)
+int sw_setup(struct sliding_window *sw, struct sluice_error *err)
 {
     sw->window_ns = (uint64_t)sw->cfg.window_s * 1000000000ull;
     sw->max_wait_ns = sw->cfg.mode == SW_MODE_WAIT
@@ -180,7 +159,7 @@ int sw_setup(struct sliding_window *sw, struct sluice_str raw_json,
              sw->cfg.var_prefix);
     if (check_limit(sw, (uint64_t)sw->cfg.limit, "", err))
         return -1;
-    return parse_tiers(sw, raw_json, err);
+    return parse_tiers(sw, err);
 }
 
 void sw_free_tiers(struct sliding_window *sw)

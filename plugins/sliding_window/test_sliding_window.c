@@ -360,9 +360,13 @@ static void test_config_errors(void **state)
     expect_error("{\"limit\": 5, \"window_s\": 100000}",
                  "config.window_s: must be <= 86400");
     expect_error("{\"limit\": 5, \"tiers\": {\"free\": {\"limit\": 0}}}",
-                 "tiers.free.limit: must be an integer > 0");
+                 "config.tiers.free.limit: must be > 0");
     expect_error("{\"limit\": 5, \"tiers\": {\"free\": {\"rpm\": 1}}}",
-                 "tiers.free: must be {\"limit\": N}");
+                 "config.tiers.free.rpm: unknown key");
+    expect_error("{\"limit\": 5, \"tiers\": {\"free\": {}}}",
+                 "config.tiers.free.limit: is required");
+    expect_error("{\"limit\": 5, \"tiers\": {\"free\": {\"limit\": 200000}}}",
+                 "tiers.free.limit: exact mode keeps one timestamp");
     expect_error("{\"limit\": 5, \"scope\": \"{tenant\"}",
                  "scope: unterminated '{'");
     expect_error("{\"limit\": 1000000000, \"approximate\": true, "

@@ -1,5 +1,4 @@
 /* token_bucket config: the key table, tiers and per-request overrides. */
-#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,25 @@
 #define MAX_UNITS 1e12
 
 static const char *const mode_choices[] = {"reject", "wait", NULL};
+
+/* One tier: any of the four limits; the others come from the base. */
+#define TIER_KEY(i, key)                                                       \
+    {                                                                          \
+        .name = key, .type = SLUICE_CFG_INT,                                   \
+        .flags = POSITIVE | SLUICE_CFG_HAS_MAX, .max = MAX_UNITS,              \
+        .offset = offsetof(struct tb_tier_cfg, dims) + (i) * sizeof(int64_t)   \
+    }
+static const struct sluice_cfg_field tier_keys[] = {
+    TIER_KEY(0, "requests_per_period"),
+    TIER_KEY(1, "tokens_per_period"),
+    TIER_KEY(2, "burst_requests"),
+    TIER_KEY(3, "burst_tokens"),
+    {0},
+};
+static const struct sluice_cfg_field tier_elem = {
+    .type = SLUICE_CFG_OBJECT,
+    .fields = tier_keys,
+    .size = sizeof(struct tb_tier_cfg)};
 
 const struct sluice_cfg_field tb_config_fields[] = {
     {.name = "requests_per_period",
@@ -56,8 +74,10 @@ const struct sluice_cfg_field tb_config_fields[] = {
      .help = "key template: global, {tenant}, {user}, {tier}, {key}, {model}, "
              "{header.NAME}, ... and combinations"},
     {.name = "tiers",
-     .type = SLUICE_CFG_JSON,
-     .help = "per-tier limits: {\"free\": {\"requests_per_period\": 20}, ...}"},
+     .type = SLUICE_CFG_MAP,
+     .offset = OFF(tiers),
+     .help = "per-tier limits: {\"free\": {\"requests_per_period\": 20}, ...}",
+     .elem = &tier_elem},
     {.name = "mode",
      .type = SLUICE_CFG_ENUM,
      .default_value = "\"reject\"",
@@ -149,41 +169,17 @@ static int check_redis(const struct token_bucket *tb, const struct tb_pair *p,
     return -1;
 }
 
-/* One tier object: {"requests_per_period": 20, ...} on top of the base. */
+/* One tier, validated by the core, on top of the base. */
 static int parse_tier(struct token_bucket *tb, struct tb_tier *t,
-                      const char *name, json_t *obj, struct sluice_error *err)
+                      const char *name, const struct tb_tier_cfg *cfg,
+                      struct sluice_error *err)
 {
-    const char *key;
-    json_t *v;
-    uint64_t vals[4] = {0};
+    uint64_t vals[4];
     char where[96];
 
     snprintf(where, sizeof where, "tiers.%s.", name);
-    if (!json_is_object(obj)) {
-        snprintf(err->message, sizeof err->message,
-                 "tiers.%s: must be an object", name);
-        return -1;
-    }
-    json_object_foreach(obj, key, v)
-    {
-        int k;
-        for (k = 0; k < 4 && strcmp(key, dim_keys[k]) != 0; k++)
-            ;
-        if (k == 4) {
-            snprintf(err->message, sizeof err->message,
-                     "%s%s: unknown key (use requests_per_period, "
-                     "tokens_per_period, burst_requests, burst_tokens)",
-                     where, key);
-            return -1;
-        }
-        if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
-            json_integer_value(v) > (json_int_t)MAX_UNITS) {
-            snprintf(err->message, sizeof err->message,
-                     "%s%s: must be an integer > 0 and <= 1e12", where, key);
-            return -1;
-        }
-        vals[k] = (uint64_t)json_integer_value(v);
-    }
+    for (int k = 0; k < 4; k++)
+        vals[k] = (uint64_t)cfg->dims[k];
     t->name = strdup(name);
     if (!t->name) {
         snprintf(err->message, sizeof err->message, "out of memory");
@@ -205,54 +201,29 @@ static int parse_tier(struct token_bucket *tb, struct tb_tier *t,
     return check_redis(tb, &t->pair, where, err);
 }
 
-static int parse_tiers(struct token_bucket *tb, struct sluice_str raw,
-                       struct sluice_error *err)
+static int parse_tiers(struct token_bucket *tb, struct sluice_error *err)
 {
-    json_error_t jerr;
-    json_t *root, *tiers;
-    int rc = 0;
+    const struct sluice_cfg_map *tiers = &tb->cfg.tiers;
 
-    if (!raw.ptr || !raw.len)
+    if (!tiers->count)
         return 0;
-    root = json_loadb(raw.ptr, raw.len, 0, &jerr);
-    if (!root) {
-        snprintf(err->message, sizeof err->message, "config: %s", jerr.text);
+    tb->tiers = calloc(tiers->count, sizeof *tb->tiers);
+    if (!tb->tiers) {
+        snprintf(err->message, sizeof err->message, "out of memory");
         return -1;
     }
-    tiers = json_object_get(root, "tiers");
-    if (tiers && !json_is_null(tiers)) {
-        if (!json_is_object(tiers)) {
-            snprintf(err->message, sizeof err->message,
-                     "tiers: must be an object of tier name -> limits");
-            rc = -1;
-            goto out;
+    for (size_t i = 0; i < tiers->count; i++) {
+        if (parse_tier(tb, &tb->tiers[tb->ntiers], tiers->keys[i],
+                       SLUICE_CFG_VALUE(*tiers, struct tb_tier_cfg, i), err)) {
+            free(tb->tiers[tb->ntiers].name);
+            return -1;
         }
-        size_t n = json_object_size(tiers);
-        tb->tiers = calloc(n ? n : 1, sizeof *tb->tiers);
-        if (!tb->tiers) {
-            snprintf(err->message, sizeof err->message, "out of memory");
-            rc = -1;
-            goto out;
-        }
-        const char *name;
-        json_t *obj;
-        json_object_foreach(tiers, name, obj)
-        {
-            if (parse_tier(tb, &tb->tiers[tb->ntiers], name, obj, err)) {
-                free(tb->tiers[tb->ntiers].name);
-                rc = -1;
-                goto out;
-            }
-            tb->ntiers++;
-        }
+        tb->ntiers++;
     }
-out:
-    json_decref(root);
-    return rc;
+    return 0;
 }
 
-int tb_setup_limits(struct token_bucket *tb, struct sluice_str raw_json,
-                    struct sluice_error *err)
+int tb_setup_limits(struct token_bucket *tb, struct sluice_error *err)
 {
     const struct tb_config *c = &tb->cfg;
 
@@ -288,7 +259,7 @@ int tb_setup_limits(struct token_bucket *tb, struct sluice_str raw_json,
     for (int i = 0; i < TB_VARS; i++)
         snprintf(tb->var_names[i], sizeof tb->var_names[i], "%s.%s",
                  c->var_prefix, suffix[i]);
-    return parse_tiers(tb, raw_json, err);
+    return parse_tiers(tb, err);
 }
 
 void tb_free_tiers(struct token_bucket *tb)

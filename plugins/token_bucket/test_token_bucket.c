@@ -649,12 +649,12 @@ static void test_config_errors(void **state)
                  "scope: unknown placeholder {who}");
     expect_error("{\"requests_per_period\": 10, \"tiers\": {\"free\": "
                  "{\"rpm\": 1}}}",
-                 "tiers.free.rpm: unknown key");
+                 "config.tiers.free.rpm: unknown key");
     expect_error("{\"requests_per_period\": 10, \"tiers\": {\"free\": "
                  "{\"requests_per_period\": -1}}}",
-                 "tiers.free.requests_per_period: must be an integer > 0");
+                 "config.tiers.free.requests_per_period: must be > 0");
     expect_error("{\"requests_per_period\": 10, \"tiers\": [1]}",
-                 "tiers: must be an object");
+                 "config.tiers: must be an object");
     expect_error("{\"requests_per_period\": 10, \"backend\": \"redis\", "
                  "\"redis_url\": \"http://x\"}",
                  "redis_url: only redis:// URLs are supported");

@@ -434,7 +434,7 @@ static int tb_create(const struct sluice_host *h, const void *config,
     if (rl_backend_init(&tb->be, h, "token_bucket", kind, tb->cfg.scope,
                         &tb->cfg.store, tb_scripts, 1, err))
         goto fail;
-    if (tb_setup_limits(tb, raw_json, err))
+    if (tb_setup_limits(tb, err))
         goto fail;
     struct rl_map_config mc = {
         .value_size = sizeof(struct tb_state),

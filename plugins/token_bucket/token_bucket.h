@@ -32,6 +32,13 @@ struct tb_config {
     const char *var_prefix;
     int64_t max_keys;
     struct rl_backend_cfg store;
+    struct sluice_cfg_map tiers; /* of struct tb_tier_cfg */
+};
+
+/* One tier as configured; 0: not set (the base limit applies). */
+struct tb_tier_cfg {
+    int64_t dims[4]; /* requests_per_period, tokens_per_period,
+                        burst_requests, burst_tokens */
 };
 
 /* Limits as configured and their local share while Redis is down. */
@@ -95,8 +102,7 @@ struct tb_req {
 
 /* tb_config.c */
 extern const struct sluice_cfg_field tb_config_fields[];
-int tb_setup_limits(struct token_bucket *tb, struct sluice_str raw_json,
-                    struct sluice_error *err);
+int tb_setup_limits(struct token_bucket *tb, struct sluice_error *err);
 void tb_free_tiers(struct token_bucket *tb);
 /* Picks the tier and applies Lua overrides; NULL only on exhaustion. */
 const struct tb_pair *tb_limits_for(struct token_bucket *tb,
