@@ -12,6 +12,7 @@
 #include "health.h"
 #include "http/http_server.h"
 #include "metrics.h"
+#include "models_list.h"
 #include "policy/policy.h"
 #include "respond.h"
 #include "runtime.h"
@@ -164,30 +165,8 @@ static void status(struct http_exchange *ex, struct worker *w)
 
 void admin_models(struct http_exchange *ex, struct worker *w)
 {
-    const struct config *c = w->gen->cfg;
-    if (!key_allows(ex, c, false))
-        return;
-    json_t *data = json_array();
-    json_t *seen = json_object();
-    for (size_t i = 0; i < c->upstream_count; i++) {
-        const struct upstream_config *u = &c->upstreams[i];
-        if (!config_upstream_enabled(u))
-            continue;
-        for (size_t m = 0; m < u->model_count; m++) {
-            if (strcmp(u->models[m], "*") == 0 ||
-                json_object_get(seen, u->models[m]))
-                continue;
-            json_object_set_new(seen, u->models[m], json_true());
-            json_array_append_new(
-                data, json_pack("{s:s, s:s, s:I, s:s}", "id", u->models[m],
-                                "object", "model", "created",
-                                (json_int_t)(g_runtime.started_wall_ms / 1000),
-                                "owned_by", u->name));
-        }
-    }
-    json_decref(seen);
-    reply_json(ex, 200,
-               json_pack("{s:s, s:o}", "object", "list", "data", data));
+    if (key_allows(ex, w->gen->cfg, false))
+        models_list_serve(ex, w);
 }
 
 bool admin_handle(struct http_exchange *ex, struct worker *w)

@@ -269,5 +269,32 @@ def test_auth_covers_models_metrics_and_admin_on_the_main_listener(h):
     eq(h.req("GET", "/healthz").status, 200, "health checks need no key")
 
 
+def test_models_lists_what_star_upstreams_serve(h):
+    h.start_mock()
+    base = "http://127.0.0.1:%d/v1" % h.mock.port
+    h.start_gateway(h.config(workers=1, upstreams=[
+        {"name": "named", "base_url": base, "models": ["custom-a", "gpt-4o"]},
+        {"name": "mock", "base_url": base, "models": ["*"]}]))
+    r = h.req("GET", "/v1/models")
+    eq(r.status, 200, r.body)
+    data = r.json()["data"]
+    ids = [m["id"] for m in data]
+    eq(ids, ["custom-a", "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini",
+             "text-embedding-3-small"], "configured names, then the provider's, once each")
+    eq({m["id"]: m["owned_by"] for m in data}["gpt-4.1"], "mock")
+    eq(h.req("GET", "/v1/models").json()["data"], data, "the same list again")
+    eq(h.mock_stats()["models"], 1, "asked once: the list is cached")
+
+
+def test_models_without_the_star_upstream_still_lists_configured_names(h):
+    h.start_mock()
+    h.start_gateway(h.config(workers=1, upstreams=[
+        {"name": "named", "base_url": "http://127.0.0.1:%d/v1" % h.mock.port, "models": ["custom-a"]},
+        {"name": "gone", "base_url": "http://127.0.0.1:1/v1", "models": ["*"]}]))
+    r = h.req("GET", "/v1/models")
+    eq(r.status, 200, r.body)
+    eq([m["id"] for m in r.json()["data"]], ["custom-a"])
+
+
 if __name__ == "__main__":
     harness.main(globals())
