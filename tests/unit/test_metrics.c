@@ -564,6 +564,146 @@ static void test_empty_registry(void **state)
     metrics_registry_free(NULL);
 }
 
+/* ---- labelled families (vecs): bounded cardinality ---- */
+
+static const char *const *V2(const char *a, const char *b)
+{
+    static _Thread_local const char *v[2];
+    v[0] = a;
+    v[1] = b;
+    return v;
+}
+
+static void test_vec_series_and_overflow(void **state)
+{
+    static const struct metric_label labels[] = {{"upstream", 2}, {"code", 3}};
+    struct metrics_registry *reg = metrics_registry_new();
+    (void)state;
+
+    struct metric_vec *v = metrics_counter_vec(
+        reg, "sluice_calls_total", "Calls.", "instance=\"i\"", labels, 2);
+    assert_non_null(v);
+    struct metric *a200 = metric_vec_with(v, V2("a", "200"));
+    assert_non_null(a200);
+    assert_ptr_equal(metric_vec_with(v, V2("a", "200")), a200);
+    metric_add(a200, 2);
+    metric_add(metric_vec_with(v, V2("b", "500")), 1);
+    /* A third upstream is past the cap of 2: it counts as "other", and so
+     * does a value that is literally "other" (one series, not two). */
+    struct metric *other = metric_vec_with(v, V2("c", "200"));
+    assert_ptr_equal(metric_vec_with(v, V2("other", "200")), other);
+    assert_ptr_equal(metric_vec_with(v, V2("d", "200")), other);
+    assert_ptr_not_equal(other, a200);
+    metric_add(other, 3);
+    /* Values are escaped; bytes outside printable ASCII read '_', and a
+     * long value is cut, so neither breaks the text format. */
+    metric_add(metric_vec_with(v, V2("a", "4\"\\x")), 1);
+    metric_add(metric_vec_with(v, V2("a", "\n\xc3")), 1);
+    /* Codes: 200, 500, 4"\x kept; the next ones are "other". */
+    metric_add(metric_vec_with(v, V2("b", "__")), 1);
+    metric_add(metric_vec_with(v, V2("b", NULL)), 1);
+    assert_null(metric_vec_with(NULL, V2("a", "200")));
+
+    char *text = render(reg);
+    assert_string_equal(
+        text,
+        "# HELP sluice_calls_total Calls.\n"
+        "# TYPE sluice_calls_total counter\n"
+        "sluice_calls_total{instance=\"i\",upstream=\"a\",code=\"200\"} 2\n"
+        "sluice_calls_total{instance=\"i\",upstream=\"b\",code=\"500\"} 1\n"
+        "sluice_calls_total{instance=\"i\",upstream=\"other\",code=\"200\"} "
+        "3\n"
+        "sluice_calls_total{instance=\"i\",upstream=\"a\",code=\"4\\\"\\\\x\"}"
+        " 1\n"
+        "sluice_calls_total{instance=\"i\",upstream=\"a\",code=\"other\"} 1\n"
+        "sluice_calls_total{instance=\"i\",upstream=\"b\",code=\"other\"} "
+        "2\n");
+    free(text);
+
+    /* At most (2+1) x (3+1) series whatever comes. */
+    char up[16], code[16];
+    for (int i = 0; i < 200; i++) {
+        snprintf(up, sizeof up, "u%d", i);
+        snprintf(code, sizeof code, "%d", i);
+        metric_add(metric_vec_with(v, V2(up, code)), 1);
+    }
+    text = render(reg);
+    size_t series = 0;
+    for (const char *p = text; (p = strstr(p, "\nsluice_calls_total{")); p++)
+        series++;
+    assert_true(series <= 12);
+    free(text);
+
+    char long_value[300];
+    memset(long_value, 'z', sizeof long_value - 1);
+    long_value[sizeof long_value - 1] = '\0';
+    struct metrics_registry *r2 = metrics_registry_new();
+    static const struct metric_label one[] = {{"model", 4}};
+    struct metric_vec *lv = metrics_gauge_vec(r2, "m", "M.", NULL, one, 1);
+    metric_set(metric_vec_with(lv, (const char *const[]){long_value}), 1);
+    text = render(r2);
+    char want[METRIC_VALUE_MAX + 32];
+    snprintf(want, sizeof want, "\nm{model=\"%.*s\"} 1\n", METRIC_VALUE_MAX,
+             long_value);
+    assert_non_null(strstr(text, want)); /* cut at METRIC_VALUE_MAX */
+    free(text);
+    metrics_registry_free(r2);
+    metrics_registry_free(reg);
+}
+
+static void test_vec_histogram_and_registration(void **state)
+{
+    static const double bounds[] = {0.1, 1};
+    static const struct metric_label prio[] = {{"priority", 5}};
+    static const struct metric_label other_prio[] = {{"priority", 6}};
+    struct metrics_registry *reg = metrics_registry_new();
+    (void)state;
+
+    struct metric_vec *h = metrics_histogram_vec(
+        reg, "sluice_wait_seconds", "Wait.", NULL, prio, 1, bounds, 2);
+    assert_non_null(h);
+    metric_observe(metric_vec_with(h, (const char *const[]){"batch"}), 0.5);
+    /* Registering again (a reload) gives the same family and counts. */
+    assert_ptr_equal(metrics_histogram_vec(reg, "sluice_wait_seconds", "Wait.",
+                                           NULL, prio, 1, bounds, 2),
+                     h);
+    assert_null(metrics_histogram_vec(reg, "sluice_wait_seconds", "Wait.", NULL,
+                                      other_prio, 1, bounds, 2));
+    assert_null(metrics_counter_vec(reg, "sluice_wait_seconds", "Wait.",
+                                    "a=\"b\"", prio, 1));
+    char *text = render(reg);
+    assert_string_equal(
+        text, "# HELP sluice_wait_seconds Wait.\n"
+              "# TYPE sluice_wait_seconds histogram\n"
+              "sluice_wait_seconds_bucket{priority=\"batch\",le=\"0.1\"} 0\n"
+              "sluice_wait_seconds_bucket{priority=\"batch\",le=\"1\"} 1\n"
+              "sluice_wait_seconds_bucket{priority=\"batch\",le=\"+Inf\"} 1\n"
+              "sluice_wait_seconds_sum{priority=\"batch\"} 0.5\n"
+              "sluice_wait_seconds_count{priority=\"batch\"} 1\n");
+    free(text);
+
+    /* Label names pass the same checks as preformatted labels. */
+    static const struct metric_label bad[][1] = {
+        {{"le", 2}},       {{"upstreamName", 2}},
+        {{"a-b", 2}},      {{"__x", 2}},
+        {{"instance", 2}}, {{NULL, 2}},
+        {{"zero_cap", 0}}, {{"huge", METRIC_VEC_MAX_SERIES}},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (metrics_counter_vec(reg, "bad_total", "B.", "instance=\"x\"",
+                                bad[i], 1))
+            fail_msg("accepted label %s", bad[i][0].name);
+    static const struct metric_label dup[] = {{"a", 2}, {"a", 2}};
+    assert_null(metrics_counter_vec(reg, "bad_total", "B.", NULL, dup, 2));
+    static const struct metric_label wide[] = {
+        {"a", 200}, {"b", 200}, {"c", 1}};
+    assert_null(metrics_counter_vec(reg, "bad_total", "B.", NULL, wide, 3));
+    assert_null(metrics_counter_vec(reg, "bad_total", "B.", NULL, prio, 0));
+    assert_null(metrics_counter_vec(reg, "bad", "B.", NULL, prio, 1));
+    assert_null(metrics_gauge_vec(reg, "g", "", NULL, prio, 1));
+    metrics_registry_free(reg);
+}
+
 /* ---- concurrency: exact sums from 4 threads (run under TSan too) ---- */
 
 #define THREADS 4
@@ -572,6 +712,7 @@ static void test_empty_registry(void **state)
 struct shared {
     struct metrics_registry *reg;
     struct metric *counter, *gauge, *histogram;
+    struct metric_vec *vec;
 };
 
 static void *update_worker(void *arg)
@@ -581,6 +722,10 @@ static void *update_worker(void *arg)
         metric_add(s->counter, 1);
         metric_gauge_add(s->gauge, 1);
         metric_observe(s->histogram, (i & 1) ? 0.5 : 2);
+        /* New label values race with each other and with scrapes. */
+        char up[16];
+        snprintf(up, sizeof up, "u%d", i % 13);
+        metric_add(metric_vec_with(s->vec, (const char *const[]){up}), 1);
     }
     return NULL;
 }
@@ -612,6 +757,8 @@ static void test_concurrent_updates(void **state)
     s.gauge = metrics_gauge(s.reg, "conc_level", "L.", NULL);
     s.histogram =
         metrics_histogram(s.reg, "conc_seconds", "S.", NULL, bounds, 1);
+    static const struct metric_label up[] = {{"upstream", 8}};
+    s.vec = metrics_counter_vec(s.reg, "conc_vec_total", "V.", NULL, up, 1);
     for (int i = 0; i < THREADS; i++)
         assert_int_equal(pthread_create(&threads[i], NULL, update_worker, &s),
                          0);
@@ -632,6 +779,15 @@ static void test_concurrent_updates(void **state)
     /* 200000 * 0.5 + 200000 * 2, exact in binary floating point */
     assert_non_null(strstr(text, "conc_seconds_sum 500000\n"));
     assert_non_null(strstr(text, "late_total{n=\"49\"} 4\n"));
+    /* 13 values over a cap of 8: 8 series + "other", and no update lost. */
+    double vec_total = 0;
+    size_t vec_series = 0;
+    for (const char *p = text; (p = strstr(p, "\nconc_vec_total{")); p++) {
+        vec_series++;
+        vec_total += strtod(strchr(p, '}') + 1, NULL);
+    }
+    assert_int_equal(vec_series, 9);
+    assert_true(vec_total == THREADS * ROUNDS);
     free(text);
     metrics_registry_free(s.reg);
 }
@@ -646,6 +802,8 @@ int main(void)
         cmocka_unit_test(test_reregistration_returns_same_handle),
         cmocka_unit_test(test_invalid_names_rejected),
         cmocka_unit_test(test_empty_registry),
+        cmocka_unit_test(test_vec_series_and_overflow),
+        cmocka_unit_test(test_vec_histogram_and_registration),
         cmocka_unit_test(test_concurrent_updates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
