@@ -1,5 +1,6 @@
 /* The plugin pipeline of one request: request hooks in config order (with
- * suspension), upstream-response, response and log hooks in reverse. */
+ * suspension), again for each retry (on_attempt), upstream-response,
+ * response and log hooks in reverse. */
 #include "pipeline.h"
 
 #include <stdio.h>
@@ -48,6 +49,51 @@ void pipeline_resume_after(struct sluice_req *r, uint64_t delay_ms)
     evtimer_add(r->resume_timer, &tv);
 }
 
+/* Runs one request-phase hook (on_request or on_attempt) and acts on its
+ * answer; true when the next hook may run. */
+static bool run_hook(struct sluice_req *r, size_t i,
+                     enum sluice_action (*hook)(void *, struct sluice_req *,
+                                                void *))
+{
+    struct instance *inst = &r->gen->inst[i];
+    void *state = state_for(r, i);
+    if (inst->desc->req_state_size && !state) {
+        respond_set_error(r, 500, "api_error", NULL,
+                          "out of memory for plugin state", NULL, 0);
+        respond_send_local(r);
+        return false;
+    }
+    r->in_hook = true;
+    enum sluice_action act = hook(inst->self, r, state);
+    r->in_hook = false;
+    switch (act) {
+    case SLUICE_CONTINUE:
+        r->resumed = false;
+        return true;
+    case SLUICE_SUSPEND:
+        if (worker_suspend(r->w, r))
+            return false;
+        if (r->resume_timer)
+            evtimer_del(r->resume_timer);
+        respond_set_error(r, 503, "api_error", NULL,
+                          "The gateway is out of memory.", NULL, 0);
+        respond_send_local(r);
+        return false;
+    case SLUICE_RESPOND:
+    default:
+        if (!r->has_local_response) {
+            log_msg(LOG_ERROR, "pipeline",
+                    "plugin instance '%s' returned RESPOND without "
+                    "setting a response",
+                    inst->name);
+            respond_set_error(r, 500, "api_error", NULL,
+                              "a gateway plugin failed", NULL, 0);
+        }
+        respond_send_local(r);
+        return false;
+    }
+}
+
 void pipeline_run(struct sluice_req *r)
 {
     struct generation *g = r->gen;
@@ -60,51 +106,33 @@ void pipeline_run(struct sluice_req *r)
     }
     while (r->next_plugin < g->count) {
         size_t i = r->next_plugin;
-        struct instance *inst = &g->inst[i];
         if (r->reached < i + 1)
             r->reached = i + 1;
-        if (!inst->desc->on_request) {
-            r->next_plugin++;
-            continue;
-        }
-        void *state = state_for(r, i);
-        if (inst->desc->req_state_size && !state) {
-            respond_set_error(r, 500, "api_error", NULL,
-                              "out of memory for plugin state", NULL, 0);
-            respond_send_local(r);
+        if (g->inst[i].desc->on_request &&
+            !run_hook(r, i, g->inst[i].desc->on_request))
             return;
-        }
-        r->in_hook = true;
-        enum sluice_action act = inst->desc->on_request(inst->self, r, state);
-        r->in_hook = false;
-        switch (act) {
-        case SLUICE_CONTINUE:
-            r->resumed = false;
-            r->next_plugin++;
-            break;
-        case SLUICE_SUSPEND:
-            if (worker_suspend(r->w, r))
-                return;
-            if (r->resume_timer)
-                evtimer_del(r->resume_timer);
-            respond_set_error(r, 503, "api_error", NULL,
-                              "The gateway is out of memory.", NULL, 0);
-            respond_send_local(r);
-            return;
-        case SLUICE_RESPOND:
-        default:
-            if (!r->has_local_response) {
-                log_msg(LOG_ERROR, "pipeline",
-                        "plugin instance '%s' returned RESPOND without "
-                        "setting a response",
-                        inst->name);
-                respond_set_error(r, 500, "api_error", NULL,
-                                  "a gateway plugin failed", NULL, 0);
-            }
-            respond_send_local(r);
-            return;
-        }
+        r->next_plugin++;
     }
+    r->phase = PHASE_UPSTREAM;
+    proxy_start(r);
+}
+
+void pipeline_attempt(struct sluice_req *r)
+{
+    struct generation *g = r->gen;
+
+    /* The hooks run under on_request's rules (suspend, reject, route). */
+    r->in_attempt_hooks = true;
+    r->phase = PHASE_REQUEST;
+    while (r->next_attempt_hook < r->reached) {
+        size_t i = r->next_attempt_hook;
+        if (g->inst[i].desc->on_attempt &&
+            !run_hook(r, i, g->inst[i].desc->on_attempt))
+            return;
+        r->next_attempt_hook++;
+    }
+    r->in_attempt_hooks = false;
+    r->next_attempt_hook = 0; /* the next retry starts over */
     r->phase = PHASE_UPSTREAM;
     proxy_start(r);
 }
@@ -119,6 +147,8 @@ void pipeline_resume(struct sluice_req *r)
     r->resumed = true;
     if (r->route)
         plugin_route_run(r); /* a plugin route's handler suspended */
+    else if (r->in_attempt_hooks)
+        pipeline_attempt(r); /* a retry waits for its pacing */
     else
         pipeline_run(r);
 }

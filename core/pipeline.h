@@ -10,6 +10,11 @@ struct sluice_req;
 /* Runs the policy (first time) and the remaining on_request hooks. Ends by
  * starting the upstream call, sending a local response, or suspending. */
 void pipeline_run(struct sluice_req *r);
+/* Before a retry or fallback attempt: the on_attempt hooks of the plugins
+ * the request reached, in config order (with suspension), so every attempt
+ * passes the pacing and admission of the upstream it goes to. Ends by
+ * starting the attempt, sending a plugin's answer, or suspending. */
+void pipeline_attempt(struct sluice_req *r);
 /* Called by the worker when a suspended request is woken or its timer
  * fires: re-runs the hook that suspended. */
 void pipeline_resume(struct sluice_req *r);

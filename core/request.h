@@ -96,6 +96,9 @@ struct sluice_req {
     bool resumed;
     bool in_hook; /* a plugin hook is on the stack */
     struct event *resume_timer;
+    /* retries: the on_attempt hook to run next, and whether they run */
+    size_t next_attempt_hook;
+    bool in_attempt_hooks;
 
     /* ---- the local answer, when a plugin or the core responds ---- */
     bool has_local_response;

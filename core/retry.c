@@ -1,6 +1,7 @@
 /* Retries and fallback: see retry.h. An attempt that failed before any
- * byte reached the client is started again by proxy_start after a backoff
- * delay, possibly on the next step of the model's fallback chain. */
+ * byte reached the client goes again after a backoff delay, possibly on
+ * the next step of the model's fallback chain, through the pacing plugins'
+ * on_attempt hooks (pipeline_attempt) and then proxy_start. */
 #include "retry.h"
 
 #include <ctype.h>
@@ -12,7 +13,7 @@
 #include "config/config.h"
 #include "health.h"
 #include "log.h"
-#include "proxy.h"
+#include "pipeline.h"
 #include "request.h"
 #include "runtime.h"
 #include "upstream/backoff.h"
@@ -93,7 +94,7 @@ static void retry_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     worker_refresh_clock(r->w);
-    proxy_start(r);
+    pipeline_attempt(r); /* pacing and admission, then proxy_start */
 }
 
 /* Schedules another attempt if the failure is safe to retry and budget

@@ -451,6 +451,40 @@ static void aimd_on_response(void *self, struct sluice_req *r, void *state)
     settle(self, r, state, true);
 }
 
+static bool overloaded(const struct sluice_host *h, const struct sluice_req *r)
+{
+    int status = h->resp_status(r);
+    return status == 429 || status == 503 ||
+           h->resp_outcome(r) == SLUICE_OUTCOME_TIMEOUT;
+}
+
+/* As each attempt ends: an overload signal lowers the limit at once, not
+ * when a retry starts (after Retry-After) or the request ends, so the
+ * requests paced meanwhile already see it. */
+static enum sluice_action
+aimd_on_upstream_response(void *self, struct sluice_req *r, void *state)
+{
+    struct aimd *a = self;
+    if (overloaded(a->h, r))
+        settle(a, r, state, true);
+    return SLUICE_CONTINUE;
+}
+
+/* A retry or fallback: the failed attempt is judged (if it was not yet)
+ * and gives its slot back, then the next attempt waits for a slot and a
+ * start time of its own upstream like a new request. Re-entered after a
+ * suspension, like on_request. */
+static enum sluice_action aimd_on_attempt(void *self, struct sluice_req *r,
+                                          void *state)
+{
+    struct aimd_req *st = state;
+    if (st->phase == AIMD_PH_ADMITTED) {
+        settle(self, r, st, true);
+        *st = (struct aimd_req){.phase = AIMD_PH_NEW};
+    }
+    return aimd_on_request(self, r, state);
+}
+
 static void aimd_on_log(void *self, struct sluice_req *r, void *state)
 {
     struct aimd *a = self;
@@ -728,6 +762,8 @@ static const struct sluice_plugin aimd_plugin = {
     .thread_fini = aimd_thread_fini,
     .on_request = aimd_on_request,
     .on_response = aimd_on_response,
+    .on_upstream_response = aimd_on_upstream_response,
+    .on_attempt = aimd_on_attempt,
     .on_log = aimd_on_log,
     .status_json = aimd_status_json,
 };

@@ -20,6 +20,8 @@
  *        itself, sluice_route_fn), multipart_parse (sluice_form_part),
  *        self_submit (sluice_self_request/sluice_self_result: requests the
  *        gateway makes to itself through the whole pipeline)
+ *   1.1  descriptor: on_attempt (retries and fallbacks pass the pacing and
+ *        admission plugins again, for the upstream they go to)
  *
  * Rules: bump SLUICE_ABI_MINOR when something is appended to a struct or a
  * table; bump SLUICE_ABI_MAJOR when anything is removed or changes meaning.
@@ -220,6 +222,22 @@ struct sluice_plugin {
      * with (SLUICE_PLUGIN_HEADER sets it); the core walks the table, and
      * reads a field's 1.1 members, by this size. ---- */
     size_t cfg_field_size;
+
+    /* ---- 1.1: every attempt paced ----
+     * Optional. Before each retry or fallback attempt (the second attempt
+     * of a request on; the first one is covered by on_request), on the
+     * request's thread, in config order, for every plugin whose on_request
+     * ran. The attempt that failed is still readable (resp_status,
+     * resp_header, resp_outcome, resp_attempt_count() = attempts made so
+     * far) and req_upstream() names where the next one goes. Same contract
+     * as on_request: CONTINUE lets the attempt go, SUSPEND waits
+     * (resume_after/wake_token; the hook is called again), RESPOND answers
+     * the client instead (reject()). Limiters and admission settle the
+     * failed attempt here and take a token or a slot of the next one's
+     * upstream, so retries cannot flood a rate-limited provider. A plugin
+     * without it (1.0) sees one on_request per request. */
+    enum sluice_action (*on_attempt)(void *self, struct sluice_req *r,
+                                     void *state);
 };
 
 #define SLUICE_PLUGIN_HEADER                                                   \

@@ -1,0 +1,139 @@
+"""Every upstream attempt passes the pacing plugins (issue 8 item 1): a
+retry or a fallback is another call to a provider, so it takes a token, a
+window slot or a start time of the upstream it goes to, and the adaptive
+limiter learns from each attempt's outcome, not only from the last one.
+
+bench/retry_pacing.py measures the effect under load (provider 429s with a
+hidden capacity); these tests prove the mechanism deterministically."""
+import harness
+from harness import check, eq
+
+
+def counter(m, name):
+    return sum(v for k, v in m.items() if k == name or k.startswith(name + "{"))
+
+
+def error_code(r):
+    try:
+        return r.json()["error"]["code"]
+    except Exception:
+        return None
+
+
+def retry(**over):
+    cfg = {"max_attempts": 3, "base_delay_ms": 10, "max_delay_ms": 20}
+    cfg.update(over)
+    return cfg
+
+
+def test_token_bucket_retry_needs_a_token(h):
+    """One request per hour and a failing upstream: the retry finds the
+    bucket empty and is refused instead of reaching the provider again."""
+    h.start_mock()
+    h.start_gateway(h.config(retry=retry(), pipeline=[{"plugin": "token_bucket", "config": {
+        "requests_per_period": 1, "period_s": 3600, "scope": "{upstream}"}}]))
+    h.mock_config(status=503, count=5)
+    r = h.chat("fails upstream")
+    eq(h.mock_stats()["chat_completions"], 1, "the retry did not go out without a token")
+    eq(r.status, 429, r.body)
+    eq(error_code(r), "rate_limit_exceeded")
+    check(r.header("retry-after") is not None, "the refusal says when to come back")
+
+
+def test_token_bucket_wait_mode_holds_the_retry(h):
+    """In wait mode a retry waits for its token like a new request: the
+    second attempt leaves only when the bucket has refilled."""
+    h.start_mock()
+    h.start_gateway(h.config(retry=retry(max_attempts=2), pipeline=[{
+        "plugin": "token_bucket", "config": {
+            "requests_per_period": 1, "period_s": 1, "mode": "wait", "max_wait_ms": 5000}}]))
+    h.mock_config(status=503, count=1)
+    import time
+    t0 = time.time()
+    r = h.chat("waits for a token")
+    took = time.time() - t0
+    eq(r.status, 200, r.body)
+    eq(r.header("x-sluice-attempts"), "2")
+    eq(h.mock_stats()["chat_completions"], 2)
+    check(took >= 0.9, "the retry waited for the refill (1 s), took %.3f s" % took)
+
+
+def test_sliding_window_counts_each_attempt(h):
+    h.start_mock()
+    h.start_gateway(h.config(retry=retry(), pipeline=[{"plugin": "sliding_window", "config": {
+        "limit": 2, "window_s": 3600}}]))
+    h.mock_config(status=503, count=5)
+    r = h.chat("fails upstream")
+    eq(h.mock_stats()["chat_completions"], 2, "the third attempt was over the window")
+    eq(r.status, 429, r.body)
+    eq(h.chat("window spent").status, 429)
+    eq(h.mock_stats()["chat_completions"], 2)
+
+
+def test_aimd_learns_from_every_attempt(h):
+    """A 429 hidden by a successful retry still lowers the learned rate."""
+    h.start_mock()
+    h.start_gateway(h.config(retry=retry(), pipeline=[{"plugin": "aimd", "config": {
+        "limit_by": "rate", "initial_rate": 50, "max_rate": 100}}]))
+    m0 = h.metrics()
+    h.mock_config(status=429, count=1)
+    r = h.chat("429 then fine")
+    eq(r.status, 200, r.body)
+    eq(r.header("x-sluice-attempts"), "2")
+    m = h.metrics()
+    eq(counter(m, "sluice_aimd_decreases_total") - counter(m0, "sluice_aimd_decreases_total"), 1.0,
+       "the first attempt's 429 reached the limiter")
+    eq(counter(m, "sluice_aimd_allowed_total") - counter(m0, "sluice_aimd_allowed_total"), 2.0,
+       "both attempts were admitted by the limiter")
+    keys = [p for p in h.req("GET", "/admin/status").json()["plugins"]
+            if p["plugin"] == "aimd"][0]["state"]["keys"]
+    eq([(k["in_flight"], k["queued"], k["paced"]) for k in keys], [(0, 0, 0)],
+       "no slot or start time left held")
+
+
+def test_aimd_retry_waits_for_its_start_time(h):
+    """At 0.5 starts per second with no waiting allowed, the retry of a
+    failed attempt has no start time and is refused, not sent."""
+    h.start_mock()
+    h.start_gateway(h.config(retry=retry(), pipeline=[{"plugin": "aimd", "config": {
+        "limit_by": "rate", "initial_rate": 0.5, "min_rate": 0.1, "max_rate": 1,
+        "max_wait_ms": 0}}]))
+    h.mock_config(status=502, count=5)
+    r = h.chat("fails upstream")
+    eq(h.mock_stats()["chat_completions"], 1, "the retry had no start time and did not go out")
+    eq(r.status, 429, r.body)
+    eq(error_code(r), "upstream_capacity")
+
+
+def test_fallback_takes_the_token_of_its_own_upstream(h):
+    """The fallback attempt is paced by the bucket of the upstream it goes
+    to ({upstream} scope): the primary's spent bucket does not stop it, and
+    the backup's bucket is spent by it."""
+    import os
+    h.start_mock()
+    backup = harness.Proc([os.path.join(h.build_dir, "sluice-mock"), "--listen", "127.0.0.1:0",
+                           "--quiet"], r"listening on 127\.0\.0\.1:(\d+)")
+    h.procs.append(backup)
+    cfg = h.config(retry=retry(max_attempts=2, on_other_upstream=True),
+                   fallbacks={"gpt-4o": [{"upstream": "backup"}]},
+                   pipeline=[{"plugin": "token_bucket", "config": {
+                       "requests_per_period": 1, "period_s": 3600, "scope": "{upstream}"}}])
+    cfg["upstreams"][0]["models"] = ["gpt-4o"]
+    b = dict(cfg["upstreams"][0])
+    b.update(name="backup", base_url="http://127.0.0.1:%d/v1" % backup.port, models=["*"])
+    cfg["upstreams"].append(b)
+    h.start_gateway(cfg)
+    h.mock_config(status=503, count=5)
+    r = h.chat("primary fails", model="gpt-4o")
+    eq(r.status, 200, r.body)
+    eq(r.header("x-sluice-upstream"), "backup")
+    eq(h.mock_stats()["chat_completions"], 1)
+    # The fallback spent the backup's token: a request routed there directly
+    # is refused before any call.
+    r = h.chat("backup spent", model="gpt-4o-mini")
+    eq(r.status, 429, r.body)
+    eq(harness.request(backup.port, "GET", "/mock/stats").json()["chat_completions"], 1)
+
+
+if __name__ == "__main__":
+    harness.main(globals())
