@@ -15,6 +15,7 @@
 
 #define PLUGIN_NAME_MAX 63
 #define CONFIG_SIZE_MAX (1 << 20) /* a larger value is garbage, not config */
+#define DESCRIPTOR_SIZE_MAX 4096  /* many times the 1.x descriptor */
 #define REQ_STATE_MAX (1 << 20)   /* per request; bigger needs req_alloc */
 
 /* The 1.0 descriptor: every field up to and including on_log. Hooks
@@ -103,6 +104,13 @@ int plugin_check_descriptor(const char *path, const struct sluice_plugin *d,
                     "descriptor too short (%u bytes, ABI 1.0 needs at least "
                     "%zu)",
                     d->struct_size, DESCRIPTOR_1_0_SIZE);
+
+    /* A plugin may append fields this core does not know, but not a size
+     * no descriptor could have: that is garbage, not a newer ABI. */
+    if (d->struct_size > DESCRIPTOR_SIZE_MAX)
+        return fail(err, errlen, path,
+                    "descriptor size %u is implausible (at most %d bytes)",
+                    d->struct_size, DESCRIPTOR_SIZE_MAX);
 
     /* Only the bytes the plugin declared: fields it does not know stay
      * zero, so the core sees absent hooks as NULL. */

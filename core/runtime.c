@@ -163,9 +163,11 @@ static int build_instance(struct generation *g, size_t i, char *err,
         snprintf(err, errlen, "%s.plugin: %s", where, lerr);
         return -1;
     }
-    if (strcmp(lp->desc.name, e->plugin) != 0 && !e->path[0]) {
-        snprintf(err, errlen, "%s.plugin: %s declares the name '%s'", where,
-                 path, lp->desc.name);
+    /* With a path too: "plugin" must say what is loaded, or the config
+     * reads as one plugin while running another. */
+    if (strcmp(lp->desc.name, e->plugin) != 0) {
+        snprintf(err, errlen, "%s.plugin: %s declares the name '%s', not '%s'",
+                 where, path, lp->desc.name, e->plugin);
         return -1;
     }
     inst->desc = &lp->desc;
