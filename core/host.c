@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "health.h"
+#include "host_streams.h"
 #include "host_services.h"
 #include "http/http_server.h"
 #include "log.h"
@@ -367,6 +368,8 @@ static enum sluice_action do_respond(struct sluice_req *r, int status,
                                      const char *content_type,
                                      struct sluice_str body)
 {
+    if (host_streams_respond(r, status, content_type, body))
+        return SLUICE_RESPOND; /* a stream: true request, as SSE */
     respond_set_body(r, status,
                      content_type ? content_type : "application/json",
                      body.ptr ? body.ptr : "", body.len);
@@ -500,6 +503,7 @@ void host_init(struct instance_host *ih, struct instance *inst,
     h->event_base = event_base_of;
     h->worker_count = worker_count;
     h->req_worker = req_worker;
+    host_streams_init(h);
     host_services_fill(h);
     plugin_routes_host_fill(h);
     self_request_host_fill(h);

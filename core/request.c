@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "config/config.h"
+#include "host_streams.h"
 #include "host_services.h"
 #include "response_budget.h"
 #include "runtime.h"
@@ -57,6 +58,7 @@ void request_free(struct sluice_req *r)
     content_decoder_free(r->decoder);
     if (r->sse)
         sse_parser_free(r->sse);
+    stream_whole_free(r->whole);
     json_decref(r->json);
     api_request_release(&r->api);
     free(r->local_body);

@@ -26,6 +26,7 @@ struct http_exchange;
 struct upstream_call;
 struct upstream_config;
 struct sse_parser;
+struct stream_whole;
 
 /* A small list of name/value pairs; strings live in the request arena. */
 struct kv_list {
@@ -121,6 +122,8 @@ struct sluice_req {
     struct sluice_usage usage;
     struct evbuffer *resp_body; /* non-streamed body */
     struct sse_parser *sse;
+    /* host_streams.h: the stream assembled for plugins reading it whole */
+    struct stream_whole *whole;
     bool stream_to_client;  /* forwarding SSE */
     bool strip_usage_chunk; /* client did not ask for usage */
     bool upstream_paused;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "host_streams.h"
 #include "http/http_server.h"
 #include "log.h"
 #include "request.h"
@@ -37,6 +38,8 @@ void stream_relay_start(struct sluice_req *r)
     r->client_headers_sent = true;
     r->stream_to_client = true;
     r->phase = PHASE_STREAMING;
+    if (!r->whole) /* only when a plugin reads streams whole */
+        r->whole = stream_whole_start(r);
     http_stream_start(r->ex, r->resp_status, headers);
 }
 
@@ -73,6 +76,8 @@ static void write_event(struct sluice_req *r, const struct sse_event *ev)
 static void on_sse_event(const struct sse_event *ev, void *arg)
 {
     struct sluice_req *r = arg;
+    if (r->whole)
+        stream_whole_event(r->whole, ev->data, ev->data_len);
     if (!r->strip_usage_chunk)
         return; /* raw bytes are forwarded as they come */
     if (ev->usage_only)

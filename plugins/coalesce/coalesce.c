@@ -1,5 +1,5 @@
-/* coalesce: identical in-flight non-streaming requests share one upstream
- * call (single flight).
+/* coalesce: identical in-flight requests share one upstream call (single
+ * flight), streamed ones included.
  *
  * The first request with a given key (coalesce_key.c) becomes the leader
  * of a flight and goes on. Identical requests that arrive while the flight
@@ -18,6 +18,12 @@
  * answers are owned by the plugin, not by request state, since the leader
  * writes them from its own thread; a follower frees its cell itself (on
  * re-entry or in on_log). wake() is called with the mutex released.
+ *
+ * Streams (SDK 1.1): the leader streams live to its own client while the
+ * core assembles the stream (the descriptor sets whole_streams); its
+ * on_response stores the assembled chat.completion like any answer, and
+ * respond() replays it to each streamed follower as SSE. Followers thus
+ * get the whole stream at once when the leader's ends, never a cut one.
  */
 #include <jansson.h>
 #include <pthread.h>
@@ -83,6 +89,7 @@ struct coalesce {
     int enabled_when, scope;
     uint64_t max_wait_ms;
     size_t max_waiters, max_flights;
+    bool streams; /* the host assembles streams (1.1 resp_whole_body) */
     struct coalesce_key_rules rules;
 
     pthread_mutex_t lock;
@@ -239,18 +246,35 @@ static void wake_all(struct coalesce *c, struct wake_list *wl)
 
 /* ---- request path ---- */
 
+static bool is_endpoint(struct sluice_str ep, const char *path)
+{
+    size_t n = strlen(path);
+    return ep.len == n && memcmp(ep.ptr, path, n) == 0;
+}
+
+static bool streamable(const struct sluice_host *h, struct sluice_req *r)
+{
+    struct sluice_str ep = h->req_endpoint(r);
+    return is_endpoint(ep, "/v1/chat/completions") ||
+           is_endpoint(ep, "/v1/completions");
+}
+
 static bool eligible(const struct coalesce *c, struct sluice_req *r,
                      const json_t *body)
 {
     const struct sluice_host *h = c->host;
 
-    if (!body || h->req_stream(r))
+    if (!body)
+        return false;
+    /* Streams only where the host can give their whole answer, and
+     * only for chat and completions (whose answers it assembles). */
+    if (h->req_stream(r) && !(c->streams && streamable(h, r)))
         return false;
     if (c->enabled_when == WHEN_ALWAYS)
         return true;
     struct sluice_str ep = h->req_endpoint(r);
     /* Embeddings are deterministic whatever the temperature. */
-    if (ep.len == 14 && memcmp(ep.ptr, "/v1/embeddings", 14) == 0)
+    if (is_endpoint(ep, "/v1/embeddings"))
         return true;
     return coalesce_temperature_zero(body);
 }
@@ -419,7 +443,10 @@ static void coalesce_on_response(void *self, struct sluice_req *r, void *state)
     if (!f)
         return;
     int status = h->resp_status(r);
-    struct sluice_str body = h->resp_body(r);
+    /* For a stream: the chat.completion assembled from it, empty when
+     * it was cut (the followers are then released). */
+    struct sluice_str body =
+        c->streams ? h->resp_whole_body(r) : h->resp_body(r);
     struct answer *ans = NULL;
     if (h->resp_outcome(r) == SLUICE_OUTCOME_OK && status >= 200 &&
         status < 300 && body.len)
@@ -529,6 +556,7 @@ static int coalesce_create(const struct sluice_host *host, const void *config,
     c->max_wait_ms = (uint64_t)cfg->max_wait_ms;
     c->max_waiters = (size_t)cfg->max_waiters;
     c->max_flights = (size_t)cfg->max_flights;
+    c->streams = SLUICE_HOST_HAS(host, resp_whole_body);
     /* A per-instance seed: keys cannot be precomputed from outside. */
     c->rules.seed = host->random_u64(host);
     pthread_mutex_init(&c->lock, NULL);
@@ -558,7 +586,7 @@ fail:
 static const struct sluice_plugin coalesce_plugin = {
     SLUICE_PLUGIN_HEADER,
     .name = "coalesce",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .summary = "identical in-flight requests share one upstream call",
     .config = coalesce_fields,
     .config_size = sizeof(struct coalesce_config),
@@ -569,6 +597,7 @@ static const struct sluice_plugin coalesce_plugin = {
     .on_response = coalesce_on_response,
     .on_log = coalesce_on_log,
     .status_json = coalesce_status_json,
+    .whole_streams = true,
 };
 
 SLUICE_PLUGIN_EXPORT(coalesce_plugin)

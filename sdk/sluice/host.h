@@ -263,7 +263,9 @@ struct sluice_host {
     enum sluice_action (*reject)(struct sluice_req *r, int status,
                                  const char *type, const char *code,
                                  const char *message, uint64_t retry_after_ms);
-    /* respond() serves a complete body (cache hits, static fallbacks). */
+    /* respond() serves a complete body (cache hits, static fallbacks).
+     * 1.1: a chat.completion body for a `stream: true` request goes out as
+     * a stream (see "answering as a stream" at the end). */
     enum sluice_action (*respond)(struct sluice_req *r, int status,
                                   const char *content_type,
                                   struct sluice_str body);
@@ -432,6 +434,37 @@ struct sluice_host {
                        const struct sluice_self_request *req,
                        sluice_self_fn done, void *arg);
     /* ==== end of the 1.1 route/multipart/self-request members ==== */
+
+    /* ==== 1.1: whole answers, and answering as a stream ====
+     * Check with SLUICE_HOST_HAS(h, resp_whole_body) before use: a 1.0 core
+     * has neither. */
+
+    /* ---- the whole answer, streams included (on_response, on_log) ----
+     * The upstream's answer as one complete JSON body. Non-streamed: the
+     * body as received (as resp_body). Streamed chat or completions request
+     * that ended cleanly ([DONE], every choice finished): the equivalent
+     * non-streamed object assembled from the chunks, a `chat.completion`
+     * (id, created, model, choices[].message with content, refusal and
+     * tool_calls merged by index with their arguments concatenated,
+     * logprobs, finish_reason, usage when the provider sent it) or a
+     * `text_completion`. Streams are assembled only on pipelines where some
+     * plugin sets `whole_streams` in its descriptor. Empty: a cut or failed
+     * stream, a Responses API stream, no plugin asked, or no upstream
+     * answer. Request thread; the bytes live until the request ends. */
+    struct sluice_str (*resp_whole_body)(const struct sluice_req *r);
+
+    /* ---- answering as a stream (no member of its own) ----
+     * On a 1.1 core, respond() with a 2xx status, a JSON content type (or
+     * NULL) and a complete `chat.completion` body (`text_completion` on
+     * /v1/completions) to a request that asked for `stream: true` sends the
+     * SSE events the provider would have sent: a role chunk, content and
+     * refusal pieces, tool-call chunks (name first, then arguments), a
+     * finish chunk per choice, the usage chunk when the client set
+     * stream_options.include_usage, then `data: [DONE]`, with
+     * Content-Type text/event-stream. Any other body goes out as given.
+     * So a cache stores what resp_whole_body() returned and replays it with
+     * respond() whatever the client's `stream` was. */
+    /* ==== end of the 1.1 streams members ==== */
 };
 
 /* True when the host table carries `member` (for members added after 1.0). */

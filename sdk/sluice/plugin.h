@@ -22,6 +22,10 @@
  *        gateway makes to itself through the whole pipeline)
  *   1.1  descriptor: on_attempt (retries and fallbacks pass the pacing and
  *        admission plugins again, for the upstream they go to)
+ *   1.1  streams: host resp_whole_body (a streamed answer assembled into
+ *        its chat.completion / text_completion); descriptor whole_streams
+ *        (asks the core to assemble); respond() with a chat.completion body
+ *        answers a `stream: true` request as SSE
  *
  * Rules: bump SLUICE_ABI_MINOR when something is appended to a struct or a
  * table; bump SLUICE_ABI_MAJOR when anything is removed or changes meaning.
@@ -238,6 +242,13 @@ struct sluice_plugin {
      * without it (1.0) sees one on_request per request. */
     enum sluice_action (*on_attempt)(void *self, struct sluice_req *r,
                                      void *state);
+
+    /* ---- 1.1: whole streamed answers ----
+     * true: this plugin reads streamed answers whole through
+     * host->resp_whole_body(). The core assembles the streams of chat and
+     * completions requests only on pipelines where some plugin sets it, so
+     * other pipelines keep relaying streams without buffering them. */
+    bool whole_streams;
 };
 
 #define SLUICE_PLUGIN_HEADER                                                   \
