@@ -240,6 +240,19 @@ static int cmd_serve(void)
     for (unsigned i = 0; i < g_runtime.worker_count; i++)
         worker_start(g_runtime.workers[i]);
 
+    /* Signals are handled before the port is announced: whoever reads the
+     * announcement may send SIGHUP or SIGTERM at once, and SIGHUP's default
+     * action would end the process. */
+    struct event *term =
+        evsignal_new(g_runtime.main_base, SIGTERM, on_sigterm, NULL);
+    struct event *intr =
+        evsignal_new(g_runtime.main_base, SIGINT, on_sigterm, NULL);
+    struct event *hup =
+        evsignal_new(g_runtime.main_base, SIGHUP, on_sighup, NULL);
+    event_add(term, NULL);
+    event_add(intr, NULL);
+    event_add(hup, NULL);
+
     char where[160];
     const char *colon = strrchr(c->listen, ':');
     snprintf(where, sizeof where, "%.*s:%u",
@@ -253,15 +266,6 @@ static int cmd_serve(void)
         printf("sluice admin on port %u\n", (unsigned)g_runtime.admin_port);
     fflush(stdout);
 
-    struct event *term =
-        evsignal_new(g_runtime.main_base, SIGTERM, on_sigterm, NULL);
-    struct event *intr =
-        evsignal_new(g_runtime.main_base, SIGINT, on_sigterm, NULL);
-    struct event *hup =
-        evsignal_new(g_runtime.main_base, SIGHUP, on_sighup, NULL);
-    event_add(term, NULL);
-    event_add(intr, NULL);
-    event_add(hup, NULL);
     event_base_dispatch(g_runtime.main_base);
     event_free(term);
     event_free(intr);
