@@ -47,6 +47,14 @@ struct admission_config {
     int64_t queue_full_status;
     bool shed_lower_priority;
     int64_t max_upstreams;
+    struct sluice_cfg_map tenant_weights;  /* of double */
+    struct sluice_cfg_map upstream_limits; /* of struct limits_cfg */
+};
+
+/* One upstream_limits entry; -1: not set (the instance-wide value). */
+struct limits_cfg {
+    int64_t max_concurrency;
+    int64_t max_queue;
 };
 
 struct lane_limits {
@@ -118,6 +126,34 @@ struct admission_req {
 
 /* ---- config ---- */
 
+static const struct sluice_cfg_field weight_elem = {
+    .type = SLUICE_CFG_DOUBLE,
+    .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX,
+    .min = 0.001,
+    .max = 1000};
+
+static const struct sluice_cfg_field limits_keys[] = {
+    {.name = "max_concurrency",
+     .type = SLUICE_CFG_INT,
+     .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX | SLUICE_CFG_MARK_UNSET,
+     .min = 1,
+     .max = 1000000,
+     .offset = offsetof(struct limits_cfg, max_concurrency),
+     .help = "requests in flight to this upstream"},
+    {.name = "max_queue",
+     .type = SLUICE_CFG_INT,
+     .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX | SLUICE_CFG_MARK_UNSET,
+     .min = 0,
+     .max = 1000000,
+     .offset = offsetof(struct limits_cfg, max_queue),
+     .help = "requests waiting for this upstream"},
+    {0},
+};
+static const struct sluice_cfg_field limits_elem = {
+    .type = SLUICE_CFG_OBJECT,
+    .fields = limits_keys,
+    .size = sizeof(struct limits_cfg)};
+
 #define FIELD(n) offsetof(struct admission_config, n)
 static const struct sluice_cfg_field admission_fields[] = {
     {.name = "max_concurrency",
@@ -166,12 +202,16 @@ static const struct sluice_cfg_field admission_fields[] = {
      .offset = FIELD(max_upstreams),
      .help = "upstreams tracked at most; more pass unlimited"},
     {.name = "tenant_weights",
-     .type = SLUICE_CFG_JSON,
-     .help = "{\"tenant\": weight} for fair queuing; others weigh 1"},
+     .type = SLUICE_CFG_MAP,
+     .offset = FIELD(tenant_weights),
+     .help = "{\"tenant\": weight} for fair queuing; others weigh 1",
+     .elem = &weight_elem},
     {.name = "upstream_limits",
-     .type = SLUICE_CFG_JSON,
+     .type = SLUICE_CFG_MAP,
+     .offset = FIELD(upstream_limits),
      .help = "{\"upstream\": {\"max_concurrency\": n, \"max_queue\": n}} "
-             "overrides"},
+             "overrides",
+     .elem = &limits_elem},
     {0},
 };
 #undef FIELD
@@ -182,26 +222,17 @@ static int cfg_error(struct sluice_error *err, const char *fmt, const char *a)
     return -1;
 }
 
-static int read_weights(struct admission *a, json_t *obj,
+/* Validated by the core: names and weights in 0.001..1000. */
+static int read_weights(struct admission *a, const struct admission_config *c,
                         struct sluice_error *err)
 {
-    const char *tenant;
-    json_t *v;
+    const struct sluice_cfg_map *m = &c->tenant_weights;
 
-    if (keymap_init(&a->weights, obj ? json_object_size(obj) : 0))
+    if (keymap_init(&a->weights, m->count))
         return cfg_error(err, "%s", "out of memory");
-    if (!obj || json_is_null(obj))
-        return 0;
-    if (!json_is_object(obj))
-        return cfg_error(err, "%s", "tenant_weights: must be an object");
-    json_object_foreach(obj, tenant, v)
-    {
-        double w = json_is_number(v) ? json_number_value(v) : -1;
-        if (!(w >= 0.001 && w <= 1000))
-            return cfg_error(err,
-                             "tenant_weights.%s: must be a number in "
-                             "0.001..1000",
-                             tenant);
+    for (size_t i = 0; i < m->count; i++) {
+        const char *tenant = m->keys[i];
+        double w = *SLUICE_CFG_VALUE(*m, double, i);
         size_t len = strlen(tenant);
         struct tenant_weight *tw = calloc(1, sizeof *tw + len + 1);
         if (!tw)
@@ -216,73 +247,31 @@ static int read_weights(struct admission *a, json_t *obj,
     return 0;
 }
 
-static int read_limit_value(json_t *o, const char *key, int64_t lo,
-                            uint32_t *out)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v)
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < lo ||
-        json_integer_value(v) > 1000000)
-        return -1;
-    *out = (uint32_t)json_integer_value(v);
-    return 0;
-}
-
-static int read_limits(struct admission *a, json_t *obj,
+static int read_limits(struct admission *a, const struct admission_config *c,
                        struct sluice_error *err)
 {
-    const char *name;
-    json_t *v;
+    const struct sluice_cfg_map *m = &c->upstream_limits;
 
-    if (!obj || json_is_null(obj))
+    if (!m->count)
         return 0;
-    if (!json_is_object(obj))
-        return cfg_error(err, "%s", "upstream_limits: must be an object");
-    a->limits = calloc(json_object_size(obj) + 1, sizeof *a->limits);
+    a->limits = calloc(m->count + 1, sizeof *a->limits);
     if (!a->limits)
         return cfg_error(err, "%s", "out of memory");
-    json_object_foreach(obj, name, v)
-    {
+    for (size_t i = 0; i < m->count; i++) {
+        const char *name = m->keys[i];
+        const struct limits_cfg *v = SLUICE_CFG_VALUE(*m, struct limits_cfg, i);
         struct lane_limits *l = &a->limits[a->limit_count];
         if (strlen(name) >= sizeof l->name)
             return cfg_error(err, "upstream_limits.%.64s: name too long", name);
-        if (!json_is_object(v))
-            return cfg_error(err, "upstream_limits.%s: must be an object",
-                             name);
         snprintf(l->name, sizeof l->name, "%s", name);
-        l->max_concurrency = a->max_concurrency;
-        l->max_queue = a->max_queue;
-        if (read_limit_value(v, "max_concurrency", 1, &l->max_concurrency) ||
-            read_limit_value(v, "max_queue", 0, &l->max_queue))
-            return cfg_error(err,
-                             "upstream_limits.%s: max_concurrency (>= 1) "
-                             "and max_queue (>= 0) must be integers",
-                             name);
-        if (json_object_size(v) >
-            (size_t)(json_object_get(v, "max_concurrency") != NULL) +
-                (json_object_get(v, "max_queue") != NULL))
-            return cfg_error(err, "upstream_limits.%s: unknown key", name);
+        l->max_concurrency = v->max_concurrency >= 0
+                                 ? (uint32_t)v->max_concurrency
+                                 : a->max_concurrency;
+        l->max_queue =
+            v->max_queue >= 0 ? (uint32_t)v->max_queue : a->max_queue;
         a->limit_count++;
     }
     return 0;
-}
-
-static int read_json_options(struct admission *a, struct sluice_str raw,
-                             struct sluice_error *err)
-{
-    json_error_t jerr;
-    json_t *root =
-        json_loadb(raw.ptr ? raw.ptr : "{}", raw.ptr ? raw.len : 2, 0, &jerr);
-    int rc = -1;
-
-    if (!json_is_object(root))
-        cfg_error(err, "%s", "config: not a JSON object");
-    else if (!read_weights(a, json_object_get(root, "tenant_weights"), err) &&
-             !read_limits(a, json_object_get(root, "upstream_limits"), err))
-        rc = 0;
-    json_decref(root);
-    return rc;
 }
 
 /* ---- gauges summed over upstreams ---- */
@@ -817,7 +806,7 @@ static int admission_create(const struct sluice_host *host, const void *config,
         cfg_error(err, "%s", "out of memory");
         goto fail;
     }
-    if (read_json_options(a, raw_json, err))
+    if (read_weights(a, c, err) || read_limits(a, c, err))
         goto fail;
     make_metrics(a);
     *self = a;

@@ -33,24 +33,17 @@ struct rq {
 
 static void fx_open(struct fx *f, const char *json)
 {
-    _Alignas(max_align_t) unsigned char cfg[512];
-    char err[256];
-    struct sluice_error perr;
-    struct sluice_str raw = {json, strlen(json)};
-
     f->t = sluice_test_host_new();
     f->h = sluice_test_host(f->t);
     f->p = sluice_plugin_v1();
-    assert_true(f->p->config_size <= sizeof cfg);
-    if (sluice_test_config(f->p, json, cfg, err, sizeof err))
-        fail_msg("config: %s", err);
-    if (f->p->create(f->h, cfg, raw, &f->self, &perr))
-        fail_msg("create: %s", perr.message);
+    f->self = sluice_test_open(f->t, f->p, json);
+    if (!f->self)
+        fail_msg("%s", sluice_test_open_error(f->t));
 }
 
+/* The host destroys the instance. */
 static void fx_close(struct fx *f)
 {
-    f->p->destroy(f->self);
     sluice_test_host_free(f->t);
 }
 
@@ -720,20 +713,10 @@ static void test_status_json(void **unused)
 
 static int create_error(const char *json, char *msg, size_t len)
 {
-    _Alignas(max_align_t) unsigned char cfg[512];
-    struct sluice_error perr = {{0}};
-    struct sluice_str raw = {json, strlen(json)};
     struct sluice_test_host *t = sluice_test_host_new();
-    const struct sluice_plugin *p = sluice_plugin_v1();
-    void *self = NULL;
-    int rc = sluice_test_config(p, json, cfg, msg, len);
+    int rc = sluice_test_open(t, sluice_plugin_v1(), json) ? 0 : -1;
 
-    if (rc == 0) {
-        rc = p->create(sluice_test_host(t), cfg, raw, &self, &perr);
-        snprintf(msg, len, "%s", perr.message);
-        if (rc == 0)
-            p->destroy(self);
-    }
+    snprintf(msg, len, "%s", sluice_test_open_error(t));
     sluice_test_host_free(t);
     return rc;
 }
@@ -759,6 +742,13 @@ static void test_config_errors(void **unused)
         -1);
     assert_int_equal(create_error("{\"max_concurrency\":0}", msg, sizeof msg),
                      -1);
+    assert_int_equal(
+        create_error("{\"upstream_limits\":{\"openai\":{\"max_queue\":"
+                     "2000000}}}",
+                     msg, sizeof msg),
+        -1);
+    assert_string_equal(msg, "config.upstream_limits.openai.max_queue: must "
+                             "be <= 1000000");
     assert_int_equal(create_error("{\"queue_full_status\":503,"
                                   "\"tenant_weights\":{\"a\":2.5}}",
                                   msg, sizeof msg),

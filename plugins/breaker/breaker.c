@@ -49,6 +49,8 @@ struct breaker_config {
     const char *fallback_model;
     int64_t max_keys;
     int64_t idle_evict_s;
+    struct sluice_cfg_list failure_statuses; /* of const char * */
+    const char *static_response;             /* JSON text or NULL */
 };
 
 struct breaker_entry {
@@ -104,6 +106,10 @@ struct breaker_req {
 /* ---- config ---- */
 
 static const char *const scope_choices[] = {"upstream", "upstream_model", NULL};
+
+/* "5xx", "500-504" or a code (429 is taken as "429"). */
+static const struct sluice_cfg_field status_token = {
+    .type = SLUICE_CFG_STRING, .flags = SLUICE_CFG_NUMBER_AS_TEXT};
 
 #define FIELD(n) offsetof(struct breaker_config, n)
 static const struct sluice_cfg_field breaker_fields[] = {
@@ -169,9 +175,12 @@ static const struct sluice_cfg_field breaker_fields[] = {
      .offset = FIELD(success_threshold),
      .help = "probe successes that close the breaker"},
     {.name = "failure_statuses",
-     .type = SLUICE_CFG_JSON,
+     .type = SLUICE_CFG_ARRAY,
+     .flags = SLUICE_CFG_ONE_OR_MANY,
      .default_value = "\"5xx\"",
-     .help = "statuses counted as failures: \"5xx,429\" or [\"5xx\", 429]"},
+     .offset = FIELD(failure_statuses),
+     .help = "statuses counted as failures: \"5xx,429\" or [\"5xx\", 429]",
+     .elem = &status_token},
     {.name = "failure_on_timeout",
      .type = SLUICE_CFG_BOOL,
      .default_value = "true",
@@ -196,7 +205,9 @@ static const struct sluice_cfg_field breaker_fields[] = {
      .offset = FIELD(fallback_model),
      .help = "model to use while open"},
     {.name = "static_response",
-     .type = SLUICE_CFG_JSON,
+     .type = SLUICE_CFG_JSON_TEXT,
+     .flags = SLUICE_CFG_JSON_IN_STRING,
+     .offset = FIELD(static_response),
      .help =
          "JSON answer (200) served while open when no fallback can take it"},
     {.name = "max_keys",
@@ -218,53 +229,25 @@ static const struct sluice_cfg_field breaker_fields[] = {
 };
 #undef FIELD
 
-static int read_json_options(struct breaker *b, struct sluice_str raw,
-                             struct sluice_error *err)
+/* The core checked the shapes (a token list, JSON text); what is left is
+ * the meaning of each status token. */
+static int read_options(struct breaker *b, const struct breaker_config *c,
+                        struct sluice_error *err)
 {
-    json_error_t jerr;
-    json_t *root =
-        json_loadb(raw.ptr ? raw.ptr : "{}", raw.ptr ? raw.len : 2, 0, &jerr);
-    int rc = -1;
-
-    if (!json_is_object(root)) {
-        snprintf(err->message, sizeof err->message,
-                 "config: not a JSON object");
-        goto out;
-    }
-    json_t *statuses = json_object_get(root, "failure_statuses");
-    json_t *fallback_default = json_string("5xx");
-    int bad = status_set_parse(&b->failure_statuses,
-                               statuses ? statuses : fallback_default,
-                               err->message, sizeof err->message);
-    json_decref(fallback_default);
-    if (bad)
-        goto out;
-
-    json_t *stat = json_object_get(root, "static_response");
-    if (stat && !json_is_null(stat)) {
-        if (json_is_string(stat)) {
-            /* A string holds the JSON text itself; check it parses. */
-            json_t *parsed = json_loads(json_string_value(stat), 0, &jerr);
-            if (!parsed) {
-                snprintf(err->message, sizeof err->message,
-                         "static_response: not valid JSON: %s", jerr.text);
-                goto out;
-            }
-            json_decref(parsed);
-            b->static_body = strdup(json_string_value(stat));
-        } else {
-            b->static_body = json_dumps(stat, JSON_COMPACT);
-        }
+    if (status_set_parse(&b->failure_statuses,
+                         (const char *const *)c->failure_statuses.items,
+                         c->failure_statuses.count, err->message,
+                         sizeof err->message))
+        return -1;
+    if (c->static_response) {
+        b->static_body = strdup(c->static_response);
         if (!b->static_body) {
             snprintf(err->message, sizeof err->message, "out of memory");
-            goto out;
+            return -1;
         }
         b->static_len = strlen(b->static_body);
     }
-    rc = 0;
-out:
-    json_decref(root);
-    return rc;
+    return 0;
 }
 
 /* ---- keys ---- */
@@ -902,7 +885,7 @@ static int breaker_create(const struct sluice_host *host, const void *config,
                  "\"upstream_model\"");
         goto fail;
     }
-    if (read_json_options(b, raw_json, err))
+    if (read_options(b, c, err))
         goto fail;
     if (keymap_init(&b->keys, b->max_keys)) {
         snprintf(err->message, sizeof err->message, "out of memory");

@@ -73,39 +73,13 @@ static int parse_list(struct status_set *s, const char *text, char *err,
     return 0;
 }
 
-int status_set_parse(struct status_set *s, const json_t *value, char *err,
-                     size_t errlen)
+int status_set_parse(struct status_set *s, const char *const *tokens, size_t n,
+                     char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
-    if (json_is_string(value))
-        return parse_list(s, json_string_value(value), err, errlen);
-    if (!json_is_array(value)) {
-        snprintf(err, errlen, "failure_statuses: must be a string or an array");
-        return -1;
-    }
-    size_t i;
-    const json_t *item;
-    json_array_foreach(value, i, item)
-    {
-        if (json_is_integer(item)) {
-            json_int_t c = json_integer_value(item);
-            if (!valid_code((long)c)) {
-                snprintf(err, errlen,
-                         "failure_statuses[%zu]: %lld is not in 100..599", i,
-                         (long long)c);
-                return -1;
-            }
-            add_range(s, (long)c, (long)c);
-        } else if (json_is_string(item)) {
-            if (parse_list(s, json_string_value(item), err, errlen))
-                return -1;
-        } else {
-            snprintf(err, errlen,
-                     "failure_statuses[%zu]: must be an integer or a string",
-                     i);
+    for (size_t i = 0; i < n; i++)
+        if (parse_list(s, tokens[i], err, errlen))
             return -1;
-        }
-    }
     return 0;
 }
 

@@ -34,46 +34,27 @@ struct rq {
 
 static void fx_open(struct fx *f, const char *json)
 {
-    _Alignas(max_align_t) unsigned char cfg[512];
-    char err[256];
-    struct sluice_error perr;
-    struct sluice_str raw = {json, strlen(json)};
-
     f->t = sluice_test_host_new();
     f->h = sluice_test_host(f->t);
     f->p = sluice_plugin_v1();
-    assert_true(f->p->config_size <= sizeof cfg);
-    if (sluice_test_config(f->p, json, cfg, err, sizeof err))
-        fail_msg("config: %s", err);
-    if (f->p->create(f->h, cfg, raw, &f->self, &perr))
-        fail_msg("create: %s", perr.message);
+    f->self = sluice_test_open(f->t, f->p, json);
+    if (!f->self)
+        fail_msg("%s", sluice_test_open_error(f->t));
 }
 
+/* The host destroys the instance. */
 static void fx_close(struct fx *f)
 {
-    f->p->destroy(f->self);
     sluice_test_host_free(f->t);
 }
 
 static int create_error(const char *json, char *msg, size_t len)
 {
-    struct fx f;
-    _Alignas(max_align_t) unsigned char cfg[512];
-    struct sluice_error perr = {{0}};
-    struct sluice_str raw = {json, strlen(json)};
-    void *self = NULL;
+    struct sluice_test_host *t = sluice_test_host_new();
+    int rc = sluice_test_open(t, sluice_plugin_v1(), json) ? 0 : -1;
 
-    f.t = sluice_test_host_new();
-    f.p = sluice_plugin_v1();
-    if (sluice_test_config(f.p, json, cfg, msg, len)) {
-        sluice_test_host_free(f.t);
-        return -1;
-    }
-    int rc = f.p->create(sluice_test_host(f.t), cfg, raw, &self, &perr);
-    snprintf(msg, len, "%s", perr.message);
-    if (rc == 0)
-        f.p->destroy(self);
-    sluice_test_host_free(f.t);
+    snprintf(msg, len, "%s", sluice_test_open_error(t));
+    sluice_test_host_free(t);
     return rc;
 }
 
@@ -630,6 +611,11 @@ static void test_config_errors(void **unused)
     assert_non_null(strstr(msg, "failure_statuses"));
     assert_int_equal(
         create_error("{\"failure_statuses\":[700]}", msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "failure_statuses: bad token \"700\""));
+    assert_int_equal(
+        create_error("{\"failure_statuses\":[\"5xx\", true]}", msg, sizeof msg),
+        -1);
+    assert_string_equal(msg, "config.failure_statuses[1]: must be a string");
     assert_int_equal(
         create_error("{\"static_response\":\"{nope\"}", msg, sizeof msg), -1);
     assert_non_null(strstr(msg, "static_response"));
