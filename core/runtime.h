@@ -49,7 +49,7 @@ struct generation {
     struct config *cfg;
     struct plugin_set *plugins;
     size_t count;
-    struct instance *inst; /* pipeline order */
+    struct instance *inst;        /* pipeline order */
     struct plugin_routes *routes; /* plugin_routes.c; NULL: none */
     /* Requests running on each worker that started on this generation;
      * touched only by that worker's thread. */

@@ -136,8 +136,8 @@ struct sluice_form_part {
  * (designated initialisers): members may be appended, and the core reads
  * only those of the SDK version the plugin was built with. */
 struct sluice_self_request {
-    const char *endpoint; /* "/v1/chat/completions", "/v1/completions",
-                             "/v1/embeddings" or "/v1/responses" */
+    const char *endpoint;   /* "/v1/chat/completions", "/v1/completions",
+                               "/v1/embeddings" or "/v1/responses" */
     struct sluice_str body; /* the JSON body, copied; "stream": true is
                                refused (the answer is delivered whole) */
     /* By enum sluice_identity: tenant (empty: "default"), user, tier and
