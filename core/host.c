@@ -12,8 +12,8 @@
 
 #include "config/config.h"
 #include "health.h"
-#include "host_streams.h"
 #include "host_services.h"
+#include "host_streams.h"
 #include "http/http_server.h"
 #include "log.h"
 #include "pipeline.h"

@@ -8,8 +8,8 @@
 #include <strings.h>
 
 #include "config/config.h"
-#include "host_streams.h"
 #include "host_services.h"
+#include "host_streams.h"
 #include "response_budget.h"
 #include "runtime.h"
 #include "upstream/content_decode.h"
