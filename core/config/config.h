@@ -68,9 +68,9 @@ struct client_key {
     char user[64];
     char tier[32];
     char priority[16]; /* default priority for this key, "" = standard */
+    bool admin;        /* may read /metrics and /admin/status (main listener) */
 };
 
-    bool admin;        /* may read /metrics and /admin/status (main listener) */
 struct pipeline_entry {
     char plugin[64]; /* plugin name, resolved to <plugin_dir>/<plugin>.so */
     char name[64];   /* instance name (defaults to plugin name, then _2, _3) */
