@@ -343,6 +343,21 @@ static void test_descriptor_longer_struct_is_cut(void **state)
         plugin_check_descriptor("x.so", &big.d, &out, err, sizeof err), 0);
 }
 
+static void test_descriptor_absurd_size_refused(void **state)
+{
+    /* 0xFFFFFFFF is no newer ABI, it is a broken descriptor (issue 8). */
+    struct sluice_plugin d = base_descriptor();
+    struct sluice_plugin out;
+    char err[ERR_LEN];
+    (void)state;
+
+    d.struct_size = 0xFFFFFFFFu;
+    assert_int_equal(plugin_check_descriptor("x.so", &d, &out, err, sizeof err),
+                     -1);
+    assert_string_equal(err, "x.so: descriptor size 4294967295 is implausible "
+                             "(at most 4096 bytes)");
+}
+
 static void test_config_field_checks(void **state)
 {
     (void)state;
@@ -367,21 +382,6 @@ static void test_config_field_checks(void **state)
 
     f = ok;
     f.type = (enum sluice_cfg_type)42;
-static void test_descriptor_absurd_size_refused(void **state)
-{
-    /* 0xFFFFFFFF is no newer ABI, it is a broken descriptor (issue 8). */
-    struct sluice_plugin d = base_descriptor();
-    struct sluice_plugin out;
-    char err[ERR_LEN];
-    (void)state;
-
-    d.struct_size = 0xFFFFFFFFu;
-    assert_int_equal(plugin_check_descriptor("x.so", &d, &out, err, sizeof err),
-                     -1);
-    assert_string_equal(err, "x.so: descriptor size 4294967295 is implausible "
-                             "(at most 4096 bytes)");
-}
-
     assert_string_equal(check_field(f),
                         "mem.so: config key 'rpm': unknown type 42");
 
@@ -492,10 +492,10 @@ int main(void)
         cmocka_unit_test(test_descriptor_names),
         cmocka_unit_test(test_descriptor_config_needs_create),
         cmocka_unit_test(test_descriptor_longer_struct_is_cut),
+        cmocka_unit_test(test_descriptor_absurd_size_refused),
         cmocka_unit_test(test_config_field_checks),
         cmocka_unit_test(test_config_enum_and_string),
         cmocka_unit_test(test_config_duplicate_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
-        cmocka_unit_test(test_descriptor_absurd_size_refused),
