@@ -345,6 +345,7 @@ static int resp_add_header(struct sluice_req *r, const char *name,
                     "on_upstream_response",
                     r->id, name);
         return SLUICE_EPHASE;
+    }
     if (strchr(name, '\r') || strchr(name, '\n') || strchr(name, ':') ||
         (value.ptr && (memchr(value.ptr, '\r', value.len) ||
                        memchr(value.ptr, '\n', value.len))))
