@@ -532,7 +532,7 @@ static void on_done(struct upstream_call *c, void *arg,
         int status = r->resp_status;
         end_attempt(r, status < 400 ? SLUICE_OUTCOME_OK
                                     : SLUICE_OUTCOME_HTTP_ERROR);
-        if (retry_schedule(r, retry_status_retryable(status))) {
+        if (retry_schedule(r, retry_status_retryable(r, status))) {
             leave(r);
             return;
         }

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "config/config.h"
+#include "config/config_retry.h"
 #include "health.h"
 #include "log.h"
 #include "pipeline.h"
@@ -19,9 +20,9 @@
 #include "upstream/backoff.h"
 #include "worker.h"
 
-bool retry_status_retryable(int status)
+bool retry_status_retryable(const struct sluice_req *r, int status)
 {
-    return status == 429 || status == 502 || status == 503 || status == 504;
+    return config_retry_status(&r->gen->cfg->retry, status);
 }
 
 /* Retry-After as delta-seconds, HTTP-date, or retry-after-ms; 0 if none. */
@@ -109,12 +110,12 @@ bool retry_schedule(struct sluice_req *r, bool retryable)
 
     uint64_t now = worker_now_ns();
     uint64_t elapsed_ms = (now - r->started_ns) / 1000000;
-    if (elapsed_ms >= rc->deadline_ms)
-        return false;
     /* attempt_count attempts are done, so this is retry attempt_count. */
-    uint64_t delay = backoff_delay_ms(r->attempt_count, rc->base_delay_ms,
-                                      rc->max_delay_ms, &r->w->rng);
-    uint64_t told = upstream_retry_after_ms(r);
+    uint64_t jitter = backoff_delay_ms(r->attempt_count, rc->base_delay_ms,
+                                       rc->max_delay_ms, &r->w->rng);
+    uint64_t delay;
+    if (!backoff_wait_ms(jitter, 0, elapsed_ms, rc->deadline_ms, &delay))
+        return false; /* before moving: the answer names its upstream */
 
     bool moved = rc->on_other_upstream && next_fallback(r);
     /* A breaker opened by this very failure marks the upstream down: retry
@@ -124,9 +125,10 @@ bool retry_schedule(struct sluice_req *r, bool retryable)
             return false;
         moved = true;
     }
-    if (told > delay && !moved)
-        delay = told; /* never retry the same upstream inside its window */
-    if (elapsed_ms + delay >= rc->deadline_ms)
+    /* Never retry the same upstream inside its Retry-After window; a
+     * window past the deadline sends the answer to the client now. */
+    if (!moved && !backoff_wait_ms(jitter, upstream_retry_after_ms(r),
+                                   elapsed_ms, rc->deadline_ms, &delay))
         return false;
 
     if (!r->retry_timer)

@@ -9,8 +9,9 @@
 
 struct sluice_req;
 
-/* An upstream answer with this status may be tried again. */
-bool retry_status_retryable(int status);
+/* An upstream answer with this status may be tried again (retry.on_status,
+ * by default 408, 409, 429, 500, 502, 503, 504). */
+bool retry_status_retryable(const struct sluice_req *r, int status);
 /* Schedules the next attempt when `retryable`, nothing reached the client
  * and attempts and deadline remain; false when the caller must answer. */
 bool retry_schedule(struct sluice_req *r, bool retryable);

@@ -4,6 +4,7 @@
  * retry, policy, log, pipeline), config_route.c (upstreams, fallbacks) and
  * config_keys.c (client keys). */
 #include "config_internal.h"
+#include "config_retry.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +41,7 @@ static void set_defaults(struct config *c)
                                      .max_delay_ms = 2000,
                                      .deadline_ms = 10000,
                                      .on_other_upstream = true};
+    config_retry_default_statuses(&c->retry);
 
     c->policy.fail_open = true;
     tokens_config_defaults(&c->tokens);

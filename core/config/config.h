@@ -60,6 +60,7 @@ struct retry_config {
     uint32_t max_delay_ms;
     uint32_t deadline_ms;   /* total time budget for all attempts */
     bool on_other_upstream; /* retry on the next step of the fallback chain */
+    uint64_t on_status[10]; /* retried statuses, bit s%64 of word s/64 */
 };
 
 struct client_key {

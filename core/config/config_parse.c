@@ -3,6 +3,7 @@
  * type, destination, bounds), so docs/config.md can mirror it line by
  * line; only what a table cannot say is written out as code. */
 #include "config_internal.h"
+#include "config_retry.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -319,6 +320,7 @@ static const struct cfg_field retry_fields[] = {
     CFG_UINT("max_delay_ms", struct retry_config, max_delay_ms, 0, MS_MAX),
     CFG_UINT("deadline_ms", struct retry_config, deadline_ms, 1, MS_MAX),
     CFG_BOOL("on_other_upstream", struct retry_config, on_other_upstream),
+    CFG_CUSTOM("on_status"),
     CFG_END,
 };
 
@@ -403,6 +405,7 @@ void cfg_parse_root(struct parse_ctx *ctx, json_t *root)
     if ((obj = cfg_get_object(ctx, root, "", "retry"))) {
         unsigned before = ctx->error_count;
         cfg_apply_fields(ctx, obj, "retry", retry_fields, &c->retry);
+        cfg_parse_retry_statuses(ctx, obj, &c->retry);
         /* Compare only values that parsed, not a value with a default. */
         if (ctx->error_count == before &&
             c->retry.max_delay_ms < c->retry.base_delay_ms)

@@ -23,3 +23,14 @@ uint64_t backoff_delay_ms(unsigned retry, uint32_t base_ms, uint32_t max_ms,
     uint64_t r = splitmix64(rng);
     return ceiling ? r % (ceiling + 1) : 0;
 }
+
+bool backoff_wait_ms(uint64_t backoff_ms, uint64_t retry_after_ms,
+                     uint64_t elapsed_ms, uint64_t deadline_ms,
+                     uint64_t *wait_ms)
+{
+    uint64_t wait = retry_after_ms > backoff_ms ? retry_after_ms : backoff_ms;
+    if (elapsed_ms >= deadline_ms || wait >= deadline_ms - elapsed_ms)
+        return false;
+    *wait_ms = wait;
+    return true;
+}

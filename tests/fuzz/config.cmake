@@ -8,6 +8,7 @@ if(CMAKE_C_COMPILER_ID STREQUAL "Clang" AND NOT SANITIZE STREQUAL "thread")
     ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_config.c
     ${CMAKE_SOURCE_DIR}/core/config/config.c
     ${CMAKE_SOURCE_DIR}/core/config/config_parse.c
+    ${CMAKE_SOURCE_DIR}/core/config/config_retry.c
     ${CMAKE_SOURCE_DIR}/core/config/config_keys.c
     ${CMAKE_SOURCE_DIR}/core/config/config_route.c)
   target_include_directories(fuzz_config PRIVATE ${CMAKE_SOURCE_DIR}/core)

@@ -8,6 +8,7 @@ sluice_add_unit_test(test_config
   ${CMAKE_SOURCE_DIR}/tests/unit/test_config.c
   ${CMAKE_SOURCE_DIR}/core/config/config.c
   ${CMAKE_SOURCE_DIR}/core/config/config_parse.c
+  ${CMAKE_SOURCE_DIR}/core/config/config_retry.c
   ${CMAKE_SOURCE_DIR}/core/config/config_keys.c
   ${CMAKE_SOURCE_DIR}/core/config/config_route.c
   ${CMAKE_SOURCE_DIR}/core/config/config_tokens.c

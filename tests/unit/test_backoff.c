@@ -69,6 +69,30 @@ static void test_seed_makes_it_repeatable(void **state)
                          backoff_delay_ms(3, 50, 1000, &b));
 }
 
+/* Retry-After on the same upstream stretches the wait; a wait that would
+ * end at or past the deadline means no retry (the answer goes out now). */
+static void test_wait_honours_retry_after_within_deadline(void **state)
+{
+    uint64_t wait = 12345;
+    (void)state;
+    assert_true(backoff_wait_ms(80, 0, 0, 10000, &wait));
+    assert_int_equal(wait, 80);
+    assert_true(backoff_wait_ms(80, 1000, 0, 10000, &wait));
+    assert_int_equal(wait, 1000); /* the provider asked for longer */
+    assert_true(backoff_wait_ms(500, 100, 0, 10000, &wait));
+    assert_int_equal(wait, 500); /* the backoff is longer still */
+
+    wait = 7;
+    assert_false(backoff_wait_ms(80, 30000, 0, 10000, &wait));
+    assert_false(backoff_wait_ms(80, 6000, 4000, 10000, &wait)); /* ends at */
+    assert_false(backoff_wait_ms(80, 7000, 4000, 10000, &wait));
+    assert_false(backoff_wait_ms(0, 0, 10000, 10000, &wait)); /* spent */
+    assert_false(backoff_wait_ms(0, 0, 12000, 10000, &wait)); /* no wrap */
+    assert_int_equal(wait, 7); /* untouched when refused */
+    assert_true(backoff_wait_ms(80, 5999, 4000, 10000, &wait));
+    assert_int_equal(wait, 5999);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -76,6 +100,7 @@ int main(void)
         cmocka_unit_test(test_delays_stay_within_bounds),
         cmocka_unit_test(test_full_jitter_spread),
         cmocka_unit_test(test_seed_makes_it_repeatable),
+        cmocka_unit_test(test_wait_honours_retry_after_within_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
