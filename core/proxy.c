@@ -373,8 +373,12 @@ static bool take_answer_bytes(struct sluice_req *r, const char *data,
                               size_t len)
 {
     if (r->stream_to_client) {
-        stream_relay_chunk(r, data, len);
-        return true;
+        if (stream_relay_chunk(r, data, len))
+            return true;
+        abandon_answer(r, 502, "upstream_event_too_large",
+                       "An upstream event exceeded the gateway's size limit.",
+                       0);
+        return false;
     }
     const struct config *cfg = r->gen->cfg;
     if (!r->resp_body)

@@ -98,19 +98,41 @@ static void apply_backpressure(struct sluice_req *r, size_t queued)
     }
 }
 
-void stream_relay_chunk(struct sluice_req *r, const char *data, size_t len)
+/* Ends the client's stream with an error event; the blank lines first
+ * end whatever part of the failed event was already passed through. */
+static void cut_client(struct sluice_req *r)
+{
+    static const char cut[] =
+        "\n\ndata: {\"error\":{\"message\":\"An upstream event exceeded the "
+        "gateway's size limit.\",\"type\":\"api_error\",\"param\":null,"
+        "\"code\":\"upstream_event_too_large\"}}\n\n";
+    if (!r->ex)
+        return;
+    http_stream_write(r->ex, cut, sizeof cut - 1);
+    http_set_close_cb(r->ex, NULL, NULL);
+    http_stream_end(r->ex);
+    r->ex = NULL;
+}
+
+bool stream_relay_chunk(struct sluice_req *r, const char *data, size_t len)
 {
     if (!r->sse)
         r->sse = sse_parser_new(MAX_SSE_EVENT_BYTES);
-    bool ok = r->sse && sse_parser_feed(r->sse, data, len, on_sse_event, r);
+    if (!r->sse || !sse_parser_feed(r->sse, data, len, on_sse_event, r)) {
+        /* An event over the cap (or no memory for it): the rest of the
+         * stream cannot be relayed, so the caller stops the upstream. */
+        log_msg(LOG_WARN, "proxy",
+                "%s: SSE event from upstream %s over %u bytes: stream cut",
+                r->id, r->upstream->name, MAX_SSE_EVENT_BYTES);
+        cut_client(r);
+        return false;
+    }
     if (!r->strip_usage_chunk && r->ex) {
         size_t queued = http_stream_write(r->ex, data, len);
         r->bytes_to_client += len;
         apply_backpressure(r, queued);
     }
-    if (!ok && r->sse)
-        log_msg(LOG_WARN, "proxy", "%s: malformed SSE from upstream %s", r->id,
-                r->upstream->name);
+    return true;
 }
 
 enum sluice_outcome stream_relay_end(struct sluice_req *r,

@@ -16,8 +16,11 @@ struct sluice_req;
 /* Sends the stream's status and headers to the client; from now on the
  * answer can no longer be retried or replaced. */
 void stream_relay_start(struct sluice_req *r);
-/* Forwards upstream bytes (any split) to the client. */
-void stream_relay_chunk(struct sluice_req *r, const char *data, size_t len);
+/* Forwards upstream bytes (any split) to the client. False when the stream
+ * cannot go on (an SSE event over the size cap): the client's stream has
+ * been ended with an error event, and the caller must cancel the upstream
+ * transfer (else the whole oversized event would still be read). */
+bool stream_relay_chunk(struct sluice_req *r, const char *data, size_t len);
 /* The upstream stream ended with `res`: records usage, marks a cut stream,
  * ends the client's stream. Returns the attempt's outcome. */
 enum sluice_outcome stream_relay_end(struct sluice_req *r,
