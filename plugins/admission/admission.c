@@ -656,6 +656,20 @@ static void admission_on_log(void *self, struct sluice_req *r, void *state)
     wake(a, next);
 }
 
+/* A fallback to another upstream gives back this one's slot and queues
+ * for one of the new upstream; a retry on the same upstream keeps its. */
+static enum sluice_action admission_on_attempt(void *self, struct sluice_req *r,
+                                               void *state)
+{
+    struct admission_req *st = state;
+    struct sluice_str up = ((struct admission *)self)->host->req_upstream(r);
+    if (st->lane && !st->waiter &&
+        (up.len != st->lane->name_len ||
+         memcmp(up.ptr, st->lane->name, up.len) != 0))
+        admission_on_log(self, r, state);
+    return admission_on_request(self, r, state);
+}
+
 /* ---- status ---- */
 
 static void status_one(struct keymap_node *node, void *arg)
@@ -829,6 +843,7 @@ static const struct sluice_plugin admission_plugin = {
     .destroy = admission_destroy,
     .on_request = admission_on_request,
     .on_log = admission_on_log,
+    .on_attempt = admission_on_attempt,
     .status_json = admission_status_json,
 };
 

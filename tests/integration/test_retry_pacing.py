@@ -5,6 +5,10 @@ limiter learns from each attempt's outcome, not only from the last one.
 
 bench/retry_pacing.py measures the effect under load (provider 429s with a
 hidden capacity); these tests prove the mechanism deterministically."""
+import os
+import threading
+import time
+
 import harness
 from harness import check, eq
 
@@ -48,7 +52,6 @@ def test_token_bucket_wait_mode_holds_the_retry(h):
         "plugin": "token_bucket", "config": {
             "requests_per_period": 1, "period_s": 1, "mode": "wait", "max_wait_ms": 5000}}]))
     h.mock_config(status=503, count=1)
-    import time
     t0 = time.time()
     r = h.chat("waits for a token")
     took = time.time() - t0
@@ -109,7 +112,6 @@ def test_fallback_takes_the_token_of_its_own_upstream(h):
     """The fallback attempt is paced by the bucket of the upstream it goes
     to ({upstream} scope): the primary's spent bucket does not stop it, and
     the backup's bucket is spent by it."""
-    import os
     h.start_mock()
     backup = harness.Proc([os.path.join(h.build_dir, "sluice-mock"), "--listen", "127.0.0.1:0",
                            "--quiet"], r"listening on 127\.0\.0\.1:(\d+)")
@@ -133,6 +135,45 @@ def test_fallback_takes_the_token_of_its_own_upstream(h):
     r = h.chat("backup spent", model="gpt-4o-mini")
     eq(r.status, 429, r.body)
     eq(harness.request(backup.port, "GET", "/mock/stats").json()["chat_completions"], 1)
+
+
+def test_fallback_queues_for_a_slot_of_its_own_upstream(h):
+    """admission with one slot per upstream: a fallback to the backup waits
+    for the backup's slot (held by a slow request) instead of going out
+    with the primary's slot, so the backup never serves two at once."""
+    h.start_mock()
+    backup = harness.Proc([os.path.join(h.build_dir, "sluice-mock"), "--listen", "127.0.0.1:0",
+                           "--quiet"], r"listening on 127\.0\.0\.1:(\d+)")
+    h.procs.append(backup)
+    cfg = h.config(retry=retry(max_attempts=2, on_other_upstream=True),
+                   fallbacks={"gpt-4o": [{"upstream": "backup"}]},
+                   pipeline=[{"plugin": "admission", "config": {
+                       "max_concurrency": 1, "max_queue": 10, "queue_timeout_ms": 20000}}])
+    cfg["upstreams"][0]["models"] = ["gpt-4o"]
+    b = dict(cfg["upstreams"][0])
+    b.update(name="backup", base_url="http://127.0.0.1:%d/v1" % backup.port, models=["*"])
+    cfg["upstreams"].append(b)
+    h.start_gateway(cfg)
+
+    def backup_stats():
+        return harness.request(backup.port, "GET", "/mock/stats").json()
+
+    slow = {}
+    holder = threading.Thread(target=lambda: slow.update(
+        r=h.chat("holds the backup's slot", model="gpt-4o-mini", mock={"latency_ms": 2000})))
+    holder.start()
+    for _ in range(500):  # until the slow request is at the backup
+        if backup_stats()["in_flight"] == 1:
+            break
+        time.sleep(0.01)
+    eq(backup_stats()["in_flight"], 1)
+    h.mock_config(status=503, count=1)
+    r = h.chat("primary fails", model="gpt-4o")
+    holder.join()
+    eq(r.status, 200, r.body)
+    eq(r.header("x-sluice-upstream"), "backup")
+    eq(slow["r"].status, 200)
+    eq(backup_stats()["max_in_flight"], 1, "the fallback waited for the backup's slot")
 
 
 if __name__ == "__main__":
