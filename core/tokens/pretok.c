@@ -163,8 +163,8 @@ static size_t other_run(bool o200k, const unsigned char *s, size_t len,
         return 0;
     for (;;) {
         unsigned c = cls(s, len, j);
-        if (c == NONASCII)
-            break; /* [\r\n/]* simply stops: nothing non-ASCII qualifies */
+        if (c == NONASCII || c == END)
+            break; /* [\r\n/]* stops: nothing non-ASCII qualifies */
         if ((c & C_NL) || (o200k && s[j] == '/'))
             j++;
         else
