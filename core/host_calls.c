@@ -39,6 +39,7 @@ struct plugin_call {
     bool finished; /* on_done came while starting: deliver later */
     enum sluice_outcome early_outcome;
     struct event *deliver_ev;
+    size_t max_body; /* SLUICE_CALL_MAX_BODY or limits.max_response_bytes */
 };
 
 static _Thread_local struct plugin_call *tl_calls;
@@ -97,7 +98,7 @@ static bool on_body(struct upstream_call *uc, void *arg, const char *data,
                     size_t len)
 {
     struct plugin_call *c = arg;
-    if (evbuffer_get_length(c->body) + len > SLUICE_CALL_MAX_BODY ||
+    if (evbuffer_get_length(c->body) + len > c->max_body ||
         evbuffer_add(c->body, data, len) != 0) {
         /* Over the limit: stop reading now rather than buffer it. */
         upstream_call_cancel(uc);
@@ -244,6 +245,9 @@ int host_call_upstream(const struct sluice_host *h, struct sluice_req *r,
     c->w = w;
     c->done = done;
     c->arg = arg;
+    c->max_body = SLUICE_CALL_MAX_BODY;
+    if (s->cfg->max_response_bytes && s->cfg->max_response_bytes < c->max_body)
+        c->max_body = s->cfg->max_response_bytes;
     struct upstream_request req = {
         .url = url,
         .method = body.ptr ? "POST" : "GET",

@@ -104,7 +104,8 @@ struct sluice_call_result {
 typedef void (*sluice_call_fn)(void *arg, const struct sluice_call_result *res);
 typedef void (*sluice_timer_fn)(void *arg, unsigned worker);
 
-/* Largest response body call_upstream() delivers (bigger: TRUNCATED). */
+/* Largest response body call_upstream() delivers (bigger: TRUNCATED), or
+ * the gateway's limits.max_response_bytes when that is smaller. */
 #define SLUICE_CALL_MAX_BODY (16u << 20)
 /* timer_start(): arm the timer on every worker. */
 #define SLUICE_WORKER_ALL 0xffffffffu

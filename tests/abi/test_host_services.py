@@ -75,6 +75,32 @@ def test_call_error_reaches_the_plugin(h):
     eq(r.header("x-embed-dims"), "0")
 
 
+def test_plugin_cancels_its_own_call(h):
+    h.start_mock()
+    h.start_gateway(h.config(pipeline=[plugin(h, "embed_probe")]))
+    r = h.chat("hello", headers={"x-probe-cancel": "1"})
+    eq(r.status, 200, r.body)
+    eq(r.header("x-embed-cancel"), "0,3", "SLUICE_OK, then SLUICE_ENOENT")
+    m = wait_metrics(h, lambda m: embed_counts(m)["cleanups"] >= 1, "on_cleanup")
+    eq(embed_counts(m), {"calls": 0.0, "answers": 0.0, "cancelled": 0.0, "cleanups": 1.0,
+                         "cleanup_open": 0.0}, "no callback after the plugin's own cancel")
+
+
+def test_answer_over_the_size_limit_is_truncated(h):
+    """50 inputs x 3072 dimensions is ~300 KB of JSON: over the gateway's
+    limits.max_response_bytes (100 KB here, below SLUICE_CALL_MAX_BODY), the
+    call stops reading and the plugin is told TRUNCATED with no body."""
+    h.start_mock()
+    h.start_gateway(h.config(limits={"max_response_bytes": 100000},
+                             pipeline=[plugin(h, "embed_probe",
+                                              {"inputs": 50, "dimensions": 3072})]))
+    r = h.chat("hello", timeout=60)
+    eq(r.status, 200, r.body)
+    eq(r.header("x-embed-outcome"), "6", "SLUICE_OUTCOME_TRUNCATED")
+    eq(r.header("x-embed-dims"), "0", "no partial body")
+    eq(r.header("x-embed-status"), "200")
+
+
 def test_unknown_upstream_is_refused(h):
     h.start_mock()
     h.start_gateway(h.config(pipeline=[plugin(h, "embed_probe", {"upstream": "nope"})]))
@@ -145,7 +171,10 @@ def test_timers_and_a_call_outside_requests(h):
     # Let the tick run on well past the limit: the self-cancelled timer stays at 3 per worker.
     ticks = timer_counts(m)["ticks"]
     wait_metrics(h, lambda m: timer_counts(m)["ticks"] >= ticks + 20, "more ticks")
-    eq(timer_counts(h.metrics())["limited"], 6.0, "cancelled from its own callback on each worker")
+    m = h.metrics()
+    eq(timer_counts(m)["limited"], 6.0, "cancelled from its own callback on each worker")
+    eq(metric(m, "sluice_timer_probe_ghosts_total", "timer_probe"), 0.0,
+       "a timer cancelled in create() never runs")
 
 
 def test_timers_torn_down_on_reload(h):

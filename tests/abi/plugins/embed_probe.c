@@ -10,9 +10,12 @@
  *
  * The client steers the call through the mock: "x-probe-hang: 1" makes the
  * embeddings call hang (the client then gives up, which must cancel it),
- * "x-probe-status: N" makes it fail with N. on_cleanup counts every
- * request and whether the call was still open when its state went away,
- * which must never happen. On a 1.0 host it degrades: "x-embed-error: 1.0".
+ * "x-probe-status: N" makes it fail with N, "x-probe-cancel: 1" makes the
+ * plugin cancel its own call at once (x-embed-cancel: the two return codes
+ * of cancelling it twice). Config "inputs"/"dimensions" size the answer.
+ * on_cleanup counts every request and whether the call was still open when its
+ * state went away, which must never happen. On a 1.0 host it degrades:
+ * "x-embed-error: 1.0".
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,6 +28,8 @@
 
 struct embed_config {
     const char *upstream;
+    int64_t inputs;
+    int64_t dimensions;
 };
 
 static const struct sluice_cfg_field embed_keys[] = {
@@ -35,12 +40,33 @@ static const struct sluice_cfg_field embed_keys[] = {
         .offset = offsetof(struct embed_config, upstream),
         .help = "upstream asked for the embedding",
     },
+    {
+        .name = "inputs",
+        .type = SLUICE_CFG_INT,
+        .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX,
+        .min = 1,
+        .max = 2048,
+        .default_value = "1",
+        .offset = offsetof(struct embed_config, inputs),
+        .help = "copies of the input (a big answer tests the size limit)",
+    },
+    {
+        .name = "dimensions",
+        .type = SLUICE_CFG_INT,
+        .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX,
+        .min = 1,
+        .max = 3072,
+        .default_value = "256",
+        .offset = offsetof(struct embed_config, dimensions),
+        .help = "dimensions asked for",
+    },
     {0},
 };
 
 struct embed {
     const struct sluice_host *host;
     const char *upstream;
+    int64_t inputs, dimensions;
     struct sluice_metric *started, *finished, *cancelled, *cleanups,
         *cleanup_open;
 };
@@ -66,6 +92,8 @@ static int embed_create(const struct sluice_host *h, const void *config,
         return SLUICE_ENOMEM;
     p->host = h;
     p->upstream = cfg->upstream;
+    p->inputs = cfg->inputs;
+    p->dimensions = cfg->dimensions;
     p->started = h->counter(h, "sluice_embed_probe_calls_total",
                             "Embedding calls started.");
     p->finished = h->counter(h, "sluice_embed_probe_answers_total",
@@ -143,12 +171,22 @@ static enum sluice_action start_call(struct embed *p, struct sluice_req *r,
         h->resp_add_header(r, "x-embed-error", (struct sluice_str){"1.0", 3});
         return SLUICE_CONTINUE;
     }
-    char body[256], hang[64], status[64];
+    char hang[64], status[64];
     struct sluice_str model = h->req_model(r);
-    int n = snprintf(
-        body, sizeof body,
-        "{\"model\":\"text-embedding-3-small\",\"input\":\"%.*s\"}",
-        (int)(model.len > 100 ? 100 : model.len), model.ptr ? model.ptr : "");
+    int mlen = (int)(model.len > 100 ? 100 : model.len);
+    size_t cap = 128 + (size_t)p->inputs * (size_t)(mlen + 3);
+    char *body = h->req_alloc(r, cap);
+    if (!body)
+        return h->reject(r, 500, "api_error", NULL, "out of memory", 0);
+    size_t n = (size_t)snprintf(
+        body, cap,
+        "{\"model\":\"text-embedding-3-small\",\"dimensions\":%lld,"
+        "\"input\":[",
+        (long long)p->dimensions);
+    for (int64_t i = 0; i < p->inputs; i++)
+        n += (size_t)snprintf(body + n, cap - n, "%s\"%.*s\"", i ? "," : "",
+                              mlen, model.ptr ? model.ptr : "");
+    n += (size_t)snprintf(body + n, cap - n, "]}");
     const char *headers[3];
     size_t nh = 0;
     struct sluice_str v = h->req_header(r, "x-probe-hang");
@@ -165,11 +203,23 @@ static enum sluice_action start_call(struct embed *p, struct sluice_req *r,
     headers[nh] = NULL;
     st->p = p;
     st->ticket = h->wake_token(r);
+    sluice_call_t call;
     int rc = h->call_upstream(h, r, p->upstream, "/v1/embeddings",
-                              (struct sluice_str){body, (size_t)n}, headers,
-                              on_answer, st, NULL);
+                              (struct sluice_str){body, n}, headers, on_answer,
+                              st, &call);
     if (rc != SLUICE_OK) {
         add_number(h, r, "x-embed-error", rc);
+        return SLUICE_CONTINUE;
+    }
+    if (h->req_header(r, "x-probe-cancel").len) {
+        /* Changed our mind: the callback must never run, a second cancel
+         * finds nothing. */
+        char codes[32];
+        int first = h->call_cancel(h, call);
+        int again = h->call_cancel(h, call);
+        int len = snprintf(codes, sizeof codes, "%d,%d", first, again);
+        h->resp_add_header(r, "x-embed-cancel",
+                           (struct sluice_str){codes, (size_t)len});
         return SLUICE_CONTINUE;
     }
     st->started = true;

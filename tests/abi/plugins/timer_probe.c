@@ -7,6 +7,8 @@
  *   - a periodic "limited" timer that cancels itself from inside its own
  *     callback after `limit` runs on its worker (limited_total must end at
  *     exactly limit x workers);
+ *   - a periodic "ghost" timer, cancelled again in create(): it must never
+ *     run (ghosts_total stays 0);
  * and, on worker 0 only, a one-shot timer that asks the upstream for
  * GET /v1/models outside any request and publishes the answer's status
  * with health_set("timer_probe.models_status").
@@ -69,7 +71,8 @@ struct probe {
     atomic_uint_fast64_t seen; /* bitmask of workers that ticked */
     /* each slot touched only by its own worker's thread */
     int64_t limited_runs[PROBE_MAX_WORKERS];
-    struct sluice_metric *ticks, *limited, *workers_seen, *models_calls;
+    struct sluice_metric *ticks, *limited, *workers_seen, *models_calls,
+        *ghosts;
 };
 
 static void on_tick(void *arg, unsigned worker)
@@ -88,6 +91,13 @@ static void on_limited(void *arg, unsigned worker)
     h->counter_add(p->limited, 1);
     if (++p->limited_runs[worker % PROBE_MAX_WORKERS] == p->limit)
         h->timer_cancel(h, p->limited_id); /* from inside its own run */
+}
+
+static void on_ghost(void *arg, unsigned worker)
+{
+    struct probe *p = arg;
+    (void)worker;
+    p->host->counter_add(p->ghosts, 1); /* cancelled in create(): never */
 }
 
 static void on_models(void *arg, const struct sluice_call_result *res)
@@ -134,6 +144,8 @@ static int probe_create(const struct sluice_host *h, const void *config,
                                "Bitmask of workers the tick ran on.");
     p->models_calls = h->counter(h, "sluice_timer_probe_models_calls_total",
                                  "Answers to the /v1/models call.");
+    p->ghosts = h->counter(h, "sluice_timer_probe_ghosts_total",
+                           "Runs of a timer cancelled in create().");
     *self = p;
     if (!SLUICE_HOST_HAS(h, timer_start) || !SLUICE_HOST_HAS(h, call_upstream))
         return SLUICE_OK; /* an older host: serve without background work */
@@ -144,6 +156,13 @@ static int probe_create(const struct sluice_host *h, const void *config,
                             &p->limited_id);
     if (rc == SLUICE_OK)
         rc = h->timer_start(h, 0, 0, 0, ask_models, p, NULL);
+    sluice_timer_t ghost = 0;
+    if (rc == SLUICE_OK)
+        rc = h->timer_start(h, SLUICE_WORKER_ALL, 0, 1, on_ghost, p, &ghost);
+    if (rc == SLUICE_OK)
+        rc = h->timer_cancel(h, ghost);
+    if (rc == SLUICE_OK && h->timer_cancel(h, ghost) != SLUICE_ENOENT)
+        rc = SLUICE_EINVAL; /* a second cancel must find nothing */
     if (rc != SLUICE_OK) {
         snprintf(err->message, sizeof err->message, "timer_start: %d", rc);
         free(p);
