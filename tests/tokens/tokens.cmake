@@ -20,3 +20,9 @@ find_package(Python3 REQUIRED COMPONENTS Interpreter)
 add_test(NAME tokens_golden COMMAND ${Python3_EXECUTABLE}
   ${CMAKE_SOURCE_DIR}/tests/tokens/test_golden.py --build-dir ${CMAKE_BINARY_DIR})
 set_tests_properties(tokens_golden PROPERTIES LABELS "tokens" TIMEOUT 900)
+
+# bench/tokens/run.sh builds this (not part of the default build).
+add_executable(bench_tokens EXCLUDE_FROM_ALL
+  ${CMAKE_SOURCE_DIR}/bench/tokens/bench_tokens.c)
+target_link_libraries(bench_tokens PRIVATE sluice_core)
+set_target_properties(bench_tokens PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Tokenizer benchmark, one run, same machine: sluice's C tokenizer beside the
+# npm tiktoken package (WASM) on English prose, C code and CJK text (taken
+# from the machine, make_inputs.py), both encodings, single-threaded; 1 MB of
+# one repeated character; the cost of counting a 2 KB chat request.
+# Results: bench/results/tokens.md
+#   bench/tokens/run.sh        (BUILD_DIR=dir to use another release build)
+set -eu
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+BUILD=${BUILD_DIR:-build}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT INT TERM
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSANITIZE=none >/dev/null
+cmake --build "$BUILD" -j2 --target bench_tokens >/dev/null
+NODE_DIR=$ROOT/tests/tokens/node
+[ -d "$NODE_DIR/node_modules/tiktoken" ] ||
+    (cd "$NODE_DIR" && npm install --no-audit --no-fund --silent)
+python3 bench/tokens/make_inputs.py "$TMP"
+FILES="$TMP/english.txt $TMP/code.txt $TMP/cjk.txt $TMP/a_20k.txt"
+{
+    for enc in o200k_base cl100k_base; do
+        "$BUILD/bench_tokens" $enc $FILES | sed 's/^{/{"impl":"sluice",/'
+        TIKTOKEN_DIR=$NODE_DIR/node_modules node bench/tokens/bench_node.mjs $enc $FILES |
+            sed 's/^{/{"impl":"tiktoken-npm",/'
+        "$BUILD/bench_tokens" --worst $enc | sed 's/^{/{"impl":"sluice",/'
+    done
+    "$BUILD/bench_tokens" --chat "$TMP/chat2k.json" | sed 's/^{/{"impl":"sluice",/'
+} > "$TMP/results.jsonl"
+python3 bench/tokens/report.py "$TMP/results.jsonl" "$(nproc) cores, $(uname -m)" \
+    > bench/results/tokens.md
+cat bench/results/tokens.md
