@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "health.h"
+#include "host_metrics.h"
 #include "host_services.h"
 #include "host_streams.h"
 #include "http/http_server.h"
@@ -504,6 +505,7 @@ void host_init(struct instance_host *ih, struct instance *inst,
     h->event_base = event_base_of;
     h->worker_count = worker_count;
     h->req_worker = req_worker;
+    host_metrics_fill(h);
     host_streams_init(h);
     host_services_fill(h);
     plugin_routes_host_fill(h);

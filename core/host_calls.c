@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "request.h"
 #include "runtime.h"
+#include "traffic_metrics.h"
 #include "upstream/upstream_client.h"
 #include "worker.h"
 
@@ -267,7 +268,7 @@ int host_call_upstream(const struct sluice_host *h, struct sluice_req *r,
         free_call(c);
         return SLUICE_ENOMEM;
     }
-    metric_add(g_runtime.m.upstream_attempts, 1);
+    traffic_count_attempt(u->name);
     c->next = tl_calls;
     if (tl_calls)
         tl_calls->prev = c;

@@ -27,6 +27,7 @@
 #include "retry.h"
 #include "runtime.h"
 #include "stream_relay.h"
+#include "traffic_metrics.h"
 #include "upstream/content_decode.h"
 #include "upstream/sse.h"
 #include "upstream/upstream_client.h"
@@ -243,7 +244,7 @@ void proxy_start(struct sluice_req *r)
     const char *model = request_target_model(r, &mlen);
     a->model = arena_strndup(&r->arena, model, mlen);
     a->started_ns = worker_now_ns();
-    metric_add(g_runtime.m.upstream_attempts, 1);
+    traffic_count_attempt(r->upstream->name);
 
     r->phase = PHASE_UPSTREAM;
     r->call = upstream_call_start(r->w->upstream, &req, &callbacks, r);
@@ -455,8 +456,9 @@ static void on_headers(struct upstream_call *c, void *arg, int status,
     }
     if (!r->first_byte_ns) {
         r->first_byte_ns = worker_now_ns();
-        metric_observe(g_runtime.m.ttfb_seconds,
-                       (double)(r->first_byte_ns - r->started_ns) / 1e9);
+        traffic_observe_first_byte(r->upstream->name,
+                                   (double)(r->first_byte_ns - r->started_ns) /
+                                       1e9);
     }
     const char *coding_name = "";
     enum content_coding coding = response_coding(headers, n, &coding_name);

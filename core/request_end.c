@@ -16,6 +16,7 @@
 #include "respond.h"
 #include "runtime.h"
 #include "self_request.h"
+#include "traffic_metrics.h"
 #include "worker.h"
 
 /* One JSON line per request. Only hashes and names: never keys. */
@@ -93,7 +94,8 @@ void request_finish(struct sluice_req *r)
     if (r->client_gone && !r->final_status)
         r->final_status = 499; /* nginx's "client closed request" */
     write_access_log(r, now);
-    runtime_count_status(r->final_status);
+    traffic_count_request(r->final_status, r->endpoint,
+                          r->upstream ? r->upstream->name : NULL);
     metric_observe(g_runtime.m.request_seconds,
                    (double)(now - r->started_ns) / 1e9);
     if (r->usage.known) {

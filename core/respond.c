@@ -11,6 +11,7 @@
 #include "request.h"
 #include "request_end.h"
 #include "runtime.h"
+#include "traffic_metrics.h"
 #include "worker.h"
 
 void respond_set_error(struct sluice_req *r, int status, const char *type,
@@ -139,5 +140,5 @@ void respond_plain_error(struct http_exchange *ex, int status,
              extra_headers ? extra_headers : "");
     http_reply(ex, status, headers, body, body ? len : 0);
     free(body);
-    runtime_count_status(status);
+    traffic_count_request(status, NULL, NULL); /* not an API request */
 }

@@ -17,6 +17,7 @@
 #include "pipeline.h"
 #include "request.h"
 #include "runtime.h"
+#include "traffic_metrics.h"
 #include "upstream/backoff.h"
 #include "worker.h"
 
@@ -138,7 +139,7 @@ bool retry_schedule(struct sluice_req *r, bool retryable)
     struct timeval tv = {(time_t)(delay / 1000),
                          (suseconds_t)((delay % 1000) * 1000)};
     evtimer_add(r->retry_timer, &tv);
-    metric_add(g_runtime.m.upstream_retries, 1);
+    traffic_count_retry(r->upstream->name);
     log_msg(LOG_DEBUG, "proxy", "%s: retry %u in %llu ms on %s", r->id,
             r->attempt_count + 1, (unsigned long long)delay, r->upstream->name);
     return true;

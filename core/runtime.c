@@ -6,27 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "traffic_metrics.h"
+
 struct runtime g_runtime;
 
 /* ---- core metrics ---- */
-
-static _Atomic(struct metric *) by_status[600];
-
-void runtime_count_status(int status)
-{
-    if (status < 100 || status > 599)
-        status = 599;
-    struct metric *m =
-        atomic_load_explicit(&by_status[status], memory_order_acquire);
-    if (!m) {
-        char labels[32];
-        snprintf(labels, sizeof labels, "code=\"%d\"", status);
-        m = metrics_counter(g_runtime.metrics, "sluice_requests_total",
-                            "Requests answered, by HTTP status.", labels);
-        atomic_store_explicit(&by_status[status], m, memory_order_release);
-    }
-    metric_add(m, 1);
-}
 
 void runtime_init_metrics(void)
 {
@@ -41,18 +25,9 @@ void runtime_init_metrics(void)
         reg, "sluice_request_duration_seconds",
         "Time from request arrival to the end of the response.", NULL, latency,
         nl);
-    m->ttfb_seconds = metrics_histogram(
-        reg, "sluice_upstream_first_byte_seconds",
-        "Time from request arrival to the upstream's response headers.", NULL,
-        latency, nl);
     m->active = metrics_gauge(reg, "sluice_active_requests",
                               "API requests in progress.", NULL);
-    m->upstream_attempts =
-        metrics_counter(reg, "sluice_upstream_attempts_total",
-                        "Upstream calls started, retries included.", NULL);
-    m->upstream_retries =
-        metrics_counter(reg, "sluice_upstream_retries_total",
-                        "Upstream calls that were retries.", NULL);
+    traffic_metrics_init(reg); /* requests and upstream calls, labelled */
     m->fallbacks = metrics_counter(
         reg, "sluice_fallbacks_total",
         "Requests moved to the next step of a fallback chain.", NULL);

@@ -60,10 +60,7 @@ struct core_metrics {
     struct metric *requests[8]; /* by status class, see runtime.c */
     struct metric *request_seconds;
     struct metric *overhead_seconds;
-    struct metric *ttfb_seconds;
     struct metric *active;
-    struct metric *upstream_attempts;
-    struct metric *upstream_retries;
     struct metric *fallbacks;
     struct metric *prompt_tokens;
     struct metric *completion_tokens;
@@ -108,8 +105,6 @@ int runtime_reload(const char *path);
 
 /* Registers the core's own metric families. */
 void runtime_init_metrics(void);
-/* Counts a finished request by its final status. */
-void runtime_count_status(int status);
 
 /* Host table for one instance (host.c), created with the instance's
  * config; host_fini frees what host_init allocated (after destroy()). */

@@ -257,6 +257,101 @@ static void h_observe(struct sluice_metric *m, double v)
         atomic_fetch_add(&m->count, 1);
 }
 
+/* 1.1 labelled metrics. A series is a plain fake metric named like its
+ * Prometheus sample, `name{a="x",b="y"}` (values as given, no cap: the
+ * core enforces that), read with sluice_test_metric(). The vec sits in the
+ * metrics list with an empty name, so it is freed with the metrics. */
+struct sluice_metric_vec {
+    struct sluice_metric listed; /* first */
+    const struct sluice_host *h;
+    char name[64], labels[4][32];
+    size_t n_labels;
+    bool is_gauge;
+};
+
+static struct sluice_metric_vec *new_vec(const struct sluice_host *h,
+                                         const char *name,
+                                         const char *const *labels,
+                                         size_t n_labels, bool is_gauge)
+{
+    struct sluice_test_host *t = T(h);
+    struct sluice_metric_vec *v;
+    if (!name || !labels || n_labels < 1 || n_labels > 4 ||
+        !(v = calloc(1, sizeof *v)))
+        return NULL;
+    v->h = h;
+    v->n_labels = n_labels;
+    v->is_gauge = is_gauge;
+    snprintf(v->name, sizeof v->name, "%s", name);
+    for (size_t i = 0; i < n_labels; i++)
+        snprintf(v->labels[i], sizeof v->labels[i], "%s", labels[i]);
+    pthread_mutex_lock(&t->lock);
+    v->listed.next = t->metrics;
+    t->metrics = &v->listed;
+    pthread_mutex_unlock(&t->lock);
+    return v;
+}
+
+static struct sluice_metric_vec *
+h_counter_vec(const struct sluice_host *h, const char *name, const char *help,
+              const char *const *labels, size_t n_labels, size_t max_values)
+{
+    (void)help;
+    (void)max_values;
+    return new_vec(h, name, labels, n_labels, false);
+}
+
+static struct sluice_metric_vec *h_gauge_vec(const struct sluice_host *h,
+                                             const char *name, const char *help,
+                                             const char *const *labels,
+                                             size_t n_labels, size_t max_values)
+{
+    (void)help;
+    (void)max_values;
+    return new_vec(h, name, labels, n_labels, true);
+}
+
+static struct sluice_metric_vec *
+h_histogram_vec(const struct sluice_host *h, const char *name, const char *help,
+                const char *const *labels, size_t n_labels, size_t max_values,
+                const double *bounds, size_t n_bounds)
+{
+    (void)help;
+    (void)max_values;
+    (void)bounds;
+    (void)n_bounds;
+    return new_vec(h, name, labels, n_labels, false);
+}
+
+static struct sluice_metric *h_metric_with(struct sluice_metric_vec *v,
+                                           const char *const *values)
+{
+    char key[128];
+    size_t n = 0;
+    if (!v)
+        return NULL;
+    n += (size_t)snprintf(key, sizeof key, "%s{", v->name);
+    for (size_t i = 0; i < v->n_labels && n < sizeof key; i++)
+        n += (size_t)snprintf(key + n, sizeof key - n, "%s%s=\"%s\"",
+                              i ? "," : "", v->labels[i],
+                              values && values[i] ? values[i] : "");
+    if (n < sizeof key)
+        snprintf(key + n, sizeof key - n, "}");
+    struct sluice_test_host *t = T(v->h);
+    struct sluice_metric *m;
+    pthread_mutex_lock(&t->lock); /* find or add in one go: threads race */
+    for (m = t->metrics; m && strcmp(m->name, key) != 0; m = m->next)
+        ;
+    if (!m && (m = calloc(1, sizeof *m))) {
+        snprintf(m->name, sizeof m->name, "%s", key);
+        m->is_gauge = v->is_gauge;
+        m->next = t->metrics;
+        t->metrics = m;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return m;
+}
+
 static void h_health_set(const struct sluice_host *h, const char *name,
                          double value)
 {
@@ -609,6 +704,10 @@ struct sluice_test_host *sluice_test_host_new(void)
     h->counter_add = h_counter_add;
     h->gauge_set = h_gauge_set;
     h->observe = h_observe;
+    h->counter_vec = h_counter_vec; /* 1.1 labelled metrics */
+    h->gauge_vec = h_gauge_vec;
+    h->histogram_vec = h_histogram_vec;
+    h->metric_with = h_metric_with;
     h->health_set = h_health_set;
     h->health_get = h_health_get; /* 1.1 */
     h->req_id = r_id;

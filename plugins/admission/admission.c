@@ -755,19 +755,25 @@ static void make_metrics(struct admission *a)
 {
     static const double wait_bounds[] = {
         0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+    static const char *const by_priority[] = {"priority"};
     const struct sluice_host *h = a->host;
-    char name[96];
 
-    for (int i = 0; i < WFQ_LEVELS; i++) {
-        snprintf(name, sizeof name, "sluice_admission_queue_depth_%s",
-                 prio_names[i]);
-        a->m_depth[i] = h->gauge(h, name, "requests queued at this priority");
-        h->gauge_set(a->m_depth[i], 0);
-        snprintf(name, sizeof name, "sluice_admission_wait_seconds_%s",
-                 prio_names[i]);
-        a->m_wait[i] =
-            h->histogram(h, name, "wait for a slot at this priority",
-                         wait_bounds, sizeof wait_bounds / sizeof *wait_bounds);
+    /* Per-priority series, resolved once: the hot path updates handles. A
+     * 1.0 core has no labelled metrics; these stay NULL (ignored) there. */
+    if (SLUICE_HOST_HAS(h, metric_with)) {
+        struct sluice_metric_vec *depth =
+            h->gauge_vec(h, "sluice_admission_queue_depth",
+                         "requests queued, by priority (summed over upstreams)",
+                         by_priority, 1, WFQ_LEVELS);
+        struct sluice_metric_vec *wait = h->histogram_vec(
+            h, "sluice_admission_wait_seconds", "wait for a slot, by priority",
+            by_priority, 1, WFQ_LEVELS, wait_bounds,
+            sizeof wait_bounds / sizeof *wait_bounds);
+        for (int i = 0; i < WFQ_LEVELS; i++) {
+            a->m_depth[i] = h->metric_with(depth, &prio_names[i]);
+            h->gauge_set(a->m_depth[i], 0);
+            a->m_wait[i] = h->metric_with(wait, &prio_names[i]);
+        }
     }
     a->m_in_flight = h->gauge(h, "sluice_admission_in_flight",
                               "slots taken over all upstreams");

@@ -115,12 +115,14 @@ static void test_cap_respected(void **unused)
     struct rq c = queued(&f, "up", "t", SLUICE_PRIO_STANDARD);
     assert_int_equal(sluice_test_resume_after_ms(c.r), 5000);
     assert_true(metric(&f, "sluice_admission_in_flight") == 2);
-    assert_true(metric(&f, "sluice_admission_queue_depth_standard") == 1);
+    assert_true(
+        metric(&f, "sluice_admission_queue_depth{priority=\"standard\"}") == 1);
     assert_true(metric(&f, "sluice_admission_queued_total") == 1);
     assert_int_equal(wakes(&c), 0);
     end(&f, &a);
     assert_int_equal(wakes(&c), 1);
-    assert_true(metric(&f, "sluice_admission_queue_depth_standard") == 0);
+    assert_true(
+        metric(&f, "sluice_admission_queue_depth{priority=\"standard\"}") == 0);
     assert_true(metric(&f, "sluice_admission_in_flight") == 2); /* handed */
     assert_int_equal(again(&f, &c), SLUICE_CONTINUE);
     /* Still capped: a new one waits. */
@@ -132,7 +134,9 @@ static void test_cap_respected(void **unused)
     assert_true(metric(&f, "sluice_admission_in_flight") == 0);
     assert_true(metric(&f, "sluice_admission_admitted_total") == 4);
     /* Every admitted request observed its wait. */
-    assert_true(metric(&f, "sluice_admission_wait_seconds_standard") == 4);
+    assert_true(
+        metric(&f, "sluice_admission_wait_seconds{priority=\"standard\"}") ==
+        4);
     fx_close(&f);
 }
 
@@ -170,8 +174,10 @@ static void test_realtime_overtakes_batch(void **unused)
     struct rq low = queued(&f, "up", "t", SLUICE_PRIO_LOW);
     struct rq rt = queued(&f, "up", "t", SLUICE_PRIO_REALTIME);
     struct rq crit = queued(&f, "up", "u", SLUICE_PRIO_CRITICAL);
-    assert_true(metric(&f, "sluice_admission_queue_depth_batch") == 2);
-    assert_true(metric(&f, "sluice_admission_queue_depth_realtime") == 1);
+    assert_true(
+        metric(&f, "sluice_admission_queue_depth{priority=\"batch\"}") == 2);
+    assert_true(
+        metric(&f, "sluice_admission_queue_depth{priority=\"realtime\"}") == 1);
 
     struct rq *order[] = {&crit, &rt, &b1, &b2, &low};
     struct rq *holder = &hold;
@@ -184,7 +190,9 @@ static void test_realtime_overtakes_batch(void **unused)
     }
     end(&f, holder);
     assert_true(metric(&f, "sluice_admission_in_flight") == 0);
-    assert_true(metric(&f, "sluice_admission_wait_seconds_critical") == 1);
+    assert_true(
+        metric(&f, "sluice_admission_wait_seconds{priority=\"critical\"}") ==
+        1);
     fx_close(&f);
 }
 
@@ -422,7 +430,8 @@ static void test_timeout_504(void **unused)
     assert_non_null(
         strstr(sluice_test_response_body(w.r), "\"code\":\"queue_timeout\""));
     assert_true(metric(&f, "sluice_admission_timeouts_total") == 1);
-    assert_true(metric(&f, "sluice_admission_queue_depth_batch") == 0);
+    assert_true(
+        metric(&f, "sluice_admission_queue_depth{priority=\"batch\"}") == 0);
     end(&f, &w);
     end(&f, &hold); /* nothing left to wake */
     assert_true(metric(&f, "sluice_admission_in_flight") == 0);
@@ -458,13 +467,15 @@ static void test_cancelled_queued_leaves_queue(void **unused)
     struct rq w2 = queued(&f, "up", "t", SLUICE_PRIO_STANDARD);
     end(&f, &w1); /* client went away while waiting */
     assert_true(metric(&f, "sluice_admission_cancelled_total") == 1);
-    assert_true(metric(&f, "sluice_admission_queue_depth_standard") == 1);
+    assert_true(
+        metric(&f, "sluice_admission_queue_depth{priority=\"standard\"}") == 1);
     end(&f, &hold);
     assert_int_equal(wakes(&w2), 1);
     assert_int_equal(again(&f, &w2), SLUICE_CONTINUE);
     end(&f, &w2);
     assert_true(metric(&f, "sluice_admission_in_flight") == 0);
-    assert_true(metric(&f, "sluice_admission_queue_depth_standard") == 0);
+    assert_true(
+        metric(&f, "sluice_admission_queue_depth{priority=\"standard\"}") == 0);
     fx_close(&f);
 }
 
@@ -595,7 +606,8 @@ static void test_fair_share_displaces_flooder(void **unused)
                      0);
     assert_true(metric(&f, "sluice_admission_displaced_total") == 2);
     assert_true(metric(&f, "sluice_admission_rejected_total") == 4);
-    assert_true(metric(&f, "sluice_admission_queue_depth_standard") == 4);
+    assert_true(
+        metric(&f, "sluice_admission_queue_depth{priority=\"standard\"}") == 4);
 
     struct rq *w[] = {&big[0], &big[1], &small[0], &small[1]};
     drain(&f, &hold, w, 4);
@@ -847,8 +859,8 @@ static void test_threads(void **unused)
                                         "batch", "low"};
     for (int i = 0; i < 5; i++) {
         char name[96];
-        snprintf(name, sizeof name, "sluice_admission_queue_depth_%s",
-                 names[i]);
+        snprintf(name, sizeof name,
+                 "sluice_admission_queue_depth{priority=\"%s\"}", names[i]);
         assert_true(metric(&f, name) == 0);
     }
     char buf[2048];

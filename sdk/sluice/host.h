@@ -14,6 +14,8 @@
  * ABI log of this table (the full log is in plugin.h):
  *   1.1  call_upstream, call_cancel, timer_start, timer_cancel, health_get,
  *        upstream_count, upstream_name, upstream_model
+ *   1.1  counter_vec, gauge_vec, histogram_vec, metric_with (labelled
+ *        metrics with bounded cardinality)
  */
 #ifndef SLUICE_HOST_H
 #define SLUICE_HOST_H
@@ -81,7 +83,8 @@ struct sluice_attempt {
     uint64_t duration_ns;
 };
 
-struct sluice_metric; /* opaque handle */
+struct sluice_metric;     /* opaque handle */
+struct sluice_metric_vec; /* a labelled family (1.1) */
 
 /* ---- 1.1 types for the host services below (upstream calls, timers) ---- */
 
@@ -466,6 +469,40 @@ struct sluice_host {
      * So a cache stores what resp_whole_body() returned and replays it with
      * respond() whatever the client's `stream` was. */
     /* ==== end of the 1.1 streams members ==== */
+    /* ==== 1.1: labelled metrics ====
+     * Check with SLUICE_HOST_HAS(h, metric_with) before use: a 1.0 core has
+     * none of them.
+     *
+     * A family with fixed label names (1 to 4, snake_case, not `instance`,
+     * which the core adds, nor `le`/`quantile`) whose series are made on
+     * first use. Create in create() only (main thread), like counter();
+     * creating it again on reload returns the same family with its counts.
+     * Each label keeps at most `max_values` distinct values (1..64); later
+     * values, and the value "other" itself, count in the series where that
+     * label reads "other", so a family never holds more than
+     * (max_values + 1) ^ n_labels series (at most 4096, else NULL). Values
+     * are cut at 128 bytes; bytes outside printable ASCII read '_'. NULL on
+     * a bad name, label or bound (logged). */
+    struct sluice_metric_vec *(*counter_vec)(const struct sluice_host *h,
+                                             const char *name, const char *help,
+                                             const char *const *labels,
+                                             size_t n_labels,
+                                             size_t max_values);
+    struct sluice_metric_vec *(*gauge_vec)(const struct sluice_host *h,
+                                           const char *name, const char *help,
+                                           const char *const *labels,
+                                           size_t n_labels, size_t max_values);
+    struct sluice_metric_vec *(*histogram_vec)(
+        const struct sluice_host *h, const char *name, const char *help,
+        const char *const *labels, size_t n_labels, size_t max_values,
+        const double *bounds, size_t n_bounds);
+    /* Any thread, lock-free once the series exists: the series for
+     * `values` (one per label, in order; NULL reads ""), updated with
+     * counter_add / gauge_set / observe. NULL only when `v` is NULL (a
+     * refused family) or memory ran out; those calls ignore NULL. */
+    struct sluice_metric *(*metric_with)(struct sluice_metric_vec *v,
+                                         const char *const *values);
+    /* ==== end of the 1.1 labelled-metrics members ==== */
 };
 
 /* True when the host table carries `member` (for members added after 1.0). */

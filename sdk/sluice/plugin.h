@@ -26,6 +26,8 @@
  *        its chat.completion / text_completion); descriptor whole_streams
  *        (asks the core to assemble); respond() with a chat.completion body
  *        answers a `stream: true` request as SSE
+ *   1.1  host: counter_vec/gauge_vec/histogram_vec + metric_with (labelled
+ *        metric families, at most max_values values per label, then "other")
  *
  * Rules: bump SLUICE_ABI_MINOR when something is appended to a struct or a
  * table; bump SLUICE_ABI_MAJOR when anything is removed or changes meaning.

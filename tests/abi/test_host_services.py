@@ -62,7 +62,7 @@ def test_embeddings_call_while_suspended(h):
     m = wait_metrics(h, lambda m: embed_counts(m)["cleanups"] >= 1, "on_cleanup")
     eq(embed_counts(m), {"calls": 1.0, "answers": 1.0, "cancelled": 0.0, "cleanups": 1.0,
                          "cleanup_open": 0.0})
-    eq(m.get("sluice_upstream_attempts_total"), 2.0, "counted like proxied attempts")
+    eq(m.get('sluice_upstream_attempts_total{upstream="mock"}'), 2.0, "counted like proxied attempts")
 
 
 def test_call_error_reaches_the_plugin(h):

@@ -298,8 +298,14 @@ def test_provider_key_never_leaks(h):
 def test_metrics_and_admin_status(h):
     start(h)
     h.chat("x")
-    text = h.req("GET", "/metrics").body.decode()
-    check('sluice_requests_total{code="200"} 1' in text, text[:2000])
+    # Counted when the request ends, just after its last byte went out.
+    want = 'sluice_requests_total{code="200",endpoint="/v1/chat/completions",upstream="mock"} 1'
+    for _ in range(200):
+        text = h.req("GET", "/metrics").body.decode()
+        if want in text:
+            break
+        time.sleep(0.01)
+    check(want in text, text[:2000])
     families = [l.split()[2] for l in text.splitlines() if l.startswith("# TYPE")]
     eq(len(families), len(set(families)), "one TYPE line per family")
     st = h.req("GET", "/admin/status").json()

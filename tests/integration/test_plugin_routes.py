@@ -98,7 +98,8 @@ def test_multipart_upload_from_curl(h):
     eq(len(line), 1, "the upload is in the access log")
     eq(line[0]["status"], 200)
     check("internal" not in line[0], "a client's request is not marked internal")
-    check(h.metrics().get('sluice_requests_total{code="200"}', 0) >= 1, "counted in the request metrics")
+    check(h.metrics().get('sluice_requests_total{code="200",endpoint="other",upstream="none"}', 0) >= 1,
+          "counted in the request metrics")
 
 
 def test_upload_from_python_and_malformed_forms(h):

@@ -88,7 +88,7 @@ def test_realtime_overtakes_queued_batch(h):
     # Everything that could not get a slot is queued.
     wait_for(lambda: counter(h.metrics(), "sluice_admission_queued_total") >= n_batch - 2, 60,
              "the batch flood to be queued")
-    depth = counter(h.metrics(), "sluice_admission_queue_depth_batch")
+    depth = counter(h.metrics(), 'sluice_admission_queue_depth{instance="admission",priority="batch"}')
     check(depth >= 10, "batch requests are queued: %r" % depth)
 
     rt = [client(h, rec, ("rt", i), "realtime %d" % i, headers={"x-priority": "realtime"})
@@ -105,9 +105,9 @@ def test_realtime_overtakes_queued_batch(h):
           "realtime requests overtook the queued batch ones: %d of %d queued batch finished after "
           "the last realtime one (order %r)" % (batch_after, depth, rec.order))
     m = h.metrics()
-    eq(counter(m, "sluice_admission_wait_seconds_realtime_count"), 3.0, "realtime waits observed")
-    eq(counter(m, "sluice_admission_wait_seconds_batch_count"), float(n_batch))
-    eq(counter(m, "sluice_admission_queue_depth_batch"), 0.0, "queue drained")
+    eq(counter(m, 'sluice_admission_wait_seconds_count{instance="admission",priority="realtime"}'), 3.0, "realtime waits observed")
+    eq(counter(m, 'sluice_admission_wait_seconds_count{instance="admission",priority="batch"}'), float(n_batch))
+    eq(counter(m, 'sluice_admission_queue_depth{instance="admission",priority="batch"}'), 0.0, "queue drained")
     eq(counter(m, "sluice_admission_in_flight"), 0.0, "no slot leaked")
     check(h.mock_stats()["max_in_flight"] <= 2, "the cap held at the upstream")
 
@@ -129,10 +129,10 @@ def test_tenant_fairness_lone_request_not_starved(h):
     n_a = 200
     threads = [client(h, rec, ("a", i), "a %d" % i, headers={"Authorization": "Bearer " + tok_a})
                for i in range(n_a)]
-    wait_for(lambda: counter(h.metrics(), "sluice_admission_queue_depth_standard") >= 100, 60,
+    wait_for(lambda: counter(h.metrics(), 'sluice_admission_queue_depth{instance="admission",priority="standard"}') >= 100, 60,
              "tenant A's flood to be queued")
     a_done_before = rec.count(lambda t: t[0] == "a")
-    queued = counter(h.metrics(), "sluice_admission_queue_depth_standard")
+    queued = counter(h.metrics(), 'sluice_admission_queue_depth{instance="admission",priority="standard"}')
     t0 = time.time()
     b = client(h, rec, ("b", 0), "b alone", headers={"Authorization": "Bearer " + tok_b})
     b.join(120)
@@ -164,7 +164,7 @@ def test_queue_full_429_retry_after_and_shedding(h):
     first = client(h, rec, "first", "first")
     wait_for(lambda: h.mock_stats()["in_flight"] >= 1, 30, "the first request at the mock")
     queued = [client(h, rec, ("batch", i), "queued %d" % i, headers={"x-priority": "batch"}) for i in range(2)]
-    wait_for(lambda: counter(h.metrics(), "sluice_admission_queue_depth_batch") >= 2, 30, "2 queued")
+    wait_for(lambda: counter(h.metrics(), 'sluice_admission_queue_depth{instance="admission",priority="batch"}') >= 2, 30, "2 queued")
 
     for i in range(2):
         t0 = time.time()
