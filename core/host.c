@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "health.h"
 #include "host_metrics.h"
+#include "host_rules.h"
 #include "host_services.h"
 #include "host_streams.h"
 #include "http/http_server.h"
@@ -158,7 +159,7 @@ static struct sluice_str r_header(const struct sluice_req *r, const char *name)
 {
     size_t len = 0;
     /* The client's key is a secret: plugins get its hash (req_identity). */
-    if (strcasecmp(name, "authorization") == 0)
+    if (!host_rule_header_readable(name))
         return S(NULL, 0);
     const char *v = r->ex ? http_header(r->ex, name, &len) : NULL;
     return S(v, v ? len : 0);
@@ -231,8 +232,8 @@ static bool in_request_phase(const struct sluice_req *r)
 static int set_model(struct sluice_req *r, struct sluice_str model)
 {
     if (!in_request_phase(r))
-        return SLUICE_EPHASE;
-    if (!model.ptr || model.len == 0 || model.len > 127)
+        return host_rule_routing(false);
+    if (host_rule_model(model))
         return SLUICE_EINVAL;
     r->target_model = arena_strndup(&r->arena, model.ptr, model.len);
     r->body_dirty = true;
@@ -258,10 +259,7 @@ static int set_upstream_header(struct sluice_req *r, const char *name,
         return SLUICE_EPHASE;
     /* The provider key is the core's business; never let a header
      * injection replace or leak it. */
-    if (strcasecmp(name, "authorization") == 0 || strchr(name, '\r') ||
-        strchr(name, '\n') ||
-        (value.ptr && (memchr(value.ptr, '\r', value.len) ||
-                       memchr(value.ptr, '\n', value.len))))
+    if (host_rule_upstream_header(name, value))
         return SLUICE_EINVAL;
     return kv_set(r, &r->upstream_headers, name, value.ptr, value.len);
 }
@@ -270,7 +268,7 @@ static int set_priority(struct sluice_req *r, enum sluice_priority p)
 {
     if (!in_request_phase(r))
         return SLUICE_EPHASE;
-    if ((unsigned)p > SLUICE_PRIO_LOW)
+    if (host_rule_priority(p))
         return SLUICE_EINVAL;
     r->priority = p;
     return SLUICE_OK;
@@ -347,9 +345,7 @@ static int resp_add_header(struct sluice_req *r, const char *name,
                     r->id, name);
         return SLUICE_EPHASE;
     }
-    if (strchr(name, '\r') || strchr(name, '\n') || strchr(name, ':') ||
-        (value.ptr && (memchr(value.ptr, '\r', value.len) ||
-                       memchr(value.ptr, '\n', value.len))))
+    if (host_rule_client_header(name, value))
         return SLUICE_EINVAL;
     return kv_set(r, &r->client_headers, name, value.ptr, value.len);
 }
@@ -360,8 +356,7 @@ static enum sluice_action do_reject(struct sluice_req *r, int status,
                                     const char *type, const char *code,
                                     const char *message, uint64_t retry_ms)
 {
-    if (status < 400 || status > 599)
-        status = 500;
+    status = host_rule_reject_status(status);
     respond_set_error(r, status, type, code, message, NULL, retry_ms);
     return SLUICE_RESPOND;
 }
@@ -412,10 +407,7 @@ static void *req_alloc(struct sluice_req *r, size_t size)
 static int var_set(struct sluice_req *r, const char *name,
                    struct sluice_str value)
 {
-    if (!name || !*name || strlen(name) > 63)
-        return SLUICE_EINVAL;
-    if (value.ptr && (memchr(value.ptr, '\r', value.len) ||
-                      memchr(value.ptr, '\n', value.len)))
+    if (host_rule_var(name, value))
         return SLUICE_EINVAL; /* vars end up in headers and logs */
     return kv_set(r, &r->vars, name, value.ptr, value.len);
 }

@@ -1,6 +1,10 @@
 /* The fake host: an in-memory implementation of struct sluice_host for
  * plugin unit tests. Time only moves when the test says so. */
+/* The library is built with hidden visibility: only the API below is
+ * exported (see sdk/CMakeLists.txt). */
+#pragma GCC visibility push(default)
 #include "sluice/testing.h"
+#pragma GCC visibility pop
 
 #include <math.h>
 #include <pthread.h>
@@ -13,6 +17,8 @@
 
 #include "../core/api_request.h"
 #include "../core/config/plugin_config.h"
+#include "../core/host_rules.h"
+#include "../core/http/openai_error.h"
 
 #define REQ_MAGIC 0x5e57e57u
 #define MAX_KV 32
@@ -95,6 +101,7 @@ struct sluice_req {
     size_t upstream_body_len;
     uint64_t resume_after_ms;
     bool resumed;
+    enum sluice_test_phase phase; /* which host calls are allowed */
     sluice_wake_t ticket;
     _Atomic unsigned wakes;
     struct alloc_block *blocks;
@@ -397,6 +404,8 @@ static struct sluice_str r_endpoint(const struct sluice_req *r)
 
 static struct sluice_str r_header(const struct sluice_req *r, const char *n)
 {
+    if (!host_rule_header_readable(n))
+        return str_of(NULL);
     return str_of(kv_get(&r->headers, n));
 }
 
@@ -463,9 +472,16 @@ static struct sluice_str r_target_model(const struct sluice_req *r)
 
 /* ---- routing ---- */
 
+static bool in_request_phase(const struct sluice_req *r)
+{
+    return r->phase == SLUICE_TEST_PHASE_REQUEST;
+}
+
 static int set_model(struct sluice_req *r, struct sluice_str model)
 {
-    if (model.len == 0 || model.len >= sizeof r->target_model)
+    if (!in_request_phase(r))
+        return host_rule_routing(false);
+    if (host_rule_model(model) || model.len >= sizeof r->target_model)
         return SLUICE_EINVAL;
     memcpy(r->target_model, model.ptr, model.len);
     r->target_model[model.len] = '\0';
@@ -475,6 +491,8 @@ static int set_model(struct sluice_req *r, struct sluice_str model)
 static int set_upstream(struct sluice_req *r, struct sluice_str name)
 {
     const char *const *ups = r->t->upstreams;
+    if (!in_request_phase(r))
+        return host_rule_routing(false);
     if (name.len == 0 || name.len >= sizeof r->upstream)
         return SLUICE_EINVAL;
     if (ups) {
@@ -494,13 +512,19 @@ static int set_upstream(struct sluice_req *r, struct sluice_str name)
 static int set_up_header(struct sluice_req *r, const char *name,
                          struct sluice_str value)
 {
+    if (!in_request_phase(r))
+        return host_rule_routing(false);
+    if (host_rule_upstream_header(name, value))
+        return SLUICE_EINVAL;
     kv_set(&r->upstream_headers, name, value.ptr ? value.ptr : "", value.len);
     return SLUICE_OK;
 }
 
 static int set_priority(struct sluice_req *r, enum sluice_priority p)
 {
-    if ((unsigned)p > SLUICE_PRIO_LOW)
+    if (!in_request_phase(r))
+        return host_rule_routing(false);
+    if (host_rule_priority(p))
         return SLUICE_EINVAL;
     r->priority = p;
     return SLUICE_OK;
@@ -567,6 +591,10 @@ static bool attempt_at(const struct sluice_req *r, size_t i,
 static int resp_add_header(struct sluice_req *r, const char *name,
                            struct sluice_str value)
 {
+    if (r->phase >= SLUICE_TEST_PHASE_STREAMING)
+        return SLUICE_EPHASE; /* the client has the headers already */
+    if (host_rule_client_header(name, value))
+        return SLUICE_EINVAL;
     kv_set(&r->added_headers, name, value.ptr ? value.ptr : "", value.len);
     return SLUICE_OK;
 }
@@ -577,24 +605,21 @@ static enum sluice_action do_reject(struct sluice_req *r, int status,
                                     const char *type, const char *code,
                                     const char *message, uint64_t retry_ms)
 {
-    json_t *err =
-        json_pack("{s:s, s:s, s:n, s:o}", "message", message ? message : "",
-                  "type", type ? type : "api_error", "param", "code",
-                  code ? json_string(code) : json_null());
-    json_t *root = json_pack("{s:o}", "error", err);
+    /* The core's status clamp and error body. */
+    status = host_rule_reject_status(status);
     free(r->response_body);
-    r->response_body = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
+    r->response_body =
+        openai_error_body(status, type, message, NULL, code, NULL);
     r->reject_status = status;
     r->reject_retry_ms = retry_ms;
-    snprintf(r->reject_type, sizeof r->reject_type, "%s", type ? type : "");
+    snprintf(r->reject_type, sizeof r->reject_type, "%s",
+             type ? type : openai_error_type_for(status));
     snprintf(r->reject_message, sizeof r->reject_message, "%s",
              message ? message : "");
     if (retry_ms > 0) {
-        char secs[32];
-        int n = snprintf(secs, sizeof secs, "%llu",
-                         (unsigned long long)((retry_ms + 999) / 1000));
-        kv_set(&r->added_headers, "Retry-After", secs, (size_t)n);
+        char secs[24];
+        size_t n = host_rule_retry_after(retry_ms, secs, sizeof secs);
+        kv_set(&r->added_headers, "Retry-After", secs, n);
     }
     return SLUICE_RESPOND;
 }
@@ -616,7 +641,8 @@ static enum sluice_action do_respond(struct sluice_req *r, int status,
 
 static void resume_after(struct sluice_req *r, uint64_t ms)
 {
-    r->resume_after_ms = ms;
+    if (in_request_phase(r))
+        r->resume_after_ms = ms;
 }
 
 static sluice_wake_t wake_token(struct sluice_req *r)
@@ -654,6 +680,8 @@ static void *req_alloc(struct sluice_req *r, size_t size)
 static int var_set(struct sluice_req *r, const char *name,
                    struct sluice_str value)
 {
+    if (host_rule_var(name, value))
+        return SLUICE_EINVAL;
     if (r->vars.n == MAX_KV && !kv_get(&r->vars, name))
         return SLUICE_ENOMEM;
     kv_set(&r->vars, name, value.ptr ? value.ptr : "", value.len);
@@ -892,8 +920,7 @@ void *sluice_test_open(struct sluice_test_host *t,
     if (!in->config)
         abort();
     if (!in->json) {
-        snprintf(t->open_error, sizeof t->open_error, "config: %s",
-                 jerr.text);
+        snprintf(t->open_error, sizeof t->open_error, "config: %s", jerr.text);
         goto fail;
     }
     /* The core's rules, messages and effective config (defaults added). */
@@ -910,8 +937,7 @@ void *sluice_test_open(struct sluice_test_host *t,
         free(raw);
         if (rc != SLUICE_OK) {
             snprintf(t->open_error, sizeof t->open_error, "config: %s",
-                     perr.message[0] ? perr.message
-                                     : "plugin create() failed");
+                     perr.message[0] ? perr.message : "plugin create() failed");
             in->self = NULL;
             goto fail;
         }
@@ -1053,6 +1079,14 @@ void sluice_test_req_set_response(struct sluice_req *r, int status,
 {
     r->resp_status = status;
     r->outcome = outcome;
+    if (r->phase == SLUICE_TEST_PHASE_REQUEST)
+        r->phase = SLUICE_TEST_PHASE_UPSTREAM;
+}
+
+void sluice_test_req_set_phase(struct sluice_req *r,
+                               enum sluice_test_phase phase)
+{
+    r->phase = phase;
 }
 
 void sluice_test_req_set_resp_body(struct sluice_req *r, const char *body)

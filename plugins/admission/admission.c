@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keymap.h"
+#include "../common/keymap.h"
 #include "sluice/host.h"
 #include "sluice/plugin.h"
 #include "wfq.h"

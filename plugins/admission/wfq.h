@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "keymap.h"
+#include "../common/keymap.h"
 
 #define WFQ_LEVELS 5
 #define WFQ_UNIT 1000000ull /* cost of one request at weight 1 */

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/keymap.h"
 #include "breaker_fsm.h"
-#include "keymap.h"
 #include "sluice/host.h"
 #include "sluice/plugin.h"
 #include "status_set.h"

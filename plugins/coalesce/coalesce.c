@@ -32,8 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/keymap.h"
 #include "coalesce_key.h"
-#include "keymap.h"
 #include "sluice/host.h"
 #include "sluice/plugin.h"
 

@@ -86,6 +86,18 @@ void sluice_test_req_set_resp_header(struct sluice_req *r, const char *name,
                                      const char *value);
 void sluice_test_req_set_usage(struct sluice_req *r, uint64_t prompt,
                                uint64_t completion, uint64_t cached);
+/* Where the request is, which decides what the host allows (the core's
+ * phase rules): routing, priority and resume_after only in REQUEST
+ * (SLUICE_EPHASE after), resp_add_header until STREAMING. A request starts
+ * in REQUEST; sluice_test_req_set_response() moves it to UPSTREAM. */
+enum sluice_test_phase {
+    SLUICE_TEST_PHASE_REQUEST = 0,   /* on_request */
+    SLUICE_TEST_PHASE_UPSTREAM = 1,  /* the upstream answered, nothing sent */
+    SLUICE_TEST_PHASE_STREAMING = 2, /* response headers sent to the client */
+    SLUICE_TEST_PHASE_DONE = 3,      /* response finished or client gone */
+};
+void sluice_test_req_set_phase(struct sluice_req *r,
+                               enum sluice_test_phase phase);
 /* Marks the request as resumed (what the core does before calling
  * on_request again after a suspension). */
 void sluice_test_req_mark_resumed(struct sluice_req *r);

@@ -4,8 +4,8 @@
  * key bytes alive as long as the node is in the map, and serialises access.
  * The bucket array is sized once (no rehash), since every user caps its
  * entry count in config. */
-#ifndef SLUICE_SHARED_KEYMAP_H
-#define SLUICE_SHARED_KEYMAP_H
+#ifndef SLUICE_COMMON_KEYMAP_H
+#define SLUICE_COMMON_KEYMAP_H
 
 #include <stddef.h>
 #include <stdint.h>
