@@ -8,7 +8,8 @@
  * Registration refuses (NULL, and a log line saying why) anything that
  * would make `promtool check metrics` fail: bad syntax, and its lint rules
  * (counters end in _total and nothing else does, help text, snake_case,
- * base units spelled out). The first registration's help text wins. */
+ * base units spelled out). The first registration's help text wins.
+ * Labelled families with bounded cardinality are in metrics_vec.c. */
 #include "metrics.h"
 
 #include <math.h>
@@ -22,8 +23,8 @@
 #include <strings.h>
 
 #include "log.h"
+#include "metrics_internal.h"
 
-#define MAX_BUCKETS 32
 #define MAX_LABELS 32
 
 struct metric {
@@ -35,50 +36,10 @@ struct metric {
     /* histograms: per-bucket (not cumulative) counts, [n_bounds] = +Inf.
      * The count is their sum, so `_count` always equals the +Inf bucket. */
     size_t n_bounds;
-    double bounds[MAX_BUCKETS];
-    _Atomic uint64_t buckets[MAX_BUCKETS + 1];
+    double bounds[METRICS_MAX_BUCKETS];
+    _Atomic uint64_t buckets[METRICS_MAX_BUCKETS + 1];
     _Atomic uint64_t sum_bits; /* bits of a double, updated by CAS */
 };
-
-struct metric_family {
-    struct metric_family *next;
-    char *name;
-    char *help;
-    enum metric_kind kind;
-    struct metric *first, *last;
-};
-
-struct metrics_registry {
-    pthread_mutex_t lock; /* family and label lists, never the values */
-    struct metric_family *first, *last;
-    struct metric_vec *vecs; /* labelled families, for re-registration */
-};
-
-/* One label of a vec: its distinct values, each published once (written,
- * then `count` raised with release order), read without the lock. */
-struct vec_label {
-    char *name;
-    size_t max_values;
-    char **values; /* [max_values] */
-    _Atomic size_t count;
-};
-
-struct metric_vec {
-    struct metric_vec *next;
-    struct metrics_registry *reg;
-    enum metric_kind kind;
-    char *name, *help, *const_labels;
-    size_t n_labels;
-    struct vec_label label[METRIC_VEC_MAX_LABELS];
-    size_t n_bounds;
-    double bounds[MAX_BUCKETS];
-    /* series by value indexes (mixed radix, index max_values = "other"),
-     * set once under the registry lock and read lock-free */
-    size_t n_slots;
-    _Atomic(struct metric *) *series;
-};
-
-static void vec_free(struct metric_vec *v);
 
 /* ---- doubles stored in 64-bit atomics ---- */
 
@@ -184,9 +145,7 @@ static const char *unit_problem(const char *word, size_t len)
     return NULL;
 }
 
-static const char *kind_name(enum metric_kind kind);
-
-static const char *check_name(const char *name, enum metric_kind kind)
+const char *metrics_check_name(const char *name, enum metric_kind kind)
 {
     if (!name || !is_name_start(name[0]))
         return "a name must match [a-zA-Z_][a-zA-Z0-9_]*";
@@ -211,7 +170,7 @@ static const char *check_name(const char *name, enum metric_kind kind)
         word++;
         const char *end = strchr(word, '_');
         size_t len = end ? (size_t)(end - word) : strlen(word);
-        if (word_is(word, len, kind_name(kind)))
+        if (word_is(word, len, metrics_kind_name(kind)))
             return "a name must not contain its type";
         const char *problem = unit_problem(word, len);
         if (problem)
@@ -224,7 +183,7 @@ static const char *check_name(const char *name, enum metric_kind kind)
 /* Checks `a="x",b="y"`: label names [a-zA-Z_][a-zA-Z0-9_]* in snake_case,
  * not reserved (`__`, `le` for buckets, `quantile` for summaries) nor
  * repeated; values with only the escapes \\ \" \n and no raw newline. */
-static const char *check_labels(const char *labels)
+const char *metrics_check_labels(const char *labels)
 {
     const char *names[MAX_LABELS];
     size_t name_lens[MAX_LABELS];
@@ -298,17 +257,13 @@ void metrics_registry_free(struct metrics_registry *reg)
         free(f);
         f = next_family;
     }
-    while (reg->vecs) {
-        struct metric_vec *next = reg->vecs->next;
-        vec_free(reg->vecs);
-        reg->vecs = next;
-    }
+    metrics_vecs_free(reg->vecs);
     pthread_mutex_destroy(&reg->lock);
     free(reg);
 }
 
-static struct metric_family *find_family(struct metrics_registry *reg,
-                                         const char *name)
+struct metric_family *metrics_find_family(struct metrics_registry *reg,
+                                          const char *name)
 {
     for (struct metric_family *f = reg->first; f; f = f->next)
         if (strcmp(f->name, name) == 0)
@@ -318,8 +273,8 @@ static struct metric_family *find_family(struct metrics_registry *reg,
 
 /* Histogram `x` writes x_bucket, x_sum and x_count: refuse a second
  * histogram named like one of those, or one whose samples those are. */
-static bool clashes_with_histogram(struct metrics_registry *reg,
-                                   const char *name)
+bool metrics_clashes_with_histogram(struct metrics_registry *reg,
+                                    const char *name)
 {
     static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
 
@@ -368,9 +323,9 @@ static bool same_bounds(const struct metric *m, const double *bounds, size_t n)
            (n == 0 || memcmp(m->bounds, bounds, n * sizeof *bounds) == 0);
 }
 
-static bool valid_bounds(const double *bounds, size_t n)
+bool metrics_valid_bounds(const double *bounds, size_t n)
 {
-    if (n > MAX_BUCKETS || (n > 0 && !bounds))
+    if (n > METRICS_MAX_BUCKETS || (n > 0 && !bounds))
         return false;
     for (size_t i = 0; i < n; i++) {
         if (isnan(bounds[i]) || isinf(bounds[i]))
@@ -408,13 +363,13 @@ static struct metric *new_metric(struct metric_family *f, const char *labels,
 
 /* Called with reg->lock held. The existing handle for a known name+labels
  * (so counts survive a reload), else a new one; NULL with *why set. */
-static struct metric *find_or_add(struct metrics_registry *reg,
-                                  enum metric_kind kind, const char *name,
-                                  const char *help, const char *labels,
-                                  const double *bounds, size_t n,
-                                  const char **why)
+struct metric *metrics_find_or_add(struct metrics_registry *reg,
+                                   enum metric_kind kind, const char *name,
+                                   const char *help, const char *labels,
+                                   const double *bounds, size_t n,
+                                   const char **why)
 {
-    struct metric_family *f = find_family(reg, name);
+    struct metric_family *f = metrics_find_family(reg, name);
 
     if (f && f->kind != kind) {
         *why = "the name is taken by a metric of another type";
@@ -431,7 +386,8 @@ static struct metric *find_or_add(struct metrics_registry *reg,
             return m;
         }
     } else {
-        if (kind == METRIC_HISTOGRAM && clashes_with_histogram(reg, name)) {
+        if (kind == METRIC_HISTOGRAM &&
+            metrics_clashes_with_histogram(reg, name)) {
             *why = "its samples would clash with another histogram's";
             return NULL;
         }
@@ -457,23 +413,24 @@ static struct metric *register_metric(struct metrics_registry *reg,
         return NULL;
     if (!labels)
         labels = "";
-    why = check_name(name, kind);
+    why = metrics_check_name(name, kind);
     if (!why && labels[0])
-        why = check_labels(labels);
+        why = metrics_check_labels(labels);
     if (!why && (!help || !help[0]))
         why = "needs help text";
-    if (!why && kind == METRIC_HISTOGRAM && !valid_bounds(bounds, n))
+    if (!why && kind == METRIC_HISTOGRAM && !metrics_valid_bounds(bounds, n))
         why = "bounds must be finite, ascending and at most 32";
     if (!why) {
         pthread_mutex_lock(&reg->lock);
-        m = find_or_add(reg, kind, name, help, labels, bounds, n, &why);
+        m = metrics_find_or_add(reg, kind, name, help, labels, bounds, n, &why);
         pthread_mutex_unlock(&reg->lock);
         if (m)
             return m;
     }
     log_msg(LOG_WARN, "metrics", "refusing %s %.128s%s%.256s%s: %s",
-            kind_name(kind), name ? name : "(null)", labels[0] ? "{" : "",
-            labels, labels[0] ? "}" : "", why ? why : "out of memory");
+            metrics_kind_name(kind), name ? name : "(null)",
+            labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
+            why ? why : "out of memory");
     return NULL;
 }
 
@@ -560,13 +517,7 @@ double metric_value(const struct metric *m)
 
 /* ---- rendering into a growable buffer ---- */
 
-struct text {
-    char *buf;
-    size_t len, cap;
-    bool failed; /* an allocation failed; the result is dropped */
-};
-
-static bool text_reserve(struct text *t, size_t extra)
+static bool text_reserve(struct metrics_text *t, size_t extra)
 {
     if (t->failed)
         return false;
@@ -585,7 +536,7 @@ static bool text_reserve(struct text *t, size_t extra)
     return true;
 }
 
-static void text_put(struct text *t, const char *s, size_t n)
+void metrics_text_put(struct metrics_text *t, const char *s, size_t n)
 {
     if (!text_reserve(t, n))
         return;
@@ -594,13 +545,12 @@ static void text_put(struct text *t, const char *s, size_t n)
     t->buf[t->len] = '\0';
 }
 
-static void text_puts(struct text *t, const char *s)
+void metrics_text_puts(struct metrics_text *t, const char *s)
 {
-    text_put(t, s, strlen(s));
+    metrics_text_put(t, s, strlen(s));
 }
 
-__attribute__((format(printf, 2, 3))) static void
-text_printf(struct text *t, const char *fmt, ...)
+void metrics_text_printf(struct metrics_text *t, const char *fmt, ...)
 {
     va_list ap;
     char small[128];
@@ -611,7 +561,7 @@ text_printf(struct text *t, const char *fmt, ...)
     if (n < 0)
         return;
     if ((size_t)n < sizeof small) {
-        text_put(t, small, (size_t)n);
+        metrics_text_put(t, small, (size_t)n);
         return;
     }
     if (!text_reserve(t, (size_t)n))
@@ -623,15 +573,15 @@ text_printf(struct text *t, const char *fmt, ...)
 }
 
 /* HELP text escapes only backslash and newline (format 0.0.4). */
-static void put_help(struct text *t, const char *help)
+static void put_help(struct metrics_text *t, const char *help)
 {
     for (const char *p = help; *p; p++) {
         if (*p == '\\')
-            text_puts(t, "\\\\");
+            metrics_text_puts(t, "\\\\");
         else if (*p == '\n')
-            text_puts(t, "\\n");
+            metrics_text_puts(t, "\\n");
         else
-            text_put(t, p, 1);
+            metrics_text_put(t, p, 1);
     }
 }
 
@@ -650,24 +600,24 @@ static void format_double(char *out, size_t cap, double v)
     }
 }
 
-static void put_double(struct text *t, double v)
+static void put_double(struct metrics_text *t, double v)
 {
     char num[40];
     format_double(num, sizeof num, v);
-    text_puts(t, num);
+    metrics_text_puts(t, num);
 }
 
-static void put_sample_start(struct text *t, const char *name,
+static void put_sample_start(struct metrics_text *t, const char *name,
                              const char *suffix, const char *labels)
 {
-    text_puts(t, name);
-    text_puts(t, suffix);
+    metrics_text_puts(t, name);
+    metrics_text_puts(t, suffix);
     if (labels[0])
-        text_printf(t, "{%s}", labels);
-    text_puts(t, " ");
+        metrics_text_printf(t, "{%s}", labels);
+    metrics_text_puts(t, " ");
 }
 
-static void render_histogram(struct text *t, const char *name,
+static void render_histogram(struct metrics_text *t, const char *name,
                              const struct metric *m)
 {
     const char *sep = m->labels[0] ? "," : "";
@@ -681,18 +631,18 @@ static void render_histogram(struct text *t, const char *name,
             format_double(le, sizeof le, m->bounds[i]);
         else
             snprintf(le, sizeof le, "+Inf");
-        text_printf(t, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, m->labels, sep,
-                    le, (unsigned long long)cumulative);
+        metrics_text_printf(t, "%s_bucket{%s%sle=\"%s\"} %llu\n", name,
+                            m->labels, sep, le, (unsigned long long)cumulative);
     }
     put_sample_start(t, name, "_sum", m->labels);
     put_double(t, bits_double(atomic_load_explicit(&m->sum_bits,
                                                    memory_order_relaxed)));
-    text_puts(t, "\n");
+    metrics_text_puts(t, "\n");
     put_sample_start(t, name, "_count", m->labels);
-    text_printf(t, "%llu\n", (unsigned long long)cumulative);
+    metrics_text_printf(t, "%llu\n", (unsigned long long)cumulative);
 }
 
-static const char *kind_name(enum metric_kind kind)
+const char *metrics_kind_name(enum metric_kind kind)
 {
     switch (kind) {
     case METRIC_COUNTER:
@@ -705,11 +655,12 @@ static const char *kind_name(enum metric_kind kind)
     return "untyped";
 }
 
-static void render_family(struct text *t, const struct metric_family *f)
+static void render_family(struct metrics_text *t, const struct metric_family *f)
 {
-    text_printf(t, "# HELP %s ", f->name);
+    metrics_text_printf(t, "# HELP %s ", f->name);
     put_help(t, f->help);
-    text_printf(t, "\n# TYPE %s %s\n", f->name, kind_name(f->kind));
+    metrics_text_printf(t, "\n# TYPE %s %s\n", f->name,
+                        metrics_kind_name(f->kind));
     for (const struct metric *m = f->first; m; m = m->next) {
         if (f->kind == METRIC_HISTOGRAM) {
             render_histogram(t, f->name, m);
@@ -717,18 +668,18 @@ static void render_family(struct text *t, const struct metric_family *f)
         }
         put_sample_start(t, f->name, "", m->labels);
         if (f->kind == METRIC_COUNTER)
-            text_printf(t, "%llu",
-                        (unsigned long long)atomic_load_explicit(
-                            &m->value, memory_order_relaxed));
+            metrics_text_printf(t, "%llu",
+                                (unsigned long long)atomic_load_explicit(
+                                    &m->value, memory_order_relaxed));
         else
             put_double(t, metric_value(m));
-        text_puts(t, "\n");
+        metrics_text_puts(t, "\n");
     }
 }
 
 char *metrics_render(struct metrics_registry *reg, size_t *len)
 {
-    struct text t = {0};
+    struct metrics_text t = {0};
 
     if (len)
         *len = 0;
@@ -747,313 +698,4 @@ char *metrics_render(struct metrics_registry *reg, size_t *len)
     if (len)
         *len = t.len;
     return t.buf;
-}
-
-/* ---- labelled families (vecs) ---- */
-
-#define VALUE_NEW SIZE_MAX /* a value not seen yet, with room to keep it */
-
-static void vec_free(struct metric_vec *v)
-{
-    for (size_t i = 0; i < v->n_labels; i++) {
-        struct vec_label *l = &v->label[i];
-        size_t n = atomic_load_explicit(&l->count, memory_order_relaxed);
-        for (size_t j = 0; j < n; j++)
-            free(l->values[j]);
-        free(l->values);
-        free(l->name);
-    }
-    free((void *)v->series);
-    free(v->name);
-    free(v->help);
-    free(v->const_labels);
-    free(v);
-}
-
-/* Cut to METRIC_VALUE_MAX bytes, printable ASCII only: what is kept must
- * render as valid UTF-8 with nothing to escape but \ and ", and two
- * different inputs that read the same share one series. */
-static void clean_value(const char *in, char *out)
-{
-    size_t n = 0;
-    for (; in && in[n] && n < METRIC_VALUE_MAX; n++) {
-        unsigned char c = (unsigned char)in[n];
-        out[n] = c >= 0x20 && c < 0x7f ? (char)c : '_';
-    }
-    out[n] = '\0';
-}
-
-/* The value's index, max_values for "other" (asked for, or no room
- * left), or VALUE_NEW. Lock-free. */
-static size_t value_index(struct vec_label *l, const char *value)
-{
-    if (strcmp(value, "other") == 0)
-        return l->max_values;
-    size_t n = atomic_load_explicit(&l->count, memory_order_acquire);
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(l->values[i], value) == 0)
-            return i;
-    return n < l->max_values ? VALUE_NEW : l->max_values;
-}
-
-/* Registry lock held. */
-static size_t intern_value(struct vec_label *l, const char *value)
-{
-    size_t i = value_index(l, value);
-    if (i != VALUE_NEW)
-        return i;
-    size_t n = atomic_load_explicit(&l->count, memory_order_relaxed);
-    char *copy = strdup(value);
-    if (!copy)
-        return l->max_values;
-    l->values[n] = copy;
-    atomic_store_explicit(&l->count, n + 1, memory_order_release);
-    return n;
-}
-
-static size_t slot_of(const struct metric_vec *v, const size_t *idx)
-{
-    size_t slot = 0;
-    for (size_t i = 0; i < v->n_labels; i++)
-        slot = slot * (v->label[i].max_values + 1) + idx[i];
-    return slot;
-}
-
-/* `a="x",b="y"` from the const labels and one value per label; values
- * given (for checking names) or read from the indexes. */
-static char *vec_labels_text(const struct metric_vec *v, const size_t *idx,
-                             const char *const *given)
-{
-    struct text t = {0};
-    text_puts(&t, v->const_labels);
-    for (size_t i = 0; i < v->n_labels; i++) {
-        const struct vec_label *l = &v->label[i];
-        const char *value = given                     ? given[i]
-                            : idx[i] == l->max_values ? "other"
-                                                      : l->values[idx[i]];
-        if (t.len)
-            text_puts(&t, ",");
-        text_printf(&t, "%s=\"", l->name);
-        for (const char *p = value; *p; p++) {
-            if (*p == '\\' || *p == '"')
-                text_put(&t, "\\", 1);
-            text_put(&t, p, 1);
-        }
-        text_puts(&t, "\"");
-    }
-    if (t.failed) {
-        free(t.buf);
-        return NULL;
-    }
-    return t.buf;
-}
-
-struct metric *metric_vec_with(struct metric_vec *v, const char *const *values)
-{
-    char clean[METRIC_VEC_MAX_LABELS][METRIC_VALUE_MAX + 1];
-    size_t idx[METRIC_VEC_MAX_LABELS];
-    bool known = true;
-    struct metric *m;
-
-    if (!v)
-        return NULL;
-    for (size_t i = 0; i < v->n_labels; i++) {
-        clean_value(values ? values[i] : NULL, clean[i]);
-        idx[i] = value_index(&v->label[i], clean[i]);
-        known = known && idx[i] != VALUE_NEW;
-    }
-    if (known) {
-        m = atomic_load_explicit(&v->series[slot_of(v, idx)],
-                                 memory_order_acquire);
-        if (m)
-            return m;
-    }
-
-    /* First use of this combination: keep new values, make the series. */
-    pthread_mutex_lock(&v->reg->lock);
-    for (size_t i = 0; i < v->n_labels; i++)
-        if (idx[i] == VALUE_NEW)
-            idx[i] = intern_value(&v->label[i], clean[i]);
-    size_t slot = slot_of(v, idx);
-    m = atomic_load_explicit(&v->series[slot], memory_order_relaxed);
-    if (!m) {
-        const char *why = NULL;
-        char *labels = vec_labels_text(v, idx, NULL);
-        if (labels)
-            m = find_or_add(v->reg, v->kind, v->name, v->help, labels,
-                            v->bounds, v->n_bounds, &why);
-        free(labels);
-        if (m)
-            atomic_store_explicit(&v->series[slot], m, memory_order_release);
-    }
-    pthread_mutex_unlock(&v->reg->lock);
-    return m;
-}
-
-static bool same_vec(const struct metric_vec *v, enum metric_kind kind,
-                     const struct metric_label *labels, size_t n_labels,
-                     const double *bounds, size_t n_bounds)
-{
-    if (v->kind != kind || v->n_labels != n_labels || v->n_bounds != n_bounds ||
-        (n_bounds && memcmp(v->bounds, bounds, n_bounds * sizeof *bounds)))
-        return false;
-    for (size_t i = 0; i < n_labels; i++)
-        if (strcmp(v->label[i].name, labels[i].name) != 0 ||
-            v->label[i].max_values != labels[i].max_values)
-            return false;
-    return true;
-}
-
-static struct metric_vec *new_vec(enum metric_kind kind, const char *name,
-                                  const char *help, const char *const_labels,
-                                  const struct metric_label *labels,
-                                  size_t n_labels, const double *bounds,
-                                  size_t n_bounds, size_t n_slots)
-{
-    struct metric_vec *v = calloc(1, sizeof *v);
-    if (!v)
-        return NULL;
-    v->kind = kind;
-    v->n_labels = n_labels;
-    v->n_slots = n_slots;
-    v->n_bounds = kind == METRIC_HISTOGRAM ? n_bounds : 0;
-    if (v->n_bounds)
-        memcpy(v->bounds, bounds, n_bounds * sizeof *bounds);
-    v->name = strdup(name);
-    v->help = strdup(help);
-    v->const_labels = strdup(const_labels);
-    v->series = calloc(n_slots, sizeof *v->series);
-    bool ok = v->name && v->help && v->const_labels && v->series;
-    for (size_t i = 0; i < n_labels; i++) {
-        v->label[i].max_values = labels[i].max_values;
-        v->label[i].name = strdup(labels[i].name);
-        v->label[i].values = calloc(labels[i].max_values, sizeof(char *));
-        ok = ok && v->label[i].name && v->label[i].values;
-    }
-    if (!ok) {
-        vec_free(v);
-        return NULL;
-    }
-    return v;
-}
-
-/* Checks everything a series could fail on, so that metric_vec_with only
- * fails for lack of memory. */
-static const char *check_vec(enum metric_kind kind, const char *name,
-                             const char *help, const char *const_labels,
-                             const struct metric_label *labels, size_t n_labels,
-                             const double *bounds, size_t n_bounds,
-                             size_t *n_slots)
-{
-    const char *why = check_name(name, kind);
-    if (why)
-        return why;
-    if (!help || !help[0])
-        return "needs help text";
-    if (kind == METRIC_HISTOGRAM && !valid_bounds(bounds, n_bounds))
-        return "bounds must be finite, ascending and at most 32";
-    if (!labels || n_labels < 1 || n_labels > METRIC_VEC_MAX_LABELS)
-        return "a labelled family has 1 to 4 label names";
-    *n_slots = 1;
-    for (size_t i = 0; i < n_labels; i++) {
-        if (!labels[i].name || labels[i].max_values < 1 ||
-            labels[i].max_values >= METRIC_VEC_MAX_SERIES)
-            return "each label needs a name and max_values >= 1";
-        *n_slots *= labels[i].max_values + 1;
-        if (*n_slots > METRIC_VEC_MAX_SERIES)
-            return "too many possible series; lower max_values";
-    }
-    /* The label names, with placeholder values, through the usual check
-     * (syntax, reserved names, clashes with the const labels). */
-    struct metric_vec probe = {.const_labels = (char *)const_labels,
-                               .n_labels = n_labels};
-    const char *placeholders[METRIC_VEC_MAX_LABELS] = {"x", "x", "x", "x"};
-    for (size_t i = 0; i < n_labels; i++)
-        probe.label[i].name = (char *)labels[i].name;
-    char *text = vec_labels_text(&probe, NULL, placeholders);
-    if (!text)
-        return "out of memory";
-    why = check_labels(text);
-    free(text);
-    return why;
-}
-
-static struct metric_vec *
-register_vec(struct metrics_registry *reg, enum metric_kind kind,
-             const char *name, const char *help, const char *const_labels,
-             const struct metric_label *labels, size_t n_labels,
-             const double *bounds, size_t n_bounds)
-{
-    size_t n_slots = 0;
-    struct metric_vec *v = NULL;
-
-    if (!reg)
-        return NULL;
-    if (!const_labels)
-        const_labels = "";
-    const char *why = check_vec(kind, name, help, const_labels, labels,
-                                n_labels, bounds, n_bounds, &n_slots);
-    if (!why) {
-        pthread_mutex_lock(&reg->lock);
-        for (v = reg->vecs; v; v = v->next)
-            if (strcmp(v->name, name) == 0 &&
-                strcmp(v->const_labels, const_labels) == 0)
-                break;
-        struct metric_family *f = find_family(reg, name);
-        if (v && !same_vec(v, kind, labels, n_labels, bounds, n_bounds)) {
-            why = "already registered with other labels or buckets";
-            v = NULL;
-        } else if (!v && f && f->kind != kind) {
-            why = "the name is taken by a metric of another type";
-        } else if (!v && !f && kind == METRIC_HISTOGRAM &&
-                   clashes_with_histogram(reg, name)) {
-            why = "its samples would clash with another histogram's";
-        } else if (!v) {
-            v = new_vec(kind, name, help, const_labels, labels, n_labels,
-                        bounds, n_bounds, n_slots);
-            if (v) {
-                v->reg = reg;
-                v->next = reg->vecs;
-                reg->vecs = v;
-            }
-        }
-        pthread_mutex_unlock(&reg->lock);
-        if (v)
-            return v;
-    }
-    log_msg(LOG_WARN, "metrics", "refusing labelled %s %.128s: %s",
-            kind_name(kind), name ? name : "(null)",
-            why ? why : "out of memory");
-    return NULL;
-}
-
-struct metric_vec *metrics_counter_vec(struct metrics_registry *reg,
-                                       const char *name, const char *help,
-                                       const char *const_labels,
-                                       const struct metric_label *labels,
-                                       size_t n_labels)
-{
-    return register_vec(reg, METRIC_COUNTER, name, help, const_labels, labels,
-                        n_labels, NULL, 0);
-}
-
-struct metric_vec *metrics_gauge_vec(struct metrics_registry *reg,
-                                     const char *name, const char *help,
-                                     const char *const_labels,
-                                     const struct metric_label *labels,
-                                     size_t n_labels)
-{
-    return register_vec(reg, METRIC_GAUGE, name, help, const_labels, labels,
-                        n_labels, NULL, 0);
-}
-
-struct metric_vec *metrics_histogram_vec(struct metrics_registry *reg,
-                                         const char *name, const char *help,
-                                         const char *const_labels,
-                                         const struct metric_label *labels,
-                                         size_t n_labels, const double *bounds,
-                                         size_t n_bounds)
-{
-    return register_vec(reg, METRIC_HISTOGRAM, name, help, const_labels, labels,
-                        n_labels, bounds, n_bounds);
 }

@@ -8,6 +8,7 @@ endif()
 sluice_add_unit_test(test_metrics
   ${CMAKE_SOURCE_DIR}/tests/unit/test_metrics.c
   ${CMAKE_SOURCE_DIR}/core/metrics.c
+  ${CMAKE_SOURCE_DIR}/core/metrics_vec.c
   ${CMAKE_SOURCE_DIR}/core/log.c
   LIBS PkgConfig::CMOCKA Threads::Threads m)
 
