@@ -1,13 +1,17 @@
 /* Streamed answer → the equivalent non-streamed object: see
- * stream_assemble.h. Text is gathered in growing buffers (a chunk adds a
- * few bytes; rebuilding a JSON string per chunk would be quadratic) and
- * turned into JSON once, when a plugin asks for the result. */
+ * stream_assemble.h. Chunks are read with the gateway's one-pass scanner
+ * (json_scan.h), no tree per chunk; text is gathered in growing buffers (a
+ * chunk adds a few bytes; rebuilding a JSON string per chunk would be
+ * quadratic), and values copied whole (id, usage, finish_reason) are kept
+ * as their JSON text. jansson builds the result once, when a plugin asks. */
 #include "stream_assemble.h"
 
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "json_scan.h"
 
 /* OpenAI allows n <= 128; tool calls per message are far fewer. An index
  * past these is a broken stream, not an answer worth keeping. */
@@ -31,18 +35,18 @@ struct choice {
     struct text text;                   /* completions */
     struct tool_call *calls;
     size_t ncalls;
-    json_t *finish_reason; /* NULL until a non-null one arrived */
-    json_t *logprobs;      /* chat: {"content":[..],"refusal":[..]} merged */
+    struct text finish_reason; /* JSON text of the last non-null one */
+    json_t *logprobs; /* chat: {"content":[..],"refusal":[..]} merged */
 };
 
 struct stream_assembly {
     enum stream_assemble_kind kind;
     size_t max_bytes, used;
     bool failed, done;
-    json_t *id, *model, *created, *fingerprint, *service_tier;
+    /* JSON text of the first non-null value of each, and the last usage */
+    struct text id, model, created, fingerprint, service_tier, usage;
     struct choice *choices;
     size_t nchoices;
-    json_t *usage;
 };
 
 struct stream_assembly *stream_assembly_new(enum stream_assemble_kind kind,
@@ -62,6 +66,7 @@ static void choice_fini(struct choice *c)
     free(c->content.p);
     free(c->refusal.p);
     free(c->text.p);
+    free(c->finish_reason.p);
     for (size_t i = 0; i < c->ncalls; i++) {
         free(c->calls[i].id.p);
         free(c->calls[i].type.p);
@@ -69,7 +74,6 @@ static void choice_fini(struct choice *c)
         free(c->calls[i].args.p);
     }
     free(c->calls);
-    json_decref(c->finish_reason);
     json_decref(c->logprobs);
 }
 
@@ -80,28 +84,23 @@ void stream_assembly_free(struct stream_assembly *a)
     for (size_t i = 0; i < a->nchoices; i++)
         choice_fini(&a->choices[i]);
     free(a->choices);
-    json_decref(a->id);
-    json_decref(a->model);
-    json_decref(a->created);
-    json_decref(a->fingerprint);
-    json_decref(a->service_tier);
-    json_decref(a->usage);
+    free(a->id.p);
+    free(a->model.p);
+    free(a->created.p);
+    free(a->fingerprint.p);
+    free(a->service_tier.p);
+    free(a->usage.p);
     free(a);
 }
 
 /* ---- gathering ---- */
 
-static void text_add(struct stream_assembly *a, struct text *t, const json_t *v)
+/* Room for n more bytes in t, counted against the assembly's cap. */
+static char *text_room(struct stream_assembly *a, struct text *t, size_t n)
 {
-    if (!json_is_string(v))
-        return; /* null or absent: nothing to add */
-    size_t n = json_string_length(v);
-    t->seen = true;
-    if (n == 0)
-        return;
     if (n > a->max_bytes - a->used) {
         a->failed = true;
-        return;
+        return NULL;
     }
     if (t->cap - t->len < n) {
         size_t cap = t->cap ? t->cap : 64;
@@ -110,14 +109,80 @@ static void text_add(struct stream_assembly *a, struct text *t, const json_t *v)
         char *p = realloc(t->p, cap);
         if (!p) {
             a->failed = true;
-            return;
+            return NULL;
         }
         t->p = p;
         t->cap = cap;
     }
-    memcpy(t->p + t->len, json_string_value(v), n);
-    t->len += n;
     a->used += n;
+    return t->p + t->len;
+}
+
+/* Appends a string value's decoded bytes; null or absent adds nothing. */
+static void text_add(struct stream_assembly *a, struct text *t,
+                     const struct jscan_doc *d, const struct jscan_val *v)
+{
+    if (v->type != JSCAN_STRING)
+        return;
+    t->seen = true;
+    char *at = v->len ? text_room(a, t, v->len) : NULL;
+    if (!at)
+        return;
+    jscan_string_decode(d, v, at);
+    t->len += v->len;
+}
+
+/* Replaces t with the JSON text of a non-null value. */
+static void raw_set(struct stream_assembly *a, struct text *t,
+                    const struct jscan_doc *d, const struct jscan_val *v)
+{
+    if (v->type == JSCAN_NONE || v->type == JSCAN_NULL)
+        return;
+    a->used -= t->len;
+    t->len = 0;
+    char *at = text_room(a, t, v->end - v->pos);
+    if (!at)
+        return;
+    memcpy(at, d->buf + v->pos, v->end - v->pos);
+    t->len = v->end - v->pos;
+    t->seen = true;
+}
+
+static void raw_first(struct stream_assembly *a, struct text *t,
+                      const struct jscan_doc *d, const struct jscan_val *v)
+{
+    if (!t->seen)
+        raw_set(a, t, d, v);
+}
+
+struct name {
+    const char *s;
+    size_t len;
+};
+#define NAME(s)                                                                \
+    {                                                                          \
+        s, sizeof s - 1                                                        \
+    }
+
+/* Members names[0..n) of obj into vals[], in one walk over obj (finding
+ * them one by one would walk it again for each). */
+static void members(const struct jscan_doc *d, const struct jscan_val *obj,
+                    const struct name *names, size_t n, struct jscan_val *vals)
+{
+    struct jscan_iter it;
+    struct jscan_val key, val;
+    for (size_t i = 0; i < n; i++)
+        vals[i].type = JSCAN_NONE;
+    if (obj->type != JSCAN_OBJECT)
+        return;
+    jscan_iter_begin(&it, d, obj);
+    while (jscan_iter_next(&it, &key, &val))
+        for (size_t i = 0; i < n; i++)
+            if (vals[i].type == JSCAN_NONE && key.len == names[i].len &&
+                jscan_string_equals(d, &key, names[i].s, names[i].len)) {
+                vals[i] = val;
+                break;
+            }
 }
 
 /* Grows an array of `size`-byte zeroed slots to hold index i. */
@@ -171,103 +236,151 @@ static struct tool_call *call_at(struct stream_assembly *a, struct choice *c,
 }
 
 /* The index a piece names, or its position when it names none. */
-static size_t index_of(const json_t *obj, size_t pos, bool *bad)
+static size_t index_of(const struct jscan_doc *d, const struct jscan_val *v,
+                       size_t pos, bool *bad)
 {
-    const json_t *v = json_object_get(obj, "index");
-    if (!v)
+    if (v->type == JSCAN_NONE)
         return pos;
-    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+    int64_t i = v->type == JSCAN_INTEGER ? jscan_integer_get(d, v) : -1;
+    if (i < 0) {
         *bad = true;
         return 0;
     }
-    return (size_t)json_integer_value(v);
-}
-
-static void keep_first(json_t **slot_, json_t *v)
-{
-    if (!*slot_ && v && !json_is_null(v))
-        *slot_ = json_incref(v);
+    return (size_t)i;
 }
 
 static void add_tool_calls(struct stream_assembly *a, struct choice *c,
-                           const json_t *calls)
+                           const struct jscan_doc *d,
+                           const struct jscan_val *calls)
 {
-    size_t k;
-    json_t *piece;
-    json_array_foreach(calls, k, piece)
-    {
-        if (!json_is_object(piece)) {
+    static const struct name call_names[] = {NAME("index"), NAME("id"),
+                                             NAME("type"), NAME("function")};
+    static const struct name fn_names[] = {NAME("name"), NAME("arguments")};
+    enum { INDEX, ID, TYPE, FUNCTION };
+    struct jscan_iter it;
+    struct jscan_val piece, v[4], fn[2];
+    size_t k = 0;
+    jscan_iter_begin(&it, d, calls);
+    for (; jscan_iter_next(&it, NULL, &piece); k++) {
+        if (piece.type != JSCAN_OBJECT) {
             a->failed = true;
             return;
         }
-        size_t i = index_of(piece, k, &a->failed);
+        members(d, &piece, call_names, 4, v);
+        members(d, &v[FUNCTION], fn_names, 2, fn);
+        size_t i = index_of(d, &v[INDEX], k, &a->failed);
         struct tool_call *tc = a->failed ? NULL : call_at(a, c, i);
         if (!tc)
             return;
         tc->seen = true;
         /* id, type and name come once; arguments come in pieces. */
         if (!tc->id.seen)
-            text_add(a, &tc->id, json_object_get(piece, "id"));
+            text_add(a, &tc->id, d, &v[ID]);
         if (!tc->type.seen)
-            text_add(a, &tc->type, json_object_get(piece, "type"));
-        json_t *fn = json_object_get(piece, "function");
+            text_add(a, &tc->type, d, &v[TYPE]);
         if (!tc->name.seen)
-            text_add(a, &tc->name, json_object_get(fn, "name"));
-        text_add(a, &tc->args, json_object_get(fn, "arguments"));
+            text_add(a, &tc->name, d, &fn[0]);
+        text_add(a, &tc->args, d, &fn[1]);
     }
 }
 
-/* Token logprobs arrive per chunk as {"content":[...],"refusal":[...]}. */
+/* Token logprobs arrive per chunk as {"content":[...],"refusal":[...]};
+ * rare enough to merge with jansson. */
 static void add_logprobs(struct stream_assembly *a, struct choice *c,
-                         json_t *lp)
+                         const struct jscan_doc *d, const struct jscan_val *v)
 {
-    if (!json_is_object(lp))
+    if (v->type != JSCAN_OBJECT)
         return;
-    if (!c->logprobs && !(c->logprobs = json_object())) {
+    json_t *lp = json_loadb(d->buf + v->pos, v->end - v->pos, 0, NULL);
+    if (!c->logprobs)
+        c->logprobs = json_object();
+    if (!lp || !c->logprobs) {
         a->failed = true;
+        json_decref(lp);
         return;
     }
     const char *key;
-    json_t *v;
-    json_object_foreach(lp, key, v)
+    json_t *x;
+    json_object_foreach(lp, key, x)
     {
         json_t *have = json_object_get(c->logprobs, key);
-        if (json_is_array(have) && json_is_array(v))
-            json_array_extend(have, v);
-        else if (!json_is_null(v) || !have)
-            json_object_set(c->logprobs, key, v);
+        if (json_is_array(have) && json_is_array(x))
+            json_array_extend(have, x);
+        else if (!json_is_null(x) || !have)
+            json_object_set(c->logprobs, key, x);
     }
+    json_decref(lp);
 }
 
-static void add_choice(struct stream_assembly *a, json_t *piece, size_t pos)
+static void add_choice(struct stream_assembly *a, const struct jscan_doc *d,
+                       const struct jscan_val *piece, size_t pos)
 {
-    if (!json_is_object(piece)) {
+    static const struct name choice_names[] = {NAME("index"), NAME("text"),
+                                               NAME("delta"), NAME("logprobs"),
+                                               NAME("finish_reason")};
+    static const struct name delta_names[] = {
+        NAME("role"), NAME("content"), NAME("refusal"), NAME("tool_calls")};
+    enum { INDEX, TEXT, DELTA, LOGPROBS, FINISH };
+    enum { ROLE, CONTENT, REFUSAL, TOOL_CALLS };
+    struct jscan_val v[5], dv[4];
+    if (piece->type != JSCAN_OBJECT) {
         a->failed = true;
         return;
     }
-    size_t i = index_of(piece, pos, &a->failed);
+    members(d, piece, choice_names, 5, v);
+    size_t i = index_of(d, &v[INDEX], pos, &a->failed);
     struct choice *c = a->failed ? NULL : choice_at(a, i);
     if (!c)
         return;
     c->seen = true;
     if (a->kind == STREAM_ASSEMBLE_COMPLETIONS) {
-        text_add(a, &c->text, json_object_get(piece, "text"));
+        text_add(a, &c->text, d, &v[TEXT]);
     } else {
-        json_t *delta = json_object_get(piece, "delta");
+        members(d, &v[DELTA], delta_names, 4, dv);
         if (!c->role.seen)
-            text_add(a, &c->role, json_object_get(delta, "role"));
-        text_add(a, &c->content, json_object_get(delta, "content"));
-        text_add(a, &c->refusal, json_object_get(delta, "refusal"));
-        json_t *calls = json_object_get(delta, "tool_calls");
-        if (json_is_array(calls))
-            add_tool_calls(a, c, calls);
-        add_logprobs(a, c, json_object_get(piece, "logprobs"));
+            text_add(a, &c->role, d, &dv[ROLE]);
+        text_add(a, &c->content, d, &dv[CONTENT]);
+        text_add(a, &c->refusal, d, &dv[REFUSAL]);
+        if (dv[TOOL_CALLS].type == JSCAN_ARRAY)
+            add_tool_calls(a, c, d, &dv[TOOL_CALLS]);
+        add_logprobs(a, c, d, &v[LOGPROBS]);
     }
-    json_t *fr = json_object_get(piece, "finish_reason");
-    if (fr && !json_is_null(fr)) {
-        json_decref(c->finish_reason);
-        c->finish_reason = json_incref(fr);
+    raw_set(a, &c->finish_reason, d, &v[FINISH]);
+}
+
+static void add_chunk(struct stream_assembly *a, const struct jscan_doc *d)
+{
+    static const struct name root_names[] = {NAME("error"),
+                                             NAME("id"),
+                                             NAME("model"),
+                                             NAME("created"),
+                                             NAME("system_fingerprint"),
+                                             NAME("service_tier"),
+                                             NAME("choices"),
+                                             NAME("usage")};
+    enum { ERROR, ID, MODEL, CREATED, FINGERPRINT, TIER, CHOICES, USAGE };
+    struct jscan_val root, v[8];
+    jscan_doc_root(d, &root);
+    members(d, &root, root_names, 8, v);
+    if (root.type != JSCAN_OBJECT || v[ERROR].type != JSCAN_NONE) {
+        a->failed = true; /* an error event, or not a chunk */
+        return;
     }
+    raw_first(a, &a->id, d, &v[ID]);
+    raw_first(a, &a->model, d, &v[MODEL]);
+    raw_first(a, &a->created, d, &v[CREATED]);
+    raw_first(a, &a->fingerprint, d, &v[FINGERPRINT]);
+    raw_first(a, &a->service_tier, d, &v[TIER]);
+    if (v[CHOICES].type == JSCAN_ARRAY) {
+        struct jscan_iter it;
+        struct jscan_val piece;
+        jscan_iter_begin(&it, d, &v[CHOICES]);
+        for (size_t k = 0; !a->failed && jscan_iter_next(&it, NULL, &piece);
+             k++)
+            add_choice(a, d, &piece, k);
+    }
+    if (v[USAGE].type == JSCAN_OBJECT)
+        raw_set(a, &a->usage, d, &v[USAGE]);
 }
 
 void stream_assembly_event(struct stream_assembly *a, const char *data,
@@ -279,27 +392,14 @@ void stream_assembly_event(struct stream_assembly *a, const char *data,
         a->done = true;
         return;
     }
-    json_t *chunk = a->done ? NULL : json_loadb(data, len, 0, NULL);
-    if (!json_is_object(chunk) || json_object_get(chunk, "error")) {
-        a->failed = true; /* garbage, an error event, or after [DONE] */
-        json_decref(chunk);
+    struct jscan_doc doc;
+    struct jscan_error err;
+    if (a->done || jscan_document(&doc, data, len, &err) != JSCAN_OK) {
+        a->failed = true; /* garbage, or a chunk after [DONE] */
         return;
     }
-    keep_first(&a->id, json_object_get(chunk, "id"));
-    keep_first(&a->model, json_object_get(chunk, "model"));
-    keep_first(&a->created, json_object_get(chunk, "created"));
-    keep_first(&a->fingerprint, json_object_get(chunk, "system_fingerprint"));
-    keep_first(&a->service_tier, json_object_get(chunk, "service_tier"));
-    json_t *choices = json_object_get(chunk, "choices");
-    size_t k;
-    json_t *piece;
-    json_array_foreach(choices, k, piece) add_choice(a, piece, k);
-    json_t *usage = json_object_get(chunk, "usage");
-    if (json_is_object(usage)) {
-        json_decref(a->usage);
-        a->usage = json_incref(usage);
-    }
-    json_decref(chunk);
+    add_chunk(a, &doc);
+    jscan_doc_free(&doc);
 }
 
 bool stream_assembly_complete(const struct stream_assembly *a)
@@ -307,12 +407,19 @@ bool stream_assembly_complete(const struct stream_assembly *a)
     if (a->failed || !a->done || a->nchoices == 0)
         return false;
     for (size_t i = 0; i < a->nchoices; i++)
-        if (!a->choices[i].finish_reason)
+        if (!a->choices[i].finish_reason.seen)
             return false;
     return true;
 }
 
 /* ---- the result ---- */
+
+/* A value kept as JSON text (it was validated when it arrived). */
+static json_t *raw_json(const struct text *t)
+{
+    return t->seen ? json_loadb(t->p, t->len, JSON_DECODE_ANY, NULL)
+                   : json_null();
+}
 
 static json_t *str_or_null(const struct text *t)
 {
@@ -376,14 +483,15 @@ static json_t *choice_json(const struct stream_assembly *a, size_t i)
     else
         json_object_set_new(o, "message", message_json(c));
     json_object_set(o, "logprobs", c->logprobs ? c->logprobs : json_null());
-    json_object_set(o, "finish_reason", c->finish_reason);
+    json_object_set_new(o, "finish_reason", raw_json(&c->finish_reason));
     return o;
 }
 
-static void set_if(json_t *o, const char *key, json_t *v)
+/* Sets key to a value kept as JSON text, when one was seen. */
+static void set_if(json_t *o, const char *key, const struct text *t)
 {
-    if (v)
-        json_object_set(o, key, v);
+    if (t->seen)
+        json_object_set_new(o, key, raw_json(t));
 }
 
 char *stream_assembly_result(const struct stream_assembly *a, size_t *len)
@@ -395,19 +503,19 @@ char *stream_assembly_result(const struct stream_assembly *a, size_t *len)
     char *out = NULL;
     if (!o || !choices)
         goto done;
-    set_if(o, "id", a->id);
+    set_if(o, "id", &a->id);
     json_object_set_new(o, "object",
                         json_string(a->kind == STREAM_ASSEMBLE_CHAT
                                         ? "chat.completion"
                                         : "text_completion"));
-    set_if(o, "created", a->created);
-    set_if(o, "model", a->model);
-    set_if(o, "system_fingerprint", a->fingerprint);
-    set_if(o, "service_tier", a->service_tier);
+    set_if(o, "created", &a->created);
+    set_if(o, "model", &a->model);
+    set_if(o, "system_fingerprint", &a->fingerprint);
+    set_if(o, "service_tier", &a->service_tier);
     for (size_t i = 0; i < a->nchoices; i++)
         json_array_append_new(choices, choice_json(a, i));
     json_object_set(o, "choices", choices);
-    set_if(o, "usage", a->usage);
+    set_if(o, "usage", &a->usage);
     out = json_dumps(o, JSON_COMPACT);
     if (out)
         *len = strlen(out);

@@ -282,26 +282,34 @@ static void test_incomplete_streams_give_nothing(void **unused)
     json_decref(j);
 }
 
+/* The cap covers everything kept: text, ids, usage. */
 static void test_size_cap(void **unused)
 {
     (void)unused;
-    struct stream_assembly *a = stream_assembly_new(STREAM_ASSEMBLE_CHAT, 3);
-    const char *ev[] = {
-        "{" HEAD ",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ab\"},"
-        "\"finish_reason\":null}]}",
-        "{" HEAD ",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"cd\"},"
-        "\"finish_reason\":\"stop\"}]}",
-        "[DONE]", NULL};
-    feed_all(a, ev);
+    char piece[601], ev1[1024], ev2[1024];
+    memset(piece, 'x', 600);
+    piece[600] = '\0';
+    snprintf(ev1, sizeof ev1,
+             "{" HEAD ",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+             "\"%s\"},\"finish_reason\":null}]}",
+             piece);
+    snprintf(ev2, sizeof ev2,
+             "{" HEAD ",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+             "\"%s\"},\"finish_reason\":\"stop\"}]}",
+             piece);
+    const char *ev[] = {ev1, ev2, "[DONE]", NULL};
     size_t len;
+    struct stream_assembly *a = stream_assembly_new(STREAM_ASSEMBLE_CHAT, 1100);
+    feed_all(a, ev);
     assert_false(stream_assembly_complete(a));
     assert_null(stream_assembly_result(a, &len));
     stream_assembly_free(a);
 
-    a = stream_assembly_new(STREAM_ASSEMBLE_CHAT, 4); /* exactly fits */
+    a = stream_assembly_new(STREAM_ASSEMBLE_CHAT, 1400); /* 1200 + ids */
     feed_all(a, ev);
     char *out = stream_assembly_result(a, &len);
     assert_non_null(out);
+    assert_true(len > 1200);
     free(out);
     stream_assembly_free(a);
 }
