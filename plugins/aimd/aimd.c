@@ -321,6 +321,19 @@ static enum sluice_action aimd_on_request(void *self, struct sluice_req *r,
     case AIMD_PH_PACED:
         if (lock_key(a, st, now, &slot)) {
             k = slot.value;
+            if (k->pause_until_ns > now) {
+                /* A Retry-After pause began after this start was promised:
+                 * nothing starts before it ends. */
+                uint64_t wait = k->pause_until_ns - now;
+                if (now + wait <= st->deadline_ns) {
+                    rl_map_unlock(&slot, RL_MAP_PINNED);
+                    h->resume_after(r, ceil_ms(wait));
+                    return SLUICE_SUSPEND;
+                }
+                k->paced--;
+                release_and_unlock(a, st, &slot, now);
+                return refuse(a, r, st, "paused by the provider", wait);
+            }
             k->paced--;
             rl_map_unlock(&slot, idle_at(a, k));
         }

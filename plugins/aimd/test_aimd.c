@@ -298,6 +298,75 @@ static void test_max_wait(void **state)
     tp_free(&x);
 }
 
+/* A start promised before a Retry-After pause began waits for the pause
+ * to end (or is refused past max_wait), like a new request would. */
+static void test_pause_holds_promised_starts(void **state)
+{
+    struct tp x;
+    (void)state;
+    tp_init(&x, "{\"limit_by\": \"rate\", \"initial_rate\": 10, "
+                "\"max_wait_ms\": 5000}");
+    struct treq *a = treq_new(&x, NULL), *b = treq_new(&x, NULL);
+    assert_int_equal(treq_run(&x, a), SLUICE_CONTINUE);
+    assert_int_equal(treq_run(&x, b), SLUICE_SUSPEND); /* start in 100 ms */
+    sluice_test_req_set_resp_header(a->r, "retry-after", "2");
+    finish(&x, a, 429); /* pauses the key for 2 s */
+    sluice_test_clock_advance_ms(x.t, 100);
+    assert_int_equal(treq_resume(&x, b), SLUICE_SUSPEND);
+    assert_int_equal(sluice_test_resume_after_ms(b->r), 1900);
+    sluice_test_clock_advance_ms(x.t, 1900);
+    assert_int_equal(treq_resume(&x, b), SLUICE_CONTINUE);
+    finish(&x, b, 200);
+    tp_free(&x);
+
+    /* A pause past max_wait: refused, nothing left held. */
+    tp_init(&x, "{\"limit_by\": \"rate\", \"initial_rate\": 10, "
+                "\"max_wait_ms\": 1000}");
+    a = treq_new(&x, NULL);
+    b = treq_new(&x, NULL);
+    assert_int_equal(treq_run(&x, a), SLUICE_CONTINUE);
+    assert_int_equal(treq_run(&x, b), SLUICE_SUSPEND);
+    sluice_test_req_set_resp_header(a->r, "retry-after", "5");
+    finish(&x, a, 429);
+    sluice_test_clock_advance_ms(x.t, 100);
+    assert_int_equal(treq_resume(&x, b), SLUICE_RESPOND);
+    assert_int_equal(sluice_test_reject_status(b->r), 429);
+    treq_end(&x, b);
+    assert_int_equal(key_of(&x, "default")->paced, 0);
+    tp_free(&x);
+}
+
+/* A retry (on_attempt): the failed attempt's 429 is judged when it ends,
+ * and the next attempt needs a start time of its own. */
+static void test_each_attempt_paced(void **state)
+{
+    struct tp x;
+    (void)state;
+    tp_init(&x, "{\"limit_by\": \"both\", \"initial_rate\": 10, "
+                "\"min_rate\": 1, \"decrease_factor\": 0.5, "
+                "\"initial_concurrency\": 1, \"max_concurrency\": 1}");
+    struct treq *q = treq_new(&x, NULL);
+    assert_int_equal(treq_run(&x, q), SLUICE_CONTINUE);
+    sluice_test_req_set_response(q->r, 429, SLUICE_OUTCOME_HTTP_ERROR);
+    assert_int_equal(x.p->on_upstream_response(x.self, q->r, q->st),
+                     SLUICE_CONTINUE);
+    struct aimd_key *k = key_of(&x, "default");
+    assert_true(k->rate == 5.0);       /* cut as the attempt ended */
+    assert_int_equal(k->in_flight, 0); /* and its slot given back */
+    /* The core runs on_attempt under on_request's rules. */
+    sluice_test_req_set_phase(q->r, SLUICE_TEST_PHASE_REQUEST);
+    assert_int_equal(x.p->on_attempt(x.self, q->r, q->st), SLUICE_SUSPEND);
+    assert_int_equal(sluice_test_resume_after_ms(q->r), 100);
+    assert_int_equal(k->in_flight, 1); /* the retry holds the slot */
+    sluice_test_clock_advance_ms(x.t, 100);
+    assert_int_equal(x.p->on_attempt(x.self, q->r, q->st), SLUICE_CONTINUE);
+    finish(&x, q, 200);
+    assert_int_equal(k->in_flight, 0);
+    assert_int_equal(k->paced, 0);
+    assert_int_equal(sluice_test_metric(x.t, "sluice_aimd_allowed_total"), 2);
+    tp_free(&x);
+}
+
 static void test_scope_and_status(void **state)
 {
     struct tp x;
@@ -420,6 +489,8 @@ int main(void)
         cmocka_unit_test(test_provider_headers),
         cmocka_unit_test(test_queue_bound_and_wake),
         cmocka_unit_test(test_max_wait),
+        cmocka_unit_test(test_pause_holds_promised_starts),
+        cmocka_unit_test(test_each_attempt_paced),
         cmocka_unit_test(test_scope_and_status),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_config_errors),
