@@ -59,66 +59,47 @@ void tok_piece_iter_init(struct tok_piece_iter *it, const struct tok_pretok *pt,
 
 enum { C_UPPER = 1, C_LOWER = 2, C_DIGIT = 4, C_SPACE = 8, C_NL = 16 };
 #define C_LETTER (C_UPPER | C_LOWER)
-
-/* Classes of ASCII bytes; anything else ASCII is "other" (punctuation and
- * control characters, [^\s\p{L}\p{N}]). */
-static const unsigned char ascii_class[128] = {
-    ['\t'] = C_SPACE,
-    ['\n'] = C_SPACE | C_NL,
-    [0x0B] = C_SPACE,
-    ['\f'] = C_SPACE,
-    ['\r'] = C_SPACE | C_NL,
-    [' '] = C_SPACE,
-    ['0'] = C_DIGIT,
-    ['1'] = C_DIGIT,
-    ['2'] = C_DIGIT,
-    ['3'] = C_DIGIT,
-    ['4'] = C_DIGIT,
-    ['5'] = C_DIGIT,
-    ['6'] = C_DIGIT,
-    ['7'] = C_DIGIT,
-    ['8'] = C_DIGIT,
-    ['9'] = C_DIGIT,
-#define U(c) [c] = C_UPPER, [c + 32] = C_LOWER
-    U('A'),
-    U('B'),
-    U('C'),
-    U('D'),
-    U('E'),
-    U('F'),
-    U('G'),
-    U('H'),
-    U('I'),
-    U('J'),
-    U('K'),
-    U('L'),
-    U('M'),
-    U('N'),
-    U('O'),
-    U('P'),
-    U('Q'),
-    U('R'),
-    U('S'),
-    U('T'),
-    U('U'),
-    U('V'),
-    U('W'),
-    U('X'),
-    U('Y'),
-    U('Z'),
-#undef U
-};
-
 /* Two more classes, disjoint from the bits above: a byte >= 0x80 (decided
  * by PCRE2) and the end of the text. */
 #define NONASCII 0x40
 #define END 0x80
 
+/* The class of every byte; "other" (0) is ASCII punctuation and control
+ * characters, [^\s\p{L}\p{N}]. */
+#define O 0
+#define UP C_UPPER
+#define LO C_LOWER
+#define D C_DIGIT
+#define S C_SPACE
+#define NL (C_SPACE | C_NL)
+#define X NONASCII
+static const unsigned char byte_class[256] = {
+    O,  O,  O,  O,  O,  O,  O,  O,  O,  S,  NL, S,  S,  NL, O,  O,  O,  O,  O,
+    O,  O,  O,  O,  O,  O,  O,  O,  O,  O,  O,  O,  O,  S,  O,  O,  O,  O,  O,
+    O,  O,  O,  O,  O,  O,  O,  O,  O,  O,  D,  D,  D,  D,  D,  D,  D,  D,  D,
+    D,  O,  O,  O,  O,  O,  O,  O,  UP, UP, UP, UP, UP, UP, UP, UP, UP, UP, UP,
+    UP, UP, UP, UP, UP, UP, UP, UP, UP, UP, UP, UP, UP, UP, UP, O,  O,  O,  O,
+    O,  O,  LO, LO, LO, LO, LO, LO, LO, LO, LO, LO, LO, LO, LO, LO, LO, LO, LO,
+    LO, LO, LO, LO, LO, LO, LO, LO, LO, O,  O,  O,  O,  O,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,
+};
+#undef O
+#undef UP
+#undef LO
+#undef D
+#undef S
+#undef NL
+#undef X
+
 static inline unsigned cls(const unsigned char *s, size_t len, size_t i)
 {
-    if (i >= len)
-        return END;
-    return s[i] < 0x80 ? ascii_class[s[i]] : NONASCII;
+    return i < len ? byte_class[s[i]] : END;
 }
 
 static inline bool is_other(unsigned c)

@@ -10,9 +10,12 @@
 #define TOK_NO_RANK UINT32_MAX
 #define TOK_MAX_TOKEN_BYTES 128 /* longest token in either encoding */
 
+/* A token's first 8 bytes live in its slot, so the common short tokens
+ * are found and compared with one memory access. */
 struct tok_rank_slot {
-    uint32_t tag; /* high half of the hash, to skip most memcmps */
-    uint32_t rank;
+    uint64_t head; /* first bytes, zero-padded */
+    uint32_t rank; /* TOK_NO_RANK: empty */
+    uint32_t meta; /* length << 24 | 24 bits of the hash */
 };
 
 struct tok_rank_table {
@@ -22,6 +25,8 @@ struct tok_rank_table {
     uint32_t mask;
     struct tok_rank_slot *slots;
     uint32_t byte_rank[256];
+    uint32_t *pair_rank; /* two-byte tokens, indexed directly (256 KB): the
+                          * most frequent lookup while merging */
 };
 
 /* Indexes blob (size bytes). False on a malformed blob or no memory. */
@@ -29,9 +34,19 @@ bool tok_rank_table_init(struct tok_rank_table *t, const unsigned char *blob,
                          size_t size);
 void tok_rank_table_free(struct tok_rank_table *t);
 
-/* Rank of the n bytes at p, or TOK_NO_RANK. */
-uint32_t tok_rank_find(const struct tok_rank_table *t, const unsigned char *p,
-                       size_t n);
+uint32_t tok_rank_find_hashed(const struct tok_rank_table *t,
+                              const unsigned char *p, size_t n);
+
+/* Rank of the n bytes at p (n >= 1), or TOK_NO_RANK. */
+static inline uint32_t tok_rank_find(const struct tok_rank_table *t,
+                                     const unsigned char *p, size_t n)
+{
+    if (n == 1)
+        return t->byte_rank[p[0]];
+    if (n == 2)
+        return t->pair_rank[p[0] | (unsigned)p[1] << 8];
+    return tok_rank_find_hashed(t, p, n);
+}
 
 static inline const unsigned char *
 tok_rank_bytes(const struct tok_rank_table *t, uint32_t rank, size_t *len)
