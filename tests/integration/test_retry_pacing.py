@@ -108,23 +108,29 @@ def test_aimd_retry_waits_for_its_start_time(h):
     eq(error_code(r), "upstream_capacity")
 
 
-def test_fallback_takes_the_token_of_its_own_upstream(h):
-    """The fallback attempt is paced by the bucket of the upstream it goes
-    to ({upstream} scope): the primary's spent bucket does not stop it, and
-    the backup's bucket is spent by it."""
+def start_with_backup(h, plugin):
+    """The mock serves gpt-4o and falls back to a second mock, "backup",
+    which serves every other model too; one plugin in the pipeline."""
     h.start_mock()
     backup = harness.Proc([os.path.join(h.build_dir, "sluice-mock"), "--listen", "127.0.0.1:0",
                            "--quiet"], r"listening on 127\.0\.0\.1:(\d+)")
     h.procs.append(backup)
     cfg = h.config(retry=retry(max_attempts=2, on_other_upstream=True),
-                   fallbacks={"gpt-4o": [{"upstream": "backup"}]},
-                   pipeline=[{"plugin": "token_bucket", "config": {
-                       "requests_per_period": 1, "period_s": 3600, "scope": "{upstream}"}}])
+                   fallbacks={"gpt-4o": [{"upstream": "backup"}]}, pipeline=[plugin])
     cfg["upstreams"][0]["models"] = ["gpt-4o"]
     b = dict(cfg["upstreams"][0])
     b.update(name="backup", base_url="http://127.0.0.1:%d/v1" % backup.port, models=["*"])
     cfg["upstreams"].append(b)
     h.start_gateway(cfg)
+    return backup
+
+
+def test_fallback_takes_the_token_of_its_own_upstream(h):
+    """The fallback attempt is paced by the bucket of the upstream it goes
+    to ({upstream} scope): the primary's spent bucket does not stop it, and
+    the backup's bucket is spent by it."""
+    backup = start_with_backup(h, {"plugin": "token_bucket", "config": {
+        "requests_per_period": 1, "period_s": 3600, "scope": "{upstream}"}})
     h.mock_config(status=503, count=5)
     r = h.chat("primary fails", model="gpt-4o")
     eq(r.status, 200, r.body)
@@ -141,19 +147,8 @@ def test_fallback_queues_for_a_slot_of_its_own_upstream(h):
     """admission with one slot per upstream: a fallback to the backup waits
     for the backup's slot (held by a slow request) instead of going out
     with the primary's slot, so the backup never serves two at once."""
-    h.start_mock()
-    backup = harness.Proc([os.path.join(h.build_dir, "sluice-mock"), "--listen", "127.0.0.1:0",
-                           "--quiet"], r"listening on 127\.0\.0\.1:(\d+)")
-    h.procs.append(backup)
-    cfg = h.config(retry=retry(max_attempts=2, on_other_upstream=True),
-                   fallbacks={"gpt-4o": [{"upstream": "backup"}]},
-                   pipeline=[{"plugin": "admission", "config": {
-                       "max_concurrency": 1, "max_queue": 10, "queue_timeout_ms": 20000}}])
-    cfg["upstreams"][0]["models"] = ["gpt-4o"]
-    b = dict(cfg["upstreams"][0])
-    b.update(name="backup", base_url="http://127.0.0.1:%d/v1" % backup.port, models=["*"])
-    cfg["upstreams"].append(b)
-    h.start_gateway(cfg)
+    backup = start_with_backup(h, {"plugin": "admission", "config": {
+        "max_concurrency": 1, "max_queue": 10, "queue_timeout_ms": 20000}})
 
     def backup_stats():
         return harness.request(backup.port, "GET", "/mock/stats").json()
