@@ -63,9 +63,10 @@ static void type_text(const struct help *H, const struct sluice_cfg_field *f,
         (f->type == SLUICE_CFG_ARRAY || f->type == SLUICE_CFG_MAP) && f->elem)
         e = f->elem;
     if (e)
-        n = snprintf(buf, cap, "%s%s of %s",
-                     (f->flags & SLUICE_CFG_ONE_OR_MANY) ? "one or a " : "",
-                     scalar_name(f->type), scalar_name(e->type));
+        n = (f->flags & SLUICE_CFG_ONE_OR_MANY)
+                ? snprintf(buf, cap, "%s or list", scalar_name(e->type))
+                : snprintf(buf, cap, "%s of %s", scalar_name(f->type),
+                           scalar_name(e->type));
     else
         n = snprintf(buf, cap, "%s", scalar_name(f->type));
     const struct sluice_cfg_field *c = e ? e : f;
@@ -92,10 +93,10 @@ static void bounds_text(const struct help *H, const struct sluice_cfg_field *f,
                                                       : "";
     if (b->flags & SLUICE_CFG_HAS_MIN)
         n += (size_t)snprintf(
-            buf + n, cap - n, "%s %g%s",
+            buf + n, cap - n, "%s %.15g%s",
             (b->flags & SLUICE_CFG_MIN_EXCLUSIVE) ? ">" : ">=", b->min, unit);
     if ((b->flags & SLUICE_CFG_HAS_MAX) && n < cap)
-        n += (size_t)snprintf(buf + n, cap - n, "%s<= %g%s", n ? ", " : "",
+        n += (size_t)snprintf(buf + n, cap - n, "%s<= %.15g%s", n ? ", " : "",
                               b->max, unit);
     if (has_v11(H) && f->max_items && n < cap)
         snprintf(buf + n, cap - n, "%s<= %zu items", n ? ", " : "",

@@ -19,7 +19,8 @@ static const char *const mode_choices[] = {"reject", "wait", NULL};
     {                                                                          \
         .name = key, .type = SLUICE_CFG_INT,                                   \
         .flags = POSITIVE | SLUICE_CFG_HAS_MAX, .max = MAX_UNITS,              \
-        .offset = offsetof(struct tb_tier_cfg, dims) + (i) * sizeof(int64_t)   \
+        .offset = offsetof(struct tb_tier_cfg, dims) + (i) * sizeof(int64_t),  \
+        .help = "this tier's " key " (absent: the instance's)"                 \
     }
 static const struct sluice_cfg_field tier_keys[] = {
     TIER_KEY(0, "requests_per_period"),

@@ -84,18 +84,18 @@ enum sluice_cfg_type {
     SLUICE_CFG_JSON = 6,   /* any JSON value; not copied into the struct, the
                               plugin reads it from raw_json in create() */
     /* 1.1 */
-    SLUICE_CFG_DURATION = 7,  /* int64_t nanoseconds from "250ms", "30s",
-                                 "1h30m", "2d" (units ns us ms s m h d); a bare
-                                 number counts as seconds. min/max: seconds */
-    SLUICE_CFG_SIZE = 8,      /* int64_t bytes from "64MiB", "10KB", "512B"
-                                 (KB = 1000, KiB = 1024, up to TB/TiB); a bare
-                                 integer counts as bytes. min/max: bytes */
-    SLUICE_CFG_ARRAY = 9,     /* struct sluice_cfg_list of `elem` values */
-    SLUICE_CFG_MAP = 10,      /* struct sluice_cfg_map: a JSON object of
-                                 name -> `elem` value, in config order */
-    SLUICE_CFG_OBJECT = 11,   /* an object with the keys in `fields`, filled
-                                 in place: their offsets are relative to this
-                                 field's slot; `size` is sizeof that struct */
+    SLUICE_CFG_DURATION = 7,   /* int64_t nanoseconds from "250ms", "30s",
+                                  "1h30m", "2d" (units ns us ms s m h d); a bare
+                                  number counts as seconds. min/max: seconds */
+    SLUICE_CFG_SIZE = 8,       /* int64_t bytes from "64MiB", "10KB", "512B"
+                                  (KB = 1000, KiB = 1024, up to TB/TiB); a bare
+                                  integer counts as bytes. min/max: bytes */
+    SLUICE_CFG_ARRAY = 9,      /* struct sluice_cfg_list of `elem` values */
+    SLUICE_CFG_MAP = 10,       /* struct sluice_cfg_map: a JSON object of
+                                  name -> `elem` value, in config order */
+    SLUICE_CFG_OBJECT = 11,    /* an object with the keys in `fields`, filled
+                                  in place: their offsets are relative to this
+                                  field's slot; `size` is sizeof that struct */
     SLUICE_CFG_JSON_TEXT = 12, /* any JSON value as compact JSON text
                                   (const char *, owned by the core) */
 };
@@ -106,8 +106,8 @@ enum sluice_cfg_flags {
     SLUICE_CFG_HAS_MAX = 1u << 2,
     SLUICE_CFG_MIN_EXCLUSIVE = 1u << 3, /* value must be > min, not >= */
     /* 1.1 */
-    SLUICE_CFG_ONE_OR_MANY = 1u << 4,   /* ARRAY: a lone element stands for a
-                                           list of one ("5xx" = ["5xx"]) */
+    SLUICE_CFG_ONE_OR_MANY = 1u << 4,    /* ARRAY: a lone element stands for a
+                                            list of one ("5xx" = ["5xx"]) */
     SLUICE_CFG_NUMBER_AS_TEXT = 1u << 5, /* STRING: an integer is accepted and
                                             stored as its decimal text */
     SLUICE_CFG_JSON_IN_STRING = 1u << 6, /* JSON_TEXT: a string holds the JSON
@@ -255,7 +255,7 @@ struct sluice_plugin {
 
 #define SLUICE_PLUGIN_HEADER                                                   \
     .abi_major = SLUICE_ABI_MAJOR, .abi_minor = SLUICE_ABI_MINOR,              \
-    .struct_size = sizeof(struct sluice_plugin),                              \
+    .struct_size = sizeof(struct sluice_plugin),                               \
     .cfg_field_size = sizeof(struct sluice_cfg_field)
 
 /* The one exported symbol; the major version is part of its name. */

@@ -401,7 +401,7 @@ static void test_help_shows_nested_keys(void **unused)
     assert_non_null(strstr(text, "upstream_limits.<name>.max_queue"));
     assert_non_null(strstr(text, "map of object"));
     assert_non_null(strstr(text, "fallback.max_concurrency"));
-    assert_non_null(strstr(text, "one or a list of string"));
+    assert_non_null(strstr(text, "string or list"));
     assert_non_null(strstr(text, "duration"));
     assert_non_null(strstr(text, ">= 0.001s, <= 86400s"));
     assert_non_null(strstr(text, "\"64MiB\""));
