@@ -7,8 +7,8 @@ import sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 machine = sys.argv[2] if len(sys.argv) > 2 else ""
 print("# Tokenizer benchmark\n")
-print("`bench/tokens/run.sh` (%s, single-threaded, best of 5 runs of >= 0.3 s; "
-      "machine shared with other work)\n" % machine)
+print("`bench/tokens/run.sh` (%s, single-threaded, best of 5 runs of >= 0.3 s of CPU time "
+      "(thread CPU time for sluice, process CPU time for node), on a machine shared with other builds)\n" % machine)
 print("## Throughput, MB/s\n")
 print("| input | bytes | encoding | tokens | sluice | npm tiktoken 1.0.22 | ratio |")
 print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")

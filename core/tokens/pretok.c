@@ -109,7 +109,7 @@ static inline bool is_other(unsigned c)
 
 /* Length of a contraction ('s 't 're 've 'm 'll 'd, any case) at s[i], 0 if
  * none, (size_t)-1 if a non-ASCII byte decides it (U+017F folds to s). */
-static size_t contraction(const unsigned char *s, size_t len, size_t i)
+static inline size_t contraction(const unsigned char *s, size_t len, size_t i)
 {
     if (i >= len || s[i] != '\'')
         return 0;
@@ -134,8 +134,8 @@ static size_t contraction(const unsigned char *s, size_t len, size_t i)
 
 /* [^\s\p{L}\p{N}]+ then [\r\n]* (and '/' for o200k) from i; 0 if a
  * non-ASCII byte is reached. */
-static size_t other_run(bool o200k, const unsigned char *s, size_t len,
-                        size_t i)
+static inline size_t other_run(bool o200k, const unsigned char *s, size_t len,
+                               size_t i)
 {
     size_t j = i;
     while (is_other(cls(s, len, j)))
@@ -231,18 +231,8 @@ size_t tok_ascii_piece(bool o200k, const unsigned char *s, size_t len,
     return j - pos - 1;
 }
 
-bool tok_piece_next(struct tok_piece_iter *it, size_t *start, size_t *end)
+bool tok_piece_next_pcre2(struct tok_piece_iter *it, size_t *start, size_t *end)
 {
-    if (it->pos >= it->len)
-        return false;
-    if (it->ascii_fast) {
-        size_t n = tok_ascii_piece(it->pt->o200k, it->s, it->len, it->pos);
-        if (n) {
-            *start = it->pos;
-            *end = it->pos += n;
-            return true;
-        }
-    }
     int rc =
         pcre2_jit_match(it->pt->re, it->s, it->len, it->pos, 0, it->md, NULL);
     if (rc == PCRE2_ERROR_JIT_BADOPTION) /* no JIT on this machine */

@@ -33,12 +33,30 @@ void tok_piece_iter_init(struct tok_piece_iter *it, const struct tok_pretok *pt,
                          const unsigned char *s, size_t len,
                          pcre2_match_data *md, bool ascii_fast);
 
-/* Next piece as [*start, *end); false at the end of the text. */
-bool tok_piece_next(struct tok_piece_iter *it, size_t *start, size_t *end);
-
 /* Length of the ASCII piece at s[pos], or 0 when it cannot be decided
- * without looking at a non-ASCII character. Exposed for the fuzz target. */
+ * without looking at a non-ASCII character. */
 size_t tok_ascii_piece(bool o200k, const unsigned char *s, size_t len,
                        size_t pos);
+
+/* The piece at it->pos by PCRE2 (it->pos < it->len). */
+bool tok_piece_next_pcre2(struct tok_piece_iter *it, size_t *start,
+                          size_t *end);
+
+/* Next piece as [*start, *end); false at the end of the text. */
+static inline bool tok_piece_next(struct tok_piece_iter *it, size_t *start,
+                                  size_t *end)
+{
+    if (it->pos >= it->len)
+        return false;
+    if (it->ascii_fast) {
+        size_t n = tok_ascii_piece(it->pt->o200k, it->s, it->len, it->pos);
+        if (n) {
+            *start = it->pos;
+            *end = it->pos += n;
+            return true;
+        }
+    }
+    return tok_piece_next_pcre2(it, start, end);
+}
 
 #endif
