@@ -122,7 +122,9 @@ unsigned sluice_test_wakes(const struct sluice_req *r);
 
 /* ---- metrics and health ---- */
 /* Sum of a counter/gauge by name (last created handle with that name);
- * NaN when no such metric. Histograms report their observation count. */
+ * NaN when no such metric. Histograms report their observation count.
+ * A series of a labelled family (counter_vec ...) is named like its
+ * sample: "name{label=\"value\",...}", labels in creation order. */
 double sluice_test_metric(struct sluice_test_host *t, const char *name);
 /* NaN when never set. */
 double sluice_test_health(struct sluice_test_host *t, const char *name);
