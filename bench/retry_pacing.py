@@ -84,6 +84,9 @@ def main():
         print("provider calls %d, 2xx %d (%.1f/s), 429 %d = %.2f%% of calls; gateway retries %d" % (
             calls, ok, ok / args.seconds, limited, 100.0 * limited / max(1, calls), retries))
         print("client statuses: %s" % dict(sorted(statuses.items())))
+        report = harness.sanitizer_report(h.gw.stderr())
+        if report:
+            print("gateway sanitizer report:\n" + report)
     finally:
         h.close()
 
