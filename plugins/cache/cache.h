@@ -1,0 +1,70 @@
+/* cache: the plugin instance and per-request state, shared by the glue
+ * (cache.c) and the semantic layer (cache_semantic.c). */
+#ifndef SLUICE_CACHE_H
+#define SLUICE_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cache_answer.h"
+#include "cache_config.h"
+#include "cache_key.h"
+#include "cache_store.h"
+#include "sluice/host.h"
+
+struct cache_sem;
+
+struct cache {
+    const struct sluice_host *host;
+    int scope;
+    uint64_t ttl_ns;
+    size_t max_entry_bytes;
+    double max_temperature, missing_temperature;
+    bool streams; /* the host assembles streamed answers */
+    struct cache_key_rules rules;
+    const char *finish[16];
+    struct cache_finish_rules finish_rules;
+    struct cache_store store;
+    struct cache_sem *sem; /* NULL: no semantic layer */
+    sluice_timer_t sweep_timer;
+
+    struct sluice_metric *m_hit_exact, *m_hit_semantic, *m_miss;
+    struct sluice_metric_vec *v_bypass;
+    struct sluice_metric *m_stored, *m_not_stored, *m_evicted, *m_expired;
+    struct sluice_metric *m_entries, *m_bytes, *m_lookup;
+};
+
+enum cache_embed_state {
+    EMBED_NONE = 0,
+    EMBED_PENDING,
+    EMBED_DONE,   /* vec holds the normalised embedding */
+    EMBED_FAILED, /* error, timeout, or the request ended */
+};
+
+struct cache_req {
+    unsigned char key[CACHE_KEY_BYTES];
+    bool store; /* store the upstream's answer under key */
+    /* semantic layer */
+    unsigned char scope[CACHE_KEY_BYTES];
+    enum cache_embed_state embed;
+    float *vec;
+    const char *text; /* the embedded prompt, borrowed from req_json */
+    size_t text_len;
+    sluice_call_t call;
+    sluice_wake_t ticket;
+    uint64_t embed_start_ns;
+    struct cache *cache; /* for the embedding callback */
+};
+
+/* Serves a stored body as this request's answer; `kind` is the header
+ * value, similarity < 0 means none. Falls back to SLUICE_CONTINUE when the
+ * body cannot be rewritten. */
+enum sluice_action cache_serve(struct cache *c, struct sluice_req *r,
+                               struct cache_req *st,
+                               const struct cache_entry *e, const char *kind,
+                               double similarity);
+/* Marks r a miss: header and counter, and its answer will be stored. */
+enum sluice_action cache_miss(struct cache *c, struct sluice_req *r,
+                              struct cache_req *st);
+
+#endif

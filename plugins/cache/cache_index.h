@@ -1,0 +1,49 @@
+/* cache_index: the semantic layer's vectors, grouped by scope (tenant,
+ * model, system prompt, sampling parameters: cache_key_semantic), each
+ * linked to the exact entry whose answer it stands for.
+ *
+ * Search is an exact scan of the query's scope (float dot products over
+ * L2-normalised vectors, written so the compiler vectorises them): a scope
+ * holds the questions one tenant asked one model under one system prompt,
+ * which stays small in practice. Not thread-safe: the caller locks. */
+#ifndef SLUICE_CACHE_INDEX_H
+#define SLUICE_CACHE_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cache_key.h"
+
+struct cache_index;
+
+struct cache_index_hit {
+    unsigned char key[CACHE_KEY_BYTES];
+    float similarity;
+    const char *text; /* the stored prompt; valid until the next change */
+    size_t text_len;
+};
+
+struct cache_index *cache_index_new(size_t dimensions, size_t max_vectors);
+void cache_index_free(struct cache_index *ix);
+
+/* Adds (or replaces) the vector for exact key `key`. `vec` has the index's
+ * dimensions and is normalised here. Returns 0, 1 when full, -1 on ENOMEM
+ * or a zero vector. */
+int cache_index_add(struct cache_index *ix, const unsigned char *scope,
+                    const unsigned char *key, const float *vec,
+                    const char *text, size_t text_len);
+bool cache_index_remove(struct cache_index *ix, const unsigned char *key);
+
+/* Up to `max` vectors of `scope` at or above min_similarity to `query`
+ * (normalised by the caller), most similar first. */
+size_t cache_index_search(const struct cache_index *ix,
+                          const unsigned char *scope, const float *query,
+                          float min_similarity, struct cache_index_hit *out,
+                          size_t max);
+size_t cache_index_count(const struct cache_index *ix);
+
+/* Scales v to unit length; false for a zero or non-finite vector. */
+bool cache_vec_normalise(float *v, size_t n);
+float cache_vec_dot(const float *a, const float *b, size_t n);
+
+#endif

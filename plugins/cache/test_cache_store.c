@@ -1,0 +1,234 @@
+/* Unit tests for the exact store (TTL on a fake clock, LRU under the entry
+ * and byte caps, references outliving eviction) and the vector index
+ * (scopes, top-k order, deletes). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache_index.h"
+#include "cache_store.h"
+
+#define SEC 1000000000ull
+
+static void key(unsigned char k[CACHE_KEY_BYTES], int i)
+{
+    memset(k, 0, CACHE_KEY_BYTES);
+    memcpy(k, &i, sizeof i);
+}
+
+static bool has(struct cache_store *s, int i, uint64_t now)
+{
+    unsigned char k[CACHE_KEY_BYTES];
+    key(k, i);
+    struct cache_entry *e = cache_store_get(s, k, now);
+    cache_entry_unref(e);
+    return e != NULL;
+}
+
+static void put(struct cache_store *s, int i, size_t len, uint64_t now,
+                uint64_t ttl)
+{
+    unsigned char k[CACHE_KEY_BYTES];
+    char body[4096];
+    key(k, i);
+    memset(body, 'a' + i % 26, len);
+    assert_int_equal(cache_store_put(s, k, body, len, now, ttl), 0);
+}
+
+static int drops[3];
+static void count_drop(void *arg, const unsigned char *k,
+                       enum cache_drop_reason why)
+{
+    (void)arg;
+    (void)k;
+    drops[why]++;
+}
+
+static void test_ttl(void **unused)
+{
+    (void)unused;
+    struct cache_store s;
+    assert_int_equal(cache_store_init(&s, 10, 1 << 20), 0);
+    uint64_t now = 5 * SEC;
+    put(&s, 1, 10, now, 60 * SEC);
+    assert_true(has(&s, 1, now + 60 * SEC - 1)); /* the last nanosecond */
+    assert_false(has(&s, 1, now + 60 * SEC));    /* expired: dropped */
+    struct cache_store_stats st;
+    cache_store_stats(&s, &st);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.bytes, 0);
+    assert_int_equal(st.expired, 1);
+    /* sweep frees expired entries nobody asks for */
+    put(&s, 2, 10, now, 1 * SEC);
+    put(&s, 3, 10, now, 100 * SEC);
+    assert_int_equal(cache_store_sweep(&s, now + 2 * SEC), 1);
+    assert_false(has(&s, 2, now + 2 * SEC));
+    assert_true(has(&s, 3, now + 2 * SEC));
+    cache_store_fini(&s);
+}
+
+static void test_lru_entry_cap(void **unused)
+{
+    (void)unused;
+    struct cache_store s;
+    assert_int_equal(cache_store_init(&s, 3, 1 << 20), 0);
+    memset(drops, 0, sizeof drops);
+    cache_store_on_drop(&s, count_drop, NULL);
+    put(&s, 1, 10, SEC, 100 * SEC);
+    put(&s, 2, 10, SEC, 100 * SEC);
+    put(&s, 3, 10, SEC, 100 * SEC);
+    assert_true(has(&s, 1, SEC)); /* 1 is now the most recent */
+    put(&s, 4, 10, SEC, 100 * SEC);
+    assert_false(has(&s, 2, SEC)); /* the least recently used went */
+    assert_true(has(&s, 1, SEC));
+    assert_true(has(&s, 3, SEC));
+    assert_true(has(&s, 4, SEC));
+    assert_int_equal(drops[CACHE_DROP_LRU], 1);
+    put(&s, 4, 20, SEC, 100 * SEC); /* replacing is not an eviction */
+    assert_int_equal(drops[CACHE_DROP_REPLACED], 1);
+    assert_int_equal(drops[CACHE_DROP_LRU], 1);
+    cache_store_fini(&s);
+}
+
+static void test_lru_byte_cap(void **unused)
+{
+    (void)unused;
+    struct cache_store s;
+    size_t each = CACHE_ENTRY_OVERHEAD + 1000 + 1;
+    assert_int_equal(cache_store_init(&s, 1000, 3 * each), 0);
+    put(&s, 1, 1000, SEC, 100 * SEC);
+    put(&s, 2, 1000, SEC, 100 * SEC);
+    put(&s, 3, 1000, SEC, 100 * SEC);
+    struct cache_store_stats st;
+    cache_store_stats(&s, &st);
+    assert_int_equal(st.bytes, 3 * each);
+    assert_true(has(&s, 1, SEC));
+    put(&s, 4, 2000, SEC, 100 * SEC); /* needs two entries' room */
+    assert_true(has(&s, 1, SEC));
+    assert_false(has(&s, 2, SEC));
+    assert_false(has(&s, 3, SEC));
+    assert_true(has(&s, 4, SEC));
+    cache_store_stats(&s, &st);
+    assert_true(st.bytes <= 3 * each);
+    assert_int_equal(st.evicted_lru, 2);
+    /* an answer larger than the whole cap is refused, nothing evicted */
+    unsigned char k[CACHE_KEY_BYTES];
+    static char big[8192];
+    key(k, 9);
+    assert_int_equal(cache_store_put(&s, k, big, sizeof big, SEC, SEC), 1);
+    assert_true(has(&s, 4, SEC));
+    cache_store_fini(&s);
+}
+
+static void test_reference_outlives_eviction(void **unused)
+{
+    (void)unused;
+    struct cache_store s;
+    unsigned char k[CACHE_KEY_BYTES];
+    assert_int_equal(cache_store_init(&s, 1, 1 << 20), 0);
+    put(&s, 1, 5, SEC, 100 * SEC);
+    key(k, 1);
+    struct cache_entry *e = cache_store_get(&s, k, SEC);
+    assert_non_null(e);
+    put(&s, 2, 5, SEC, 100 * SEC); /* evicts 1 while e is held */
+    assert_false(has(&s, 1, SEC));
+    assert_memory_equal(e->body, "bbbbb", 5); /* ASan: still readable */
+    cache_entry_unref(e);
+    cache_store_fini(&s);
+}
+
+/* ---- index ---- */
+
+static void unit(float *v, size_t dim, size_t hot, float other)
+{
+    for (size_t i = 0; i < dim; i++)
+        v[i] = 0;
+    v[hot] = 1;
+    v[(hot + 1) % dim] = other;
+}
+
+static void test_index_scopes_and_order(void **unused)
+{
+    (void)unused;
+    enum { DIM = 16 };
+    struct cache_index *ix = cache_index_new(DIM, 100);
+    unsigned char s1[16] = {1}, s2[16] = {2}, k[16];
+    float v[DIM], q[DIM];
+    for (int i = 0; i < 5; i++) {
+        unit(v, DIM, 0, (float)i * 0.1f); /* farther from e0 as i grows */
+        key(k, i);
+        assert_int_equal(cache_index_add(ix, s1, k, v, "t", 1), 0);
+    }
+    unit(v, DIM, 0, 0);
+    key(k, 99);
+    assert_int_equal(cache_index_add(ix, s2, k, v, "other", 5), 0);
+    assert_int_equal(cache_index_count(ix), 6);
+
+    unit(q, DIM, 0, 0);
+    struct cache_index_hit hits[8];
+    size_t n = cache_index_search(ix, s1, q, 0.5f, hits, 3);
+    assert_int_equal(n, 3);
+    int first;
+    memcpy(&first, hits[0].key, sizeof first);
+    assert_int_equal(first, 0);
+    assert_true(fabsf(hits[0].similarity - 1.0f) < 1e-6f);
+    assert_true(hits[0].similarity >= hits[1].similarity);
+    assert_true(hits[1].similarity >= hits[2].similarity);
+    /* threshold edge: exactly at the threshold is a candidate */
+    float sim1 = hits[1].similarity;
+    assert_int_equal(cache_index_search(ix, s1, q, sim1, hits, 8), 2);
+    assert_int_equal(
+        cache_index_search(ix, s1, q, nextafterf(sim1, 2), hits, 8), 1);
+    /* scope 2 sees only its own vector */
+    n = cache_index_search(ix, s2, q, 0.0f, hits, 8);
+    assert_int_equal(n, 1);
+    assert_memory_equal(hits[0].text, "other", 5);
+    /* delete moves rows; the rest stays findable */
+    key(k, 0);
+    assert_true(cache_index_remove(ix, k));
+    assert_false(cache_index_remove(ix, k));
+    n = cache_index_search(ix, s1, q, 0.5f, hits, 8);
+    assert_int_equal(n, 4);
+    memcpy(&first, hits[0].key, sizeof first);
+    assert_int_equal(first, 1);
+    cache_index_free(ix);
+}
+
+static void test_index_full_and_zero(void **unused)
+{
+    (void)unused;
+    enum { DIM = 8 };
+    struct cache_index *ix = cache_index_new(DIM, 2);
+    unsigned char s[16] = {1}, k[16];
+    float v[DIM] = {1}, zero[DIM] = {0};
+    key(k, 1);
+    assert_int_equal(cache_index_add(ix, s, k, v, "a", 1), 0);
+    key(k, 2);
+    assert_int_equal(cache_index_add(ix, s, k, zero, "b", 1), -1);
+    assert_int_equal(cache_index_add(ix, s, k, v, "b", 1), 0);
+    key(k, 3);
+    assert_int_equal(cache_index_add(ix, s, k, v, "c", 1), 1); /* full */
+    key(k, 2);
+    assert_int_equal(cache_index_add(ix, s, k, v, "b2", 2), 0); /* replace */
+    assert_int_equal(cache_index_count(ix), 2);
+    cache_index_free(ix);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ttl),
+        cmocka_unit_test(test_lru_entry_cap),
+        cmocka_unit_test(test_lru_byte_cap),
+        cmocka_unit_test(test_reference_outlives_eviction),
+        cmocka_unit_test(test_index_scopes_and_order),
+        cmocka_unit_test(test_index_full_and_zero),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
