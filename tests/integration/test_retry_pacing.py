@@ -5,7 +5,9 @@ limiter learns from each attempt's outcome, not only from the last one.
 
 bench/retry_pacing.py measures the effect under load (provider 429s with a
 hidden capacity); these tests prove the mechanism deterministically."""
+import json
 import os
+import socket
 import threading
 import time
 
@@ -88,9 +90,7 @@ def test_aimd_learns_from_every_attempt(h):
        "the first attempt's 429 reached the limiter")
     eq(counter(m, "sluice_aimd_allowed_total") - counter(m0, "sluice_aimd_allowed_total"), 2.0,
        "both attempts were admitted by the limiter")
-    keys = [p for p in h.req("GET", "/admin/status").json()["plugins"]
-            if p["plugin"] == "aimd"][0]["state"]["keys"]
-    eq([(k["in_flight"], k["queued"], k["paced"]) for k in keys], [(0, 0, 0)],
+    eq([(k["in_flight"], k["queued"], k["paced"]) for k in aimd_keys(h)], [(0, 0, 0)],
        "no slot or start time left held")
 
 
@@ -106,6 +106,41 @@ def test_aimd_retry_waits_for_its_start_time(h):
     eq(h.mock_stats()["chat_completions"], 1, "the retry had no start time and did not go out")
     eq(r.status, 429, r.body)
     eq(error_code(r), "upstream_capacity")
+
+
+def aimd_keys(h):
+    return [p for p in h.req("GET", "/admin/status").json()["plugins"]
+            if p["plugin"] == "aimd"][0]["state"]["keys"]
+
+
+def wait_for(what, cond, tries=500):
+    for _ in range(tries):
+        if cond():
+            return
+        time.sleep(0.01)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def test_client_gone_while_a_retry_waits_leaks_nothing(h):
+    """The client leaves while its retry waits for a start time in aimd:
+    the start time is given back, nothing stays held, no call goes out."""
+    h.start_mock()
+    h.start_gateway(h.config(retry=retry(), pipeline=[{"plugin": "aimd", "config": {
+        "limit_by": "both", "initial_rate": 0.5, "min_rate": 0.1, "max_rate": 1,
+        "max_wait_ms": 20000}}]))
+    h.mock_config(status=503, count=5)
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
+    s = socket.create_connection(("127.0.0.1", h.gw.port))
+    s.sendall(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+               "application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)).encode())
+    wait_for("the retry to wait for its start time",
+             lambda: [k["paced"] for k in aimd_keys(h)] == [1])
+    eq(h.mock_stats()["chat_completions"], 1)
+    s.close()
+    wait_for("the start time to be given back",
+             lambda: [(k["in_flight"], k["queued"], k["paced"]) for k in aimd_keys(h)]
+             == [(0, 0, 0)])
+    eq(h.mock_stats()["chat_completions"], 1, "the abandoned retry never went out")
 
 
 def start_with_backup(h, plugin):
