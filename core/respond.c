@@ -12,7 +12,6 @@
 #include "request_end.h"
 #include "runtime.h"
 #include "traffic_metrics.h"
-#include "worker.h"
 
 void respond_set_error(struct sluice_req *r, int status, const char *type,
                        const char *code, const char *message, const char *param,
