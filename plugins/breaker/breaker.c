@@ -742,6 +742,33 @@ static void breaker_on_log(void *self, struct sluice_req *r, void *state)
     judge(self, r, state); /* no-op when on_response already judged */
 }
 
+/* A retry or fallback into another circuit (upstream, or upstream and
+ * model) asks that circuit as a new request would: an open one refuses (or
+ * runs the configured fallback), a half-open one lets it through only as
+ * one of its probes. The circuit held so far is judged on the attempts
+ * made under it and let go first. A retry into the held circuit goes on
+ * under it. */
+static enum sluice_action breaker_on_attempt(void *self, struct sluice_req *r,
+                                             void *state)
+{
+    struct breaker *b = self;
+    struct breaker_req *st = state;
+    const struct sluice_host *h = b->host;
+    struct breaker_entry *e = st->entry;
+    char key[MAX_KEY];
+    size_t len = make_key(b, key, h->req_upstream(r), h->req_target_model(r));
+
+    if (!len || (e && len == e->key_len && memcmp(key, e->key, len) == 0))
+        return SLUICE_CONTINUE;
+    if (e) {
+        judge(b, r, st); /* the attempts so far; releases the held key */
+        st->judged = false;
+        st->held_seen = false;
+        st->probe = false;
+    }
+    return breaker_on_request(self, r, state);
+}
+
 /* ---- status ---- */
 
 static void status_one(struct keymap_node *node, void *arg)
@@ -914,6 +941,7 @@ static const struct sluice_plugin breaker_plugin = {
     .on_upstream_response = breaker_on_upstream_response,
     .on_response = breaker_on_response,
     .on_log = breaker_on_log,
+    .on_attempt = breaker_on_attempt,
     .status_json = breaker_status_json,
 };
 

@@ -143,7 +143,7 @@ def test_client_gone_while_a_retry_waits_leaks_nothing(h):
     eq(h.mock_stats()["chat_completions"], 1, "the abandoned retry never went out")
 
 
-def start_with_backup(h, plugin):
+def start_with_backup(h, plugin, fallback_model=None):
     """The mock serves gpt-4o and falls back to a second mock, "backup",
     which serves every other model too; one plugin in the pipeline."""
     h.start_mock()
@@ -151,7 +151,9 @@ def start_with_backup(h, plugin):
                            "--quiet"], r"listening on 127\.0\.0\.1:(\d+)")
     h.procs.append(backup)
     cfg = h.config(retry=retry(max_attempts=2, on_other_upstream=True),
-                   fallbacks={"gpt-4o": [{"upstream": "backup"}]}, pipeline=[plugin])
+                   fallbacks={"gpt-4o": [dict({"upstream": "backup"},
+                                              **({"model": fallback_model} if fallback_model else {}))]},
+                   pipeline=[plugin])
     cfg["upstreams"][0]["models"] = ["gpt-4o"]
     b = dict(cfg["upstreams"][0])
     b.update(name="backup", base_url="http://127.0.0.1:%d/v1" % backup.port, models=["*"])
@@ -204,6 +206,27 @@ def test_fallback_queues_for_a_slot_of_its_own_upstream(h):
     eq(r.header("x-sluice-upstream"), "backup")
     eq(slow["r"].status, 200)
     eq(backup_stats()["max_in_flight"], 1, "the fallback waited for the backup's slot")
+
+
+def test_fallback_into_an_open_circuit_is_refused(h):
+    """breaker per upstream and model: the fallback's circuit
+    (backup:gpt-4o-mini) is open, so the fallback attempt is refused by it
+    instead of reaching the backup (the core only sees whole upstreams)."""
+    backup = start_with_backup(h, {"plugin": "breaker", "config": {
+        "scope": "upstream_model", "consecutive_failures": 2, "recovery_timeout_ms": 60000}},
+        fallback_model="gpt-4o-mini")
+
+    def backup_calls():
+        return harness.request(backup.port, "GET", "/mock/stats").json()["chat_completions"]
+
+    harness.request(backup.port, "POST", "/mock/config", {"status": 503, "count": 2})
+    eq(h.chat("opens backup:gpt-4o-mini", model="gpt-4o-mini").status, 503)
+    eq(backup_calls(), 2)
+    h.mock_config(status=503, count=1)
+    r = h.chat("primary fails", model="gpt-4o")
+    eq(backup_calls(), 2, "the fallback did not go into the open circuit")
+    eq(r.status, 503, r.body)
+    eq(error_code(r), "upstream_unavailable")
 
 
 if __name__ == "__main__":
