@@ -40,6 +40,11 @@ if(TARGET sluice)
             --build-dir ${CMAKE_BINARY_DIR})
   set_tests_properties(it_coalesce_streams PROPERTIES
     LABELS "integration;concurrency" TIMEOUT 300)
+  # Whole answers of completions streams and of cut streams.
+  add_test(NAME it_stream_whole
+    COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/test_stream_whole.py
+            --build-dir ${CMAKE_BINARY_DIR})
+  set_tests_properties(it_stream_whole PROPERTIES LABELS integration TIMEOUT 300)
   # A stored answer replayed as a stream, read by the official openai client
   # (needs node and npm, like it_test_openai_client).
   add_test(NAME it_stream_replay_openai

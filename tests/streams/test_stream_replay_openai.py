@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import harness  # noqa: E402
 from harness import check, eq  # noqa: E402
 from test_openai_client import HERE, ensure_client  # noqa: E402
+from test_stream_whole import settled  # noqa: E402
 
 
 def start(h):
@@ -33,16 +34,11 @@ def client(h, headers, usage):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def probe_state(h):
-    st = h.req("GET", "/admin/status").json()
-    return next(p["state"] for p in st["plugins"] if p["plugin"] == "stream_probe")
-
-
 def test_stored_stream_replayed_to_openai_client(h):
     start(h)
     live = client(h, {}, usage=True)  # two live streams: iterator and helper
     eq(h.mock_stats().get("chat_completions"), 2, "live streams went upstream")
-    state = probe_state(h)
+    state = settled(h, 2)
     eq(state["read"], 2, "both live streams were read whole")
     whole = state["whole"]
     eq(whole["object"], "chat.completion", "assembled object")
