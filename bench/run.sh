@@ -72,7 +72,7 @@ echo "Mock: sluice-mock (1 thread, zero latency). nginx: 1 worker, keep-alive po
 echo
 echo "| target | conns | req/s | p50 µs | p99 µs | added p50 µs | non-2xx |"
 echo "|---|---|---|---|---|---|---|"
-for c in 1 64; do
+for c in ${BENCH_CONNS-1 64}; do
     base=""
     for t in "direct:$MOCK" "nginx:$NGINX" "sluice-empty:$EMPTY" "sluice-noop+policy:$NOOP"; do
         name=${t%%:*}; port=${t##*:}
@@ -82,13 +82,14 @@ for c in 1 64; do
     done
 done
 echo
-echo "Time to first streamed byte (200 sequential streaming requests, one connection):"
+echo "Time to first streamed byte (${TTFB_N:-1000} streaming requests per target, one connection each, targets interleaved):"
 echo
 echo "| target | median µs | p99 µs |"
 echo "|---|---|---|"
-for t in "direct:$MOCK" "nginx:$NGINX" "sluice-empty:$EMPTY" "sluice-noop+policy:$NOOP"; do
-    name=${t%%:*}; port=${t##*:}
-    set -- $(python3 bench/ttfb.py "$port" 210)
+python3 bench/ttfb.py "${TTFB_N:-1000}" "$MOCK" "$NGINX" "$EMPTY" "$NOOP" > "$TMP/ttfb.out"
+for name in direct nginx sluice-empty sluice-noop+policy; do
+    set -- $(head -n1 "$TMP/ttfb.out")
+    sed -i 1d "$TMP/ttfb.out"
     echo "| $name | $1 | $2 |"
 done
 } | tee "$OUT/latest.md"

@@ -45,10 +45,35 @@ void stream_relay_start(struct sluice_req *r)
 
 static void apply_backpressure(struct sluice_req *r, size_t queued);
 
+/* Queues bytes for the client. The first bytes of a stream (its head and
+ * first event) leave at once: the time to the first token is what the
+ * client feels, and the rest of the read can be parsed after. */
+static void send_to_client(struct sluice_req *r, const char *data, size_t len)
+{
+    if (!r->ex)
+        return;
+    bool first = r->bytes_to_client == 0;
+    size_t queued = http_stream_write(r->ex, data, len);
+    r->bytes_to_client += len;
+    if (first)
+        http_stream_flush(r->ex);
+    apply_backpressure(r, queued);
+}
+
 /* Re-serialises one event (used when an event must be dropped, so raw
- * bytes cannot be passed through). */
+ * bytes cannot be passed through). A one-line event without a name, the
+ * usual kind, is laid out in place; others go through an evbuffer. */
 static void write_event(struct sluice_req *r, const struct sse_event *ev)
 {
+    char line[4096];
+    if (!ev->event && ev->data_len + 8 <= sizeof line &&
+        !memchr(ev->data, '\n', ev->data_len)) {
+        memcpy(line, "data: ", 6);
+        memcpy(line + 6, ev->data, ev->data_len);
+        memcpy(line + 6 + ev->data_len, "\n\n", 2);
+        send_to_client(r, line, ev->data_len + 8);
+        return;
+    }
     struct evbuffer *out = evbuffer_new();
     if (!out)
         return;
@@ -66,10 +91,7 @@ static void write_event(struct sluice_req *r, const struct sse_event *ev)
     } while (p < end);
     evbuffer_add(out, "\n", 1);
     size_t len = evbuffer_get_length(out);
-    const char *bytes = (const char *)evbuffer_pullup(out, -1);
-    if (r->ex)
-        apply_backpressure(r, http_stream_write(r->ex, bytes, len));
-    r->bytes_to_client += len;
+    send_to_client(r, (const char *)evbuffer_pullup(out, -1), len);
     evbuffer_free(out);
 }
 
@@ -116,6 +138,11 @@ static void cut_client(struct sluice_req *r)
 
 bool stream_relay_chunk(struct sluice_req *r, const char *data, size_t len)
 {
+    /* Raw bytes go out before they are parsed, so the first event is not
+     * held back by the parsing of the rest of this read (an event over the
+     * cap is then ended by cut_client, as one spanning reads always was). */
+    if (!r->strip_usage_chunk)
+        send_to_client(r, data, len);
     if (!r->sse)
         r->sse = sse_parser_new(MAX_SSE_EVENT_BYTES);
     if (!r->sse || !sse_parser_feed(r->sse, data, len, on_sse_event, r)) {
@@ -126,11 +153,6 @@ bool stream_relay_chunk(struct sluice_req *r, const char *data, size_t len)
                 r->id, r->upstream->name, MAX_SSE_EVENT_BYTES);
         cut_client(r);
         return false;
-    }
-    if (!r->strip_usage_chunk && r->ex) {
-        size_t queued = http_stream_write(r->ex, data, len);
-        r->bytes_to_client += len;
-        apply_backpressure(r, queued);
     }
     return true;
 }
