@@ -82,7 +82,8 @@ enum sluice_cfg_type {
                               as the plugin instance */
     SLUICE_CFG_ENUM = 5,   /* int: index into choices[] */
     SLUICE_CFG_JSON = 6,   /* any JSON value; not copied into the struct, the
-                              plugin reads it from raw_json in create() */
+                              plugin reads it from raw_json in create()
+                              (1.1: prefer ARRAY, MAP, OBJECT, JSON_TEXT) */
     /* 1.1 */
     SLUICE_CFG_DURATION = 7,   /* int64_t nanoseconds from "250ms", "30s",
                                   "1h30m", "2d" (units ns us ms s m h d); a bare

@@ -3,13 +3,18 @@
  * Link a plugin's .c file with libsluice_testing and drive its hooks
  * directly, without the server or dlopen. The clock is fake (starts at 1 s
  * and only moves with sluice_test_clock_advance_*), the random source is
- * seeded, and everything the plugin does to a request is captured.
+ * seeded, and everything the plugin does to a request is captured. Host
+ * calls get the core's answers (the same checks, phase rules and error
+ * bodies: core/host_rules.c, core/http/openai_error.c).
  *
  *     struct sluice_test_host *t = sluice_test_host_new();
- *     const struct sluice_host *h = sluice_test_host(t);
+ *     void *self = sluice_test_open(t, &plugin, "{\"rpm\": 2}");
  *     struct sluice_req *r = sluice_test_req_new(t, "{\"model\":\"m\"}");
- *     ... plugin.create(h, &cfg, raw, &self, &err); plugin.on_request(self, r,
- * st); assert(sluice_test_reject_status(r) == 429);
+ *     void *st = calloc(1, plugin.req_state_size);
+ *     plugin.on_request(self, r, st);
+ *     assert(sluice_test_reject_status(r) == 429);
+ *     sluice_test_req_free(r);
+ *     sluice_test_host_free(t); // destroys the instance
  *
  * Not thread-safe except for metric updates (atomic) and wake(), which
  * only counts calls per request (see sluice_test_wakes()).
@@ -36,7 +41,9 @@ void sluice_test_clock_set_wall_ms(struct sluice_test_host *t, int64_t ms);
 void sluice_test_seed(struct sluice_test_host *t, uint64_t seed);
 
 /* ---- config: validate and fill a plugin's config struct like the core
- * does. Returns 0, or -1 with the error (JSON path first) in err. ---- */
+ * does. Returns 0, or -1 with the error (JSON path first) in err. Strings,
+ * lists and maps it fills stay valid until the process exits; prefer
+ * sluice_test_open(), which ties them to the host. ---- */
 int sluice_test_config(const struct sluice_plugin *p, const char *json,
                        void *config_out, char *err, size_t errlen);
 
