@@ -75,16 +75,26 @@ static void clean_value(const char *in, char *out)
     out[n] = '\0';
 }
 
-/* The value's index, max_values for "other" (asked for, or no room
- * left), or VALUE_NEW. Lock-free. */
-static size_t value_index(struct vec_label *l, const char *value)
+/* find_kept: the index of a value kept already, max_values for "other",
+ * else VALUE_NEW. value_index: the same, but a value not kept reads
+ * "other" once the label has no room left. Both lock-free. */
+static size_t find_kept(struct vec_label *l, const char *value)
 {
-    if (strcmp(value, "other") == 0)
+    if (value[0] == 'o' && strcmp(value, "other") == 0)
         return l->max_values;
     size_t n = atomic_load_explicit(&l->count, memory_order_acquire);
     for (size_t i = 0; i < n; i++)
         if (strcmp(l->values[i], value) == 0)
             return i;
+    return VALUE_NEW;
+}
+
+static size_t value_index(struct vec_label *l, const char *value)
+{
+    size_t i = find_kept(l, value);
+    if (i != VALUE_NEW)
+        return i;
+    size_t n = atomic_load_explicit(&l->count, memory_order_acquire);
     return n < l->max_values ? VALUE_NEW : l->max_values;
 }
 
@@ -150,8 +160,14 @@ struct metric *metric_vec_with(struct metric_vec *v, const char *const *values)
     if (!v)
         return NULL;
     for (size_t i = 0; i < v->n_labels; i++) {
-        clean_value(values ? values[i] : NULL, clean[i]);
-        idx[i] = value_index(&v->label[i], clean[i]);
+        const char *given = values && values[i] ? values[i] : "";
+        /* Kept values are clean: look the text up as given and clean only
+         * what is not found, so the hot path copies nothing. */
+        idx[i] = find_kept(&v->label[i], given);
+        if (idx[i] == VALUE_NEW) {
+            clean_value(given, clean[i]);
+            idx[i] = value_index(&v->label[i], clean[i]);
+        }
         known = known && idx[i] != VALUE_NEW;
     }
     if (known) {

@@ -634,6 +634,19 @@ static void test_vec_series_and_overflow(void **state)
     assert_true(series <= 12);
     free(text);
 
+    /* A value that reads like a kept one after cleaning is that value's
+     * series, also once the label is full. */
+    static const struct metric_label k2[] = {{"k", 2}};
+    struct metric_vec *kv =
+        metrics_counter_vec(reg, "k_total", "K.", NULL, k2, 1);
+    struct metric *a_ = metric_vec_with(kv, (const char *const[]){"a\n"});
+    assert_ptr_equal(metric_vec_with(kv, (const char *const[]){"a\x01"}), a_);
+    struct metric *b = metric_vec_with(kv, (const char *const[]){"b"});
+    struct metric *k_other = metric_vec_with(kv, (const char *const[]){"c"});
+    assert_ptr_not_equal(k_other, a_);
+    assert_ptr_not_equal(k_other, b);
+    assert_ptr_equal(metric_vec_with(kv, (const char *const[]){"a\x02"}), a_);
+
     char long_value[300];
     memset(long_value, 'z', sizeof long_value - 1);
     long_value[sizeof long_value - 1] = '\0';
