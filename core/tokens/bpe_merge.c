@@ -9,56 +9,55 @@ static inline uint32_t span_rank(const struct tok_rank_table *t,
     return tok_rank_find(t, p + a, b - a);
 }
 
-/* tiktoken's loop: pos[] holds the token starts followed by n, rank[i]
- * the rank of merging tokens i and i + 1; each merge rescans for the
- * lowest. Quadratic, so only for short pieces (and as the reference). */
+/* tiktoken's loop: repeatedly merge the adjacent pair whose merge has the
+ * lowest rank, scanning left to right (so the leftmost wins a tie). Parts
+ * are a linked list by start offset (nxt), so a merge moves nothing;
+ * rank[i] is the rank of merging part i with the part after it.
+ * Quadratic, so only for short pieces (and as the reference). */
 size_t tok_bpe_merge_scan(const struct tok_rank_table *t,
                           const unsigned char *p, size_t n, uint32_t *starts)
 {
-    uint32_t small_pos[TOK_BPE_HEAP_FROM + 1],
+    uint32_t small_nxt[TOK_BPE_HEAP_FROM + 1],
         small_rank[TOK_BPE_HEAP_FROM + 1];
-    uint32_t *pos = small_pos, *rank = small_rank;
+    uint32_t *nxt = small_nxt, *rank = small_rank;
     if (n > TOK_BPE_HEAP_FROM) {
-        pos = malloc(sizeof(*pos) * (n + 1));
+        nxt = malloc(sizeof(*nxt) * (n + 1));
         rank = malloc(sizeof(*rank) * (n + 1));
-        if (!pos || !rank) {
-            free(pos);
+        if (!nxt || !rank) {
+            free(nxt);
             free(rank);
             return (size_t)-1;
         }
     }
-    size_t m = n + 1;
-    for (size_t i = 0; i < m; i++)
-        pos[i] = (uint32_t)i;
-    for (size_t i = 0; i < m; i++)
-        rank[i] = i + 2 < m ? span_rank(t, p, i, i + 2) : TOK_NO_RANK;
+    for (size_t i = 0; i < n; i++) {
+        nxt[i] = (uint32_t)i + 1;
+        rank[i] = i + 2 <= n ? span_rank(t, p, i, i + 2) : TOK_NO_RANK;
+    }
+    size_t m = n;
     for (;;) {
-        uint32_t best = TOK_NO_RANK;
-        size_t at = 0;
-        for (size_t i = 0; i + 2 < m; i++)
+        uint32_t best = TOK_NO_RANK, at = 0, before = 0, prev = 0;
+        for (uint32_t i = 0; i < n; prev = i, i = nxt[i])
             if (rank[i] < best) {
                 best = rank[i];
                 at = i;
+                before = prev;
             }
         if (best == TOK_NO_RANK)
             break;
-        for (size_t i = at + 1; i + 1 < m; i++) { /* drop start at + 1 */
-            pos[i] = pos[i + 1];
-            rank[i] = rank[i + 1];
-        }
+        uint32_t end = nxt[at] = nxt[nxt[at]];
         m--;
-        rank[at] =
-            at + 2 < m ? span_rank(t, p, pos[at], pos[at + 2]) : TOK_NO_RANK;
+        rank[at] = end < n ? span_rank(t, p, at, nxt[end]) : TOK_NO_RANK;
         if (at > 0)
-            rank[at - 1] = span_rank(t, p, pos[at - 1], pos[at + 1]);
+            rank[before] = span_rank(t, p, before, end);
     }
-    for (size_t i = 0; i + 1 < m; i++)
-        starts[i] = pos[i];
-    if (pos != small_pos) {
-        free(pos);
+    size_t k = 0;
+    for (uint32_t i = 0; i < n; i = nxt[i])
+        starts[k++] = i;
+    if (nxt != small_nxt) {
+        free(nxt);
         free(rank);
     }
-    return m - 1;
+    return m;
 }
 
 struct heap_entry {

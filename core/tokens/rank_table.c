@@ -2,54 +2,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
-
-/* Up to 8 bytes as one integer (little-endian, zero-padded). */
-static inline uint64_t head_of(const unsigned char *p, size_t n)
-{
-    /* Two overlapping loads cover any length from 2 to 8 bytes exactly
-     * (the overlap holds the same bytes in both). */
-    if (n >= 8) {
-        uint64_t h;
-        memcpy(&h, p, 8);
-        return h;
-    }
-    if (n >= 4) {
-        uint32_t lo, hi;
-        memcpy(&lo, p, 4);
-        memcpy(&hi, p + n - 4, 4);
-        return lo | (uint64_t)hi << (8 * (n - 4));
-    }
-    if (n < 2)
-        return n ? p[0] : 0;
-    uint16_t lo, hi;
-    memcpy(&lo, p, 2);
-    memcpy(&hi, p + n - 2, 2);
-    return lo | (uint64_t)hi << (8 * (n - 2));
-}
-
-/* Short keys: a multiplicative mix of the head and the length (no call);
- * longer ones XXH3. */
-static inline uint64_t hash_bytes(const unsigned char *p, size_t n,
-                                  uint64_t head)
-{
-    if (n <= 8) {
-        uint64_t h =
-            (head ^ (n * 0x9E3779B97F4A7C15ull)) * 0xD6E8FEB86659FD93ull;
-        return h ^ (h >> 32);
-    }
-    return XXH3_64bits(p, n);
-}
-
-static inline uint32_t meta_of(size_t n, uint64_t h)
-{
-    return (uint32_t)n << 24 | ((uint32_t)h & 0xFFFFFF);
-}
-
-static inline uint32_t index_of(uint64_t h, uint32_t mask)
-{
-    return (uint32_t)(h >> 32) & mask;
-}
 
 bool tok_rank_table_init(struct tok_rank_table *t, const unsigned char *blob,
                          size_t size)
@@ -90,11 +42,11 @@ bool tok_rank_table_init(struct tok_rank_table *t, const unsigned char *blob,
             t->byte_rank[p[0]] = r;
         else if (len == 2)
             t->pair_rank[p[0] | (unsigned)p[1] << 8] = r;
-        uint64_t head = head_of(p, len), h = hash_bytes(p, len, head);
-        uint32_t i = index_of(h, t->mask);
+        uint64_t head = tok_head_of(p, len), h = tok_hash_bytes(p, len, head);
+        uint32_t i = tok_index_of(h, t->mask);
         while (t->slots[i].rank != TOK_NO_RANK)
             i = (i + 1) & t->mask;
-        t->slots[i] = (struct tok_rank_slot){head, r, meta_of(len, h)};
+        t->slots[i] = (struct tok_rank_slot){head, r, tok_meta_of(len, h)};
     }
     /* Every byte must have a rank, or some input could not be encoded. */
     for (int b = 0; b < 256; b++)
@@ -113,22 +65,4 @@ void tok_rank_table_free(struct tok_rank_table *t)
     t->offset = NULL;
     t->slots = NULL;
     t->pair_rank = NULL;
-}
-
-uint32_t tok_rank_find_hashed(const struct tok_rank_table *t,
-                              const unsigned char *p, size_t n)
-{
-    if (n > TOK_MAX_TOKEN_BYTES)
-        return TOK_NO_RANK;
-    uint64_t head = head_of(p, n), h = hash_bytes(p, n, head);
-    uint32_t meta = meta_of(n, h);
-    for (uint32_t i = index_of(h, t->mask);; i = (i + 1) & t->mask) {
-        const struct tok_rank_slot *s = &t->slots[i];
-        if (s->rank == TOK_NO_RANK)
-            return TOK_NO_RANK;
-        if (s->meta == meta && s->head == head &&
-            (n <= 8 ||
-             memcmp(t->blob + t->offset[s->rank] + 8, p + 8, n - 8) == 0))
-            return s->rank;
-    }
 }

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <xxhash.h>
 
 #define TOK_NO_RANK UINT32_MAX
 #define TOK_MAX_TOKEN_BYTES 128 /* longest token in either encoding */
@@ -34,8 +36,71 @@ bool tok_rank_table_init(struct tok_rank_table *t, const unsigned char *blob,
                          size_t size);
 void tok_rank_table_free(struct tok_rank_table *t);
 
-uint32_t tok_rank_find_hashed(const struct tok_rank_table *t,
-                              const unsigned char *p, size_t n);
+/* Hashing and probing, inline: the merge loops call them all the time. */
+/* Up to 8 bytes as one integer (little-endian, zero-padded). */
+static inline uint64_t tok_head_of(const unsigned char *p, size_t n)
+{
+    /* Two overlapping loads cover any length from 2 to 8 bytes exactly
+     * (the overlap holds the same bytes in both). */
+    if (n >= 8) {
+        uint64_t h;
+        memcpy(&h, p, 8);
+        return h;
+    }
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4);
+        return lo | (uint64_t)hi << (8 * (n - 4));
+    }
+    if (n < 2)
+        return n ? p[0] : 0;
+    uint16_t lo, hi;
+    memcpy(&lo, p, 2);
+    memcpy(&hi, p + n - 2, 2);
+    return lo | (uint64_t)hi << (8 * (n - 2));
+}
+
+/* Short keys: a multiplicative mix of the head and the length (no call);
+ * longer ones XXH3. */
+static inline uint64_t tok_hash_bytes(const unsigned char *p, size_t n,
+                                      uint64_t head)
+{
+    if (n <= 8) {
+        uint64_t h =
+            (head ^ (n * 0x9E3779B97F4A7C15ull)) * 0xD6E8FEB86659FD93ull;
+        return h ^ (h >> 32);
+    }
+    return XXH3_64bits(p, n);
+}
+
+static inline uint32_t tok_meta_of(size_t n, uint64_t h)
+{
+    return (uint32_t)n << 24 | ((uint32_t)h & 0xFFFFFF);
+}
+
+static inline uint32_t tok_index_of(uint64_t h, uint32_t mask)
+{
+    return (uint32_t)(h >> 32) & mask;
+}
+
+static inline uint32_t tok_rank_find_hashed(const struct tok_rank_table *t,
+                                            const unsigned char *p, size_t n)
+{
+    if (n > TOK_MAX_TOKEN_BYTES)
+        return TOK_NO_RANK;
+    uint64_t head = tok_head_of(p, n), h = tok_hash_bytes(p, n, head);
+    uint32_t meta = tok_meta_of(n, h);
+    for (uint32_t i = tok_index_of(h, t->mask);; i = (i + 1) & t->mask) {
+        const struct tok_rank_slot *s = &t->slots[i];
+        if (s->rank == TOK_NO_RANK)
+            return TOK_NO_RANK;
+        if (s->meta == meta && s->head == head &&
+            (n <= 8 ||
+             memcmp(t->blob + t->offset[s->rank] + 8, p + 8, n - 8) == 0))
+            return s->rank;
+    }
+}
 
 /* Rank of the n bytes at p (n >= 1), or TOK_NO_RANK. */
 static inline uint32_t tok_rank_find(const struct tok_rank_table *t,
