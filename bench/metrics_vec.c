@@ -16,6 +16,7 @@ static double ns_per(struct timespec t0, struct timespec t1, int n)
             (double)(t1.tv_nsec - t0.tv_nsec)) /
            n;
 }
+
 int main(void)
 {
     struct metrics_registry *reg = metrics_registry_new();
