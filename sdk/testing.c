@@ -19,6 +19,7 @@
 #include "../core/config/plugin_config.h"
 #include "../core/host_rules.h"
 #include "../core/http/openai_error.h"
+#include "testing_services.h"
 
 #define REQ_MAGIC 0x5e57e57u
 #define MAX_KV 32
@@ -775,6 +776,7 @@ struct sluice_test_host *sluice_test_host_new(void)
     h->event_base = event_base_of;
     h->worker_count = worker_count;
     h->req_worker = req_worker;
+    sluice_testing_services_attach(h); /* 1.1 calls and timers */
     t->now_ns = 1000000000ull;  /* 1 s: leaves room for "earlier" stamps */
     t->wall_ms = 1767225600000; /* 2026-01-01T00:00:00Z */
     t->rng = 42;
@@ -786,6 +788,7 @@ void sluice_test_host_free(struct sluice_test_host *t)
 {
     if (!t)
         return;
+    sluice_testing_services_detach(&t->host);
     close_all(t);
     while (t->metrics) {
         struct sluice_metric *m = t->metrics;

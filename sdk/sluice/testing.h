@@ -145,6 +145,22 @@ const char *sluice_test_log(struct sluice_test_host *t);
  * create(). */
 void sluice_test_host_pretend_1_0(struct sluice_test_host *t);
 
+/* ---- 1.1 upstream calls and timers ----
+ * call_upstream() only records the call; the test answers it. Pending calls
+ * are numbered oldest first; path, upstream and body (NUL-terminated; NULL
+ * for a GET) are NULL past the end. sluice_test_call_finish() forgets the
+ * call, then runs its callback with the given answer. */
+size_t sluice_test_calls_pending(struct sluice_test_host *t);
+const char *sluice_test_call_upstream(struct sluice_test_host *t, size_t i);
+const char *sluice_test_call_path(struct sluice_test_host *t, size_t i);
+const char *sluice_test_call_body(struct sluice_test_host *t, size_t i);
+void sluice_test_call_finish(struct sluice_test_host *t, size_t i, int status,
+                             enum sluice_outcome outcome, const char *body);
+/* Runs, once each, the timers of `worker` due at the fake clock (periodic
+ * ones are due again one period later); returns how many ran. The fake
+ * host has one worker (0); timer_cancel() cancels on every worker. */
+unsigned sluice_test_timers_run(struct sluice_test_host *t, unsigned worker);
+
 #ifdef __cplusplus
 }
 #endif

@@ -122,4 +122,9 @@ if(TARGET sluice_testing)
     ${CMAKE_CURRENT_LIST_DIR}/test_host_degrade.c
     ${ABI_PLUGIN_SRC}/timer_probe.c
     LIBS sluice_testing PkgConfig::CMOCKA)
+  # A plugin's upstream call answered by hand on the fake host.
+  sluice_add_unit_test(test_host_fake_calls
+    ${CMAKE_CURRENT_LIST_DIR}/test_host_fake_calls.c
+    ${ABI_PLUGIN_SRC}/embed_probe.c
+    LIBS sluice_testing PkgConfig::CMOCKA)
 endif()

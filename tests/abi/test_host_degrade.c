@@ -88,11 +88,47 @@ static void test_degrades_on_a_1_0_host(void **state)
     probe_close(&run);
 }
 
+/* The timers and the call outside requests, driven by the fake host: due
+ * timers run at the fake clock, the self-cancelling one stops at its
+ * limit, the one cancelled in create() never runs, and the /v1/models
+ * answer reaches health_get. */
+static void test_timers_on_the_fake_host(void **state)
+{
+    struct probe_run run;
+    (void)state;
+    probe_open(&run, false);
+    struct sluice_test_host *t = run.t;
+    assert_int_equal(sluice_test_timers_run(t, 0), 2); /* tick, models */
+    assert_int_equal(sluice_test_calls_pending(t), 1);
+    assert_string_equal(sluice_test_call_path(t, 0), "/v1/models");
+    assert_null(sluice_test_call_body(t, 0)); /* a GET */
+    sluice_test_call_finish(t, 0, 200, SLUICE_OUTCOME_OK,
+                            "{\"object\":\"list\",\"data\":[]}");
+    for (int i = 0; i < 5; i++) {
+        sluice_test_clock_advance_ms(t, 1);
+        sluice_test_timers_run(t, 0);
+    }
+    assert_true(sluice_test_metric(t, "sluice_timer_probe_limited_total") ==
+                3.0);
+    sluice_test_clock_advance_ms(t, 20);
+    assert_int_equal(sluice_test_timers_run(t, 0), 1); /* the tick only */
+    assert_true(sluice_test_metric(t, "sluice_timer_probe_ticks_total") == 2.0);
+    assert_true(sluice_test_metric(t, "sluice_timer_probe_ghosts_total") ==
+                0.0);
+    struct sluice_req *r = sluice_test_req_new(t, "{\"model\":\"m\"}");
+    assert_int_equal(run.p->on_request(run.self, r, NULL), SLUICE_CONTINUE);
+    assert_string_equal(sluice_test_resp_added_header(r, "x-models-status"),
+                        "200");
+    sluice_test_req_free(r);
+    probe_close(&run);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reads_health_on_a_1_1_host),
         cmocka_unit_test(test_degrades_on_a_1_0_host),
+        cmocka_unit_test(test_timers_on_the_fake_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
