@@ -1,0 +1,87 @@
+/* cost_tracker: the instance, its config and per-request state, shared by
+ * the plugin's files. */
+#ifndef COST_TRACKER_H
+#define COST_TRACKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ct_budget.h"
+#include "ct_ledger.h"
+#include "ct_prices.h"
+#include "sluice/host.h"
+#include "sluice/plugin.h"
+
+struct ct_budget_cfg {
+    const char *name;
+    int scope;  /* enum ct_scope */
+    int period; /* enum ct_period */
+    const char *limit_usd;
+    const char *match;
+    struct sluice_cfg_list thresholds; /* int64_t percent */
+    int64_t downgrade_at;
+};
+
+struct ct_config {
+    const char *ledger_path;
+    const char *price_file;
+    const char *prices;              /* JSON text of {"model": {...}} */
+    struct sluice_cfg_list budgets;  /* of struct ct_budget_cfg */
+    struct sluice_cfg_map downgrade; /* model -> cheaper model */
+    int64_t default_max_tokens;
+    const char *feature_header;
+    const char *feature_var;
+    bool cost_header;
+    bool batch_discount_for_batch_priority;
+    int64_t max_scopes;
+};
+
+struct cost_tracker {
+    const struct sluice_host *h;
+    struct ct_config cfg;
+    struct ct_prices prices;
+    struct ct_budget_def *defs;
+    size_t n_defs;
+    struct ct_budgets budgets;
+    struct ct_ledger *ledger; /* NULL: memory only */
+    struct sluice_metric_vec *m_spend, *m_spend_upstream, *m_spend_user,
+        *m_unknown, *m_refused, *m_downgraded, *m_crossed, *m_ratio;
+    struct sluice_metric *m_ledger_errors, *m_orphaned, *m_requests;
+};
+
+/* Per request (req_state_size). */
+struct ct_req {
+    struct ct_entry *refs[CT_MAX_REFS];
+    size_t n_refs;
+    int64_t ledger_id;
+    uint64_t reserved;
+    bool active;      /* holds a reservation */
+    bool header_sent; /* x-sluice-cost went out with a stream's headers */
+    char model[128];
+};
+
+/* ct_config.c */
+extern const struct sluice_cfg_field ct_config_fields[];
+/* Prices and budget definitions from the validated config. */
+int ct_setup(struct cost_tracker *ct, struct sluice_error *err);
+void ct_teardown(struct cost_tracker *ct);
+
+/* ct_instance.c: create/destroy (prices, budgets, metrics, the ledger and
+ * the spend it holds) and the admin status. */
+int ct_create(const struct sluice_host *h, const void *config,
+              struct sluice_str raw_json, void **self,
+              struct sluice_error *err);
+void ct_destroy(void *self);
+size_t ct_status_json(void *self, char *buf, size_t cap);
+/* "budget.<name>.used_ratio", or "budget.<name>.<value>.used_ratio" for a
+ * budget every value has its own of. */
+void ct_health_name(const struct cost_tracker *ct, const struct ct_entry *e,
+                    char *buf, size_t cap);
+
+/* ct_shared.c: one ledger per file per process, shared across reloads;
+ * rows orphaned by an earlier process are recovered on first open. */
+struct ct_ledger *ct_shared_ledger(const char *path, int64_t *orphaned,
+                                   char *err, size_t errlen);
+void ct_shared_ledger_put(struct ct_ledger *l);
+
+#endif
