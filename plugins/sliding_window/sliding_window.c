@@ -266,6 +266,18 @@ static enum sluice_action sw_on_request(void *self, struct sluice_req *r,
     return decide(sw, r, st, now);
 }
 
+/* A retry or fallback is another call to a provider: it counts in the
+ * window of the upstream it goes to, waiting or refused like a new
+ * request. */
+static enum sluice_action sw_on_attempt(void *self, struct sluice_req *r,
+                                        void *state)
+{
+    struct sw_req *st = state;
+    if (st->phase == SW_PH_DONE)
+        *st = (struct sw_req){.phase = SW_PH_NEW};
+    return sw_on_request(self, r, state);
+}
+
 static void sw_on_log(void *self, struct sluice_req *r, void *state)
 {
     struct sliding_window *sw = self;
@@ -408,6 +420,7 @@ static const struct sluice_plugin sliding_window_plugin = {
     .thread_fini = sw_thread_fini,
     .on_request = sw_on_request,
     .on_log = sw_on_log,
+    .on_attempt = sw_on_attempt,
     .status_json = sw_status_json,
 };
 

@@ -462,6 +462,43 @@ static void test_wait_mode(void **state)
     tp_free(&x);
 }
 
+/* A retry (on_attempt) takes a request and its token estimate again; the
+ * failed attempt's estimate comes back, and a retry whose client leaves
+ * while it waits for its token gives the reservation back once. */
+static void test_each_attempt_charged(void **state)
+{
+    struct tp x;
+    (void)state;
+    tp_init(&x, "{\"tokens_per_period\": 6000, \"requests_per_period\": 2, "
+                "\"burst_requests\": 1, \"period_s\": 60, \"mode\": \"wait\", "
+                "\"max_wait_ms\": 60000}");
+    uint64_t cost = input_tokens(&x, CHAT) + 100;
+    struct treq *q = treq_new(&x, CHAT);
+    assert_int_equal(treq_run(&x, q), SLUICE_CONTINUE);
+    /* The attempt fails; the core retries through on_attempt. */
+    sluice_test_req_set_response(q->r, 503, SLUICE_OUTCOME_HTTP_ERROR);
+    x.p->on_upstream_response(x.self, q->r, q->st);
+    sluice_test_req_set_phase(q->r, SLUICE_TEST_PHASE_REQUEST);
+    assert_int_equal(x.p->on_attempt(x.self, q->r, q->st), SLUICE_SUSPEND);
+    assert_int_equal(sluice_test_resume_after_ms(q->r), 30000);
+    assert_int_equal(
+        sluice_test_metric(x.t, "sluice_token_bucket_tokens_refunded_total"),
+        cost);
+    /* The client leaves while the retry waits: the request ends. */
+    x.p->on_response(x.self, q->r, q->st);
+    treq_end(&x, q);
+    assert_int_equal(
+        sluice_test_metric(x.t, "sluice_token_bucket_tokens_refunded_total"),
+        cost);
+    /* The retry's reserved slot is free again: the next request waits
+     * only for the slot after the first attempt's. */
+    q = treq_new(&x, CHAT);
+    assert_int_equal(treq_run(&x, q), SLUICE_SUSPEND);
+    assert_int_equal(sluice_test_resume_after_ms(q->r), 30000);
+    treq_end(&x, q);
+    tp_free(&x);
+}
+
 static void test_upstream_429_pause(void **state)
 {
     struct tp x;
@@ -740,6 +777,7 @@ int main(void)
         cmocka_unit_test(test_lua_overrides),
         cmocka_unit_test(test_key_templates),
         cmocka_unit_test(test_wait_mode),
+        cmocka_unit_test(test_each_attempt_charged),
         cmocka_unit_test(test_upstream_429_pause),
         cmocka_unit_test(test_idle_eviction),
         cmocka_unit_test(test_million_keys_bounded),

@@ -382,10 +382,27 @@ static void tb_on_response(void *self, struct sluice_req *r, void *state)
 {
     struct token_bucket *tb = self;
     struct tb_req *st = state;
+    if (st->phase == TB_PH_WAITING)
+        return; /* a retry that never went out: on_log gives it back */
     if (tb->cfg.pause_on_upstream_429 && st->charged && !st->paused &&
         tb->h->resp_status(r) == 429)
         pause_key(tb, r, st);
     settle(tb, r, st);
+}
+
+/* A retry or fallback is another call to a provider: it takes a request
+ * (and its token estimate) again, from the bucket of the upstream it goes
+ * to, waiting or refused like a new request. The failed attempt's token
+ * estimate is settled first (refunded when nothing was generated). */
+static enum sluice_action tb_on_attempt(void *self, struct sluice_req *r,
+                                        void *state)
+{
+    struct tb_req *st = state;
+    if (st->phase == TB_PH_DONE && st->charged) {
+        settle(self, r, st);
+        *st = (struct tb_req){.phase = TB_PH_NEW};
+    }
+    return tb_on_request(self, r, state);
 }
 
 static void tb_on_log(void *self, struct sluice_req *r, void *state)
@@ -528,6 +545,7 @@ static const struct sluice_plugin token_bucket_plugin = {
     .on_upstream_response = tb_on_upstream_response,
     .on_response = tb_on_response,
     .on_log = tb_on_log,
+    .on_attempt = tb_on_attempt,
     .status_json = tb_status_json,
 };
 
