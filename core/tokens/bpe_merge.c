@@ -1,5 +1,6 @@
 #include "bpe_merge.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 /* Rank of p[a..b), or TOK_NO_RANK. */
@@ -60,97 +61,158 @@ size_t tok_bpe_merge_scan(const struct tok_rank_table *t,
     return m;
 }
 
-struct heap_entry {
-    uint64_t key; /* rank << 32 | start: lowest rank, then leftmost */
-    uint32_t end;
-};
-
-static void heap_push(struct heap_entry *h, size_t *n, struct heap_entry e)
+/* A 4-ary min-heap of rank << 32 | start (lowest rank first, then
+ * leftmost): half the levels of a binary heap, children in one line. */
+static void heap_push(uint64_t *h, size_t *n, uint64_t key)
 {
     size_t i = (*n)++;
     while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (h[parent].key <= e.key)
+        size_t parent = (i - 1) / 4;
+        if (h[parent] <= key)
             break;
         h[i] = h[parent];
         i = parent;
     }
-    h[i] = e;
+    h[i] = key;
 }
 
-static struct heap_entry heap_pop(struct heap_entry *h, size_t *n)
+static void sift_down(uint64_t *h, size_t n, size_t i, uint64_t x)
 {
-    struct heap_entry top = h[0], last = h[--*n];
-    size_t i = 0;
     for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= *n)
+        size_t c = 4 * i + 1;
+        if (c >= n)
             break;
-        if (c + 1 < *n && h[c + 1].key < h[c].key)
-            c++;
-        if (last.key <= h[c].key)
+        size_t best = c;
+        size_t last = c + 4 < n ? c + 4 : n;
+        for (size_t k = c + 1; k < last; k++)
+            if (h[k] < h[best])
+                best = k;
+        if (x <= h[best])
             break;
-        h[i] = h[c];
-        i = c;
+        h[i] = h[best];
+        i = best;
     }
-    if (*n > 0)
-        h[i] = last;
+    h[i] = x;
+}
+
+static uint64_t heap_pop(uint64_t *h, size_t *n)
+{
+    uint64_t top = h[0];
+    size_t m = --*n;
+    if (m > 0)
+        sift_down(h, m, 0, h[m]);
     return top;
+}
+
+static void heap_make(uint64_t *h, size_t n)
+{
+    for (size_t i = n / 4 + 1; i-- > 0;)
+        if (i < n)
+            sift_down(h, n, i, h[i]);
 }
 
 #define DEAD UINT32_MAX
 
-static void push_pair(const struct tok_rank_table *t, const unsigned char *p,
-                      struct heap_entry *h, size_t *hn, uint32_t a, uint32_t b)
+struct heap_merge {
+    const struct tok_rank_table *t;
+    const unsigned char *p;
+    uint32_t n;
+    uint32_t *end;    /* start of the next token; DEAD once merged away */
+    uint32_t *prev;   /* start of the previous token (not for 0) */
+    uint32_t *pair;   /* rank of merging this token with the next one */
+    uint32_t *queued; /* the pair rank this token has a heap entry for */
+    uint64_t *h;
+    size_t hn;
+};
+
+/* Whether token x's pair could be the next merge: lower than the pair on
+ * its left (an equal one there goes first, being leftmost) and not higher
+ * than the pair on its right. The lowest pair always is such a local
+ * minimum, so only these need to be in the heap. */
+static bool local_min(const struct heap_merge *m, uint32_t x)
 {
-    uint32_t r = span_rank(t, p, a, b);
-    if (r != TOK_NO_RANK)
-        heap_push(h, hn, (struct heap_entry){(uint64_t)r << 32 | a, b});
+    uint32_t r = m->pair[x];
+    return r != TOK_NO_RANK && (x == 0 || m->pair[m->prev[x]] > r) &&
+           (m->end[x] >= m->n || m->pair[m->end[x]] >= r);
 }
 
-/* Tokens form a linked list indexed by start offset (end[s] = start of the
- * next token, DEAD once merged away); the heap holds candidate pairs and
- * entries made stale by a neighbouring merge are skipped when popped. */
+static void consider(struct heap_merge *m, uint32_t x)
+{
+    if (m->queued[x] != m->pair[x] && local_min(m, x)) {
+        m->queued[x] = m->pair[x];
+        heap_push(m->h, &m->hn, (uint64_t)m->pair[x] << 32 | x);
+    }
+}
+
+/* Tokens form a linked list by start offset. The heap holds (rank, start)
+ * of pairs that were local minima when last changed; one whose rank is no
+ * longer pair[start] is stale (a pair only grows, so a rank never comes
+ * back) and is skipped. The first valid entry popped is the lowest pair,
+ * leftmost on ties: tiktoken's next merge. After a merge only the pairs
+ * around it can change, so runs of one character keep the heap tiny. */
 size_t tok_bpe_merge_heap(const struct tok_rank_table *t,
                           const unsigned char *p, size_t n, uint32_t *starts)
 {
-    uint32_t *end = malloc(sizeof(*end) * n);
-    uint32_t *prev = malloc(sizeof(*prev) * n);
-    /* Each merge pushes at most two pairs: n - 1 initial + 2 (n - 1). */
-    struct heap_entry *h = malloc(sizeof(*h) * 3 * n);
-    if (!end || !prev || !h) {
-        free(end);
-        free(prev);
-        free(h);
+    struct heap_merge m = {t, p, (uint32_t)n, malloc(sizeof(uint32_t) * n),
+                           malloc(sizeof(uint32_t) * n),
+                           malloc(sizeof(uint32_t) * n),
+                           malloc(sizeof(uint32_t) * n),
+                           /* n - 1 initial pairs + at most 4 per merge */
+                           malloc(sizeof(uint64_t) * 5 * n), 0};
+    if (!m.end || !m.prev || !m.pair || !m.queued || !m.h) {
+        free(m.end);
+        free(m.prev);
+        free(m.pair);
+        free(m.queued);
+        free(m.h);
         return (size_t)-1;
     }
-    size_t hn = 0, count = n;
+    size_t count = n;
     for (uint32_t i = 0; i < n; i++) {
-        end[i] = i + 1;
-        prev[i] = i - 1; /* unused for i = 0 */
-        if (i + 1 < n)
-            push_pair(t, p, h, &hn, i, i + 2);
+        m.end[i] = i + 1;
+        m.prev[i] = i - 1; /* unused for i = 0 */
+        m.pair[i] = i + 1 < n ? span_rank(t, p, i, i + 2) : TOK_NO_RANK;
     }
-    while (hn > 0) {
-        struct heap_entry e = heap_pop(h, &hn);
-        uint32_t s = (uint32_t)e.key, mid = end[s];
-        if (mid == DEAD || mid >= n || end[mid] != e.end)
-            continue; /* a neighbour merged since this pair was pushed */
-        end[s] = e.end;
-        end[mid] = DEAD;
-        count--;
-        if (e.end < n) {
-            prev[e.end] = s;
-            push_pair(t, p, h, &hn, s, end[e.end]);
+    for (uint32_t i = 0; i < n; i++) {
+        m.queued[i] = TOK_NO_RANK;
+        if (local_min(&m, i)) {
+            m.queued[i] = m.pair[i];
+            m.h[m.hn++] = (uint64_t)m.pair[i] << 32 | i;
         }
-        if (s > 0)
-            push_pair(t, p, h, &hn, prev[s], e.end);
+    }
+    heap_make(m.h, m.hn);
+    while (m.hn > 0) {
+        uint64_t e = heap_pop(m.h, &m.hn);
+        uint32_t s = (uint32_t)e;
+        if (m.end[s] == DEAD || m.pair[s] != (uint32_t)(e >> 32))
+            continue;
+        uint32_t mid = m.end[s], after = m.end[mid];
+        m.end[s] = after;
+        m.end[mid] = DEAD;
+        count--;
+        m.pair[s] = TOK_NO_RANK;
+        if (after < n) {
+            m.prev[after] = s;
+            m.pair[s] = span_rank(t, p, s, m.end[after]);
+        }
+        if (s > 0) {
+            uint32_t q = m.prev[s];
+            m.pair[q] = span_rank(t, p, q, after);
+            if (q > 0)
+                consider(&m, m.prev[q]);
+            consider(&m, q);
+        }
+        consider(&m, s);
+        if (after < n)
+            consider(&m, after);
     }
     size_t k = 0;
-    for (uint32_t s = 0; s < n; s = end[s])
+    for (uint32_t s = 0; s < n; s = m.end[s])
         starts[k++] = s;
-    free(end);
-    free(prev);
-    free(h);
+    free(m.end);
+    free(m.prev);
+    free(m.pair);
+    free(m.queued);
+    free(m.h);
     return count;
 }

@@ -3,7 +3,8 @@
  *   tok_tool ids ENCODING FILE        one id per line, whole file
  *   tok_tool chunks ENCODING FILE     per NUL-separated chunk: count and
  *                                     ids, "n id id id..." per line
- *   tok_tool ref ENCODING FILE        ids by the reference path */
+ *   tok_tool ref ENCODING FILE        ids by the reference path
+ *   tok_tool heap ENCODING FILE       chunks, heap merge for every piece */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,9 +56,13 @@ int main(int argc, char **argv)
         return 2;
     struct tok_encode_opts fast = {true, TOK_BPE_HEAP_FROM + 1};
     struct tok_encode_opts ref = {false, SIZE_MAX};
-    const struct tok_encode_opts *o =
-        strcmp(argv[1], "ref") == 0 ? &ref : &fast;
-    if (strcmp(argv[1], "chunks") == 0) {
+    struct tok_encode_opts heap = {true, 2};
+    const struct tok_encode_opts *o = &fast;
+    if (strcmp(argv[1], "ref") == 0)
+        o = &ref;
+    else if (strcmp(argv[1], "heap") == 0)
+        o = &heap;
+    if (strcmp(argv[1], "chunks") == 0 || o == &heap) {
         for (size_t a = 0; a <= len;) {
             const char *z = memchr(text + a, 0, len - a);
             size_t b = z ? (size_t)(z - text) : len;
