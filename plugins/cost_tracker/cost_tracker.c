@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ct_money.h"
+#include "ct_redis.h"
 
 #define TEXT(s) ((struct ct_text){(s).ptr, (s).len})
 
@@ -159,18 +160,86 @@ static enum sluice_action refuse(struct cost_tracker *ct, struct sluice_req *r,
                          end ? (uint64_t)(end - now) : 0);
 }
 
+static void ledger_reserve(struct cost_tracker *ct, struct sluice_req *r,
+                           struct ct_req *st)
+{
+    const struct sluice_host *h = ct->h;
+    struct sluice_str f = feature_of(ct, r);
+    struct ct_ledger_row row = {
+        .ts_ms = st->ts_ms,
+        .request_id = TEXT(h->req_id(r)),
+        .tenant = TEXT(h->req_identity(r, SLUICE_ID_TENANT)),
+        .user = TEXT(h->req_identity(r, SLUICE_ID_USER)),
+        .key = TEXT(h->req_identity(r, SLUICE_ID_KEY)),
+        .feature = TEXT(f),
+        .model = {st->model, strlen(st->model)},
+        .upstream = TEXT(h->req_upstream(r)),
+        .reserved = st->reserved,
+        .streamed = h->req_stream(r),
+    };
+    st->ledger_id = ct_ledger_reserve(ct->ledger, &row);
+    if (!st->ledger_id)
+        h->counter_add(ct->m_ledger_errors, 1);
+}
+
+/* The reservation is held: write it down before the upstream call. */
+static enum sluice_action admitted(struct cost_tracker *ct,
+                                   struct sluice_req *r, struct ct_req *st)
+{
+    st->active = true;
+    st->phase = CT_PH_DONE;
+    if (ct->ledger)
+        ledger_reserve(ct, r, st);
+    return SLUICE_CONTINUE;
+}
+
+/* Redis failed or is down: decide locally (open) or refuse (closed). */
+static enum sluice_action
+redis_degraded(struct cost_tracker *ct, struct sluice_req *r, struct ct_req *st)
+{
+    st->phase = CT_PH_DONE;
+    if (rl_backend_fail_closed(&ct->be))
+        return ct->h->reject(r, 503, "server_error", "budget_unavailable",
+                             "The budget store is unavailable; retry later.",
+                             RL_FAIL_CLOSED_RETRY_MS);
+    rl_backend_count_fallback(&ct->be);
+    int fail =
+        ct_reserve(&ct->budgets, st->refs, st->n_refs, st->reserved, st->ts_ms);
+    if (fail >= 0)
+        return refuse(ct, r, st->refs[fail], st->reserved, st->ts_ms);
+    return admitted(ct, r, st);
+}
+
 static enum sluice_action ct_on_request(void *self, struct sluice_req *r,
                                         void *state)
 {
     struct cost_tracker *ct = self;
     struct ct_req *st = state;
     const struct sluice_host *h = ct->h;
-    int64_t now = h->wall_ms(h);
 
+    if (st->phase == CT_PH_REDIS) {
+        if (st->call) { /* a stale wake: wait for the reply */
+            st->ticket = h->wake_token(r);
+            return SLUICE_SUSPEND;
+        }
+        int fail = ct_redis_reserve_result(ct, st);
+        if (fail == -2) {
+            rl_backend_count_error(&ct->be, h->req_worker(r));
+            return redis_degraded(ct, r, st);
+        }
+        st->phase = CT_PH_DONE;
+        if (fail >= 0)
+            return refuse(ct, r, st->refs[fail], st->reserved, st->ts_ms);
+        st->via_redis = true;
+        return admitted(ct, r, st);
+    }
+    if (st->phase != CT_PH_NEW)
+        return SLUICE_CONTINUE;
+    st->ts_ms = h->wall_ms(h);
     h->counter_add(ct->m_requests, 1);
     copy_str(st->model, sizeof st->model, h->req_target_model(r));
     find_budgets(ct, r, st);
-    maybe_downgrade(ct, r, st, now);
+    maybe_downgrade(ct, r, st, st->ts_ms);
 
     struct sluice_str ep = h->req_endpoint(r);
     bool embeddings =
@@ -178,33 +247,22 @@ static enum sluice_action ct_on_request(void *self, struct sluice_req *r,
     uint64_t out = embeddings ? 0 : h->req_max_tokens(r);
     if (!out && !embeddings)
         out = (uint64_t)ct->cfg.default_max_tokens;
-    uint64_t worst = ct_cost(price_of(ct, st->model), h->req_input_tokens(r), 0,
-                             out, discount(ct, r));
+    st->reserved = ct_cost(price_of(ct, st->model), h->req_input_tokens(r), 0,
+                           out, discount(ct, r));
 
-    int fail = ct_reserve(&ct->budgets, st->refs, st->n_refs, worst, now);
-    if (fail >= 0)
-        return refuse(ct, r, st->refs[fail], worst, now);
-    st->reserved = worst;
-    st->active = true;
-    if (ct->ledger) {
-        struct sluice_str f = feature_of(ct, r);
-        struct ct_ledger_row row = {
-            .ts_ms = now,
-            .request_id = TEXT(h->req_id(r)),
-            .tenant = TEXT(h->req_identity(r, SLUICE_ID_TENANT)),
-            .user = TEXT(h->req_identity(r, SLUICE_ID_USER)),
-            .key = TEXT(h->req_identity(r, SLUICE_ID_KEY)),
-            .feature = TEXT(f),
-            .model = {st->model, strlen(st->model)},
-            .upstream = TEXT(h->req_upstream(r)),
-            .reserved = worst,
-            .streamed = h->req_stream(r),
-        };
-        st->ledger_id = ct_ledger_reserve(ct->ledger, &row);
-        if (!st->ledger_id)
-            h->counter_add(ct->m_ledger_errors, 1);
+    if (st->n_refs && rl_backend_is_redis(&ct->be)) {
+        if (!ct_redis_reserve(ct, r, st))
+            return redis_degraded(ct, r, st);
+        st->phase = CT_PH_REDIS;
+        return SLUICE_SUSPEND;
     }
-    return SLUICE_CONTINUE;
+    int fail =
+        ct_reserve(&ct->budgets, st->refs, st->n_refs, st->reserved, st->ts_ms);
+    if (fail >= 0) {
+        st->phase = CT_PH_DONE;
+        return refuse(ct, r, st->refs[fail], st->reserved, st->ts_ms);
+    }
+    return admitted(ct, r, st);
 }
 
 static void add_cost_header(struct cost_tracker *ct, struct sluice_req *r,
@@ -235,8 +293,7 @@ ct_on_upstream_response(void *self, struct sluice_req *r, void *state)
     return SLUICE_CONTINUE;
 }
 
-static void publish(struct cost_tracker *ct, const struct ct_entry *e,
-                    int64_t now)
+void ct_publish(struct cost_tracker *ct, const struct ct_entry *e, int64_t now)
 {
     const struct ct_budget_def *d = &ct->defs[e->def];
     struct ct_entry_view v =
@@ -248,7 +305,7 @@ static void publish(struct cost_tracker *ct, const struct ct_entry *e,
     ct->h->gauge_set(ct->h->metric_with(ct->m_ratio, lv), v.ratio);
 }
 
-static void crossed(struct cost_tracker *ct, const struct ct_crossing *c)
+void ct_crossed(struct cost_tracker *ct, const struct ct_crossing *c)
 {
     const struct ct_budget_def *d = &ct->defs[c->e->def];
     char pct[16];
@@ -293,8 +350,12 @@ static void ct_on_response(void *self, struct sluice_req *r, void *state)
     }
     st->active = false;
     struct ct_crossing cross[CT_MAX_REFS * CT_MAX_THRESHOLDS];
-    size_t nc = ct_settle(&ct->budgets, st->refs, st->n_refs, st->reserved,
-                          cost, now, cross, sizeof cross / sizeof *cross);
+    size_t nc = 0;
+    if (st->via_redis) /* crossings come with the reply */
+        ct_redis_settle(ct, h->req_worker(r), st, cost);
+    else
+        nc = ct_settle(&ct->budgets, st->refs, st->n_refs, st->reserved, cost,
+                       now, cross, sizeof cross / sizeof *cross);
     if (ct->ledger && st->ledger_id &&
         ct_ledger_settle(ct->ledger, st->ledger_id, how, model, u.prompt_tokens,
                          u.cached_tokens, u.completion_tokens, cost, now))
@@ -314,10 +375,10 @@ static void ct_on_response(void *self, struct sluice_req *r, void *state)
         h->counter_add(h->metric_with(ct->m_spend_upstream, v3), cost / 1000);
         h->counter_add(h->metric_with(ct->m_spend_user, v2), cost / 1000);
     }
-    for (size_t i = 0; i < st->n_refs; i++)
-        publish(ct, st->refs[i], now);
+    for (size_t i = 0; i < st->n_refs && !st->via_redis; i++)
+        ct_publish(ct, st->refs[i], now);
     for (size_t i = 0; i < nc; i++)
-        crossed(ct, &cross[i]);
+        ct_crossed(ct, &cross[i]);
     if (ct->cfg.cost_header && !st->header_sent && status)
         add_cost_header(ct, r, cost, u.known ? "usage" : "reserved");
 }
@@ -328,15 +389,28 @@ static void ct_on_cleanup(void *self, struct sluice_req *r, void *state)
 {
     struct cost_tracker *ct = self;
     struct ct_req *st = state;
-    (void)r;
+    ct_redis_cancel(st); /* gone while Redis was deciding */
     if (!st->active)
         return;
     st->active = false;
-    ct_settle(&ct->budgets, st->refs, st->n_refs, st->reserved, 0,
-              ct->h->wall_ms(ct->h), NULL, 0);
+    if (st->via_redis)
+        ct_redis_settle(ct, ct->h->req_worker(r), st, 0);
+    else
+        ct_settle(&ct->budgets, st->refs, st->n_refs, st->reserved, 0,
+                  ct->h->wall_ms(ct->h), NULL, 0);
     if (ct->ledger && st->ledger_id)
         ct_ledger_settle(ct->ledger, st->ledger_id, "released", st->model, 0, 0,
                          0, 0, ct->h->wall_ms(ct->h));
+}
+
+static int ct_thread_init(void *self, unsigned worker)
+{
+    return ct_redis_thread_init(self, worker);
+}
+
+static void ct_thread_fini(void *self, unsigned worker)
+{
+    ct_redis_thread_fini(self, worker);
 }
 
 static const struct sluice_plugin cost_tracker_plugin = {
@@ -350,6 +424,8 @@ static const struct sluice_plugin cost_tracker_plugin = {
     .req_state_size = sizeof(struct ct_req),
     .create = ct_create,
     .destroy = ct_destroy,
+    .thread_init = ct_thread_init,
+    .thread_fini = ct_thread_fini,
     .on_request = ct_on_request,
     .on_upstream_response = ct_on_upstream_response,
     .on_response = ct_on_response,

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../common/rl_backend.h"
 #include "ct_budget.h"
 #include "ct_ledger.h"
 #include "ct_prices.h"
@@ -34,6 +35,11 @@ struct ct_config {
     bool cost_header;
     bool batch_discount_for_batch_priority;
     int64_t max_scopes;
+    struct rl_backend_cfg store;
+};
+
+struct ct_worker {
+    struct pending *pending; /* Redis settlements awaiting their reply */
 };
 
 struct cost_tracker {
@@ -44,17 +50,30 @@ struct cost_tracker {
     size_t n_defs;
     struct ct_budgets budgets;
     struct ct_ledger *ledger; /* NULL: memory only */
+    struct rl_backend be;
+    struct ct_worker *workers;
     struct sluice_metric_vec *m_spend, *m_spend_upstream, *m_spend_user,
         *m_unknown, *m_refused, *m_downgraded, *m_crossed, *m_ratio;
     struct sluice_metric *m_ledger_errors, *m_orphaned, *m_requests;
 };
 
+enum ct_phase { CT_PH_NEW = 0, CT_PH_REDIS, CT_PH_DONE };
+
 /* Per request (req_state_size). */
 struct ct_req {
+    struct cost_tracker *ct;
     struct ct_entry *refs[CT_MAX_REFS];
     size_t n_refs;
     int64_t ledger_id;
+    int64_t ts_ms; /* admission: the windows the request counts in */
     uint64_t reserved;
+    struct rl_redis_call *call; /* reservation in flight */
+    sluice_wake_t ticket;
+    uint64_t mirror[CT_MAX_REFS]; /* spend Redis reported */
+    int redis_refused;            /* 1-based budget that refused */
+    uint8_t phase;
+    bool redis_fail;
+    bool via_redis;   /* the reservation is held in Redis */
     bool active;      /* holds a reservation */
     bool header_sent; /* x-sluice-cost went out with a stream's headers */
     char model[128];
@@ -77,6 +96,10 @@ size_t ct_status_json(void *self, char *buf, size_t cap);
  * budget every value has its own of. */
 void ct_health_name(const struct cost_tracker *ct, const struct ct_entry *e,
                     char *buf, size_t cap);
+
+/* cost_tracker.c: health + gauge of an entry; a crossing's log + metric. */
+void ct_publish(struct cost_tracker *ct, const struct ct_entry *e, int64_t now);
+void ct_crossed(struct cost_tracker *ct, const struct ct_crossing *c);
 
 /* ct_shared.c: one ledger per file per process, shared across reloads;
  * rows orphaned by an earlier process are recovered on first open. */

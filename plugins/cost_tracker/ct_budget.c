@@ -110,6 +110,22 @@ static double ratio(uint64_t spent, uint64_t limit)
     return limit ? (double)spent / (double)limit : 1.0;
 }
 
+size_t ct_crossings(const struct ct_budget_def *d, const struct ct_entry *e,
+                    uint64_t old, uint64_t now_spent, struct ct_crossing *out,
+                    size_t cap)
+{
+    size_t k = 0;
+    /* Crossed t%: old * 100 < t * limit <= new * 100, in 128 bits. */
+    for (size_t j = 0; j < d->n_thresholds && k < cap; j++) {
+        unsigned __int128 line = (unsigned __int128)d->limit * d->thresholds[j];
+        if ((unsigned __int128)old * 100 < line &&
+            line <= (unsigned __int128)now_spent * 100)
+            out[k++] = (struct ct_crossing){e, d->thresholds[j],
+                                            ratio(now_spent, d->limit)};
+    }
+    return k;
+}
+
 size_t ct_settle(struct ct_budgets *b, struct ct_entry *const *refs, size_t n,
                  uint64_t reserved, uint64_t actual, int64_t wall_ms,
                  struct ct_crossing *out, size_t cap)
@@ -123,18 +139,20 @@ size_t ct_settle(struct ct_budgets *b, struct ct_entry *const *refs, size_t n,
         roll(b, e, wall_ms);
         uint64_t old = e->spent;
         e->spent = ct_add_sat(e->spent, actual);
-        /* Crossed t%: old * 100 < t * limit <= new * 100, in 128 bits. */
-        for (size_t j = 0; j < d->n_thresholds; j++) {
-            unsigned __int128 line =
-                (unsigned __int128)d->limit * d->thresholds[j];
-            if ((unsigned __int128)old * 100 < line &&
-                line <= (unsigned __int128)e->spent * 100 && k < cap)
-                out[k++] = (struct ct_crossing){e, d->thresholds[j],
-                                                ratio(e->spent, d->limit)};
-        }
+        if (out)
+            k += ct_crossings(d, e, old, e->spent, out + k, cap - k);
     }
     pthread_mutex_unlock(&b->mu);
     return k;
+}
+
+void ct_budgets_mirror(struct ct_budgets *b, struct ct_entry *e, uint64_t spent,
+                       int64_t wall_ms)
+{
+    pthread_mutex_lock(&b->mu);
+    roll(b, e, wall_ms);
+    e->spent = spent;
+    pthread_mutex_unlock(&b->mu);
 }
 
 void ct_budgets_load(struct ct_budgets *b, struct ct_entry *e, uint64_t amount,

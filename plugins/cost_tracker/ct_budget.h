@@ -78,6 +78,14 @@ int ct_reserve(struct ct_budgets *b, struct ct_entry *const *refs, size_t n,
 size_t ct_settle(struct ct_budgets *b, struct ct_entry *const *refs, size_t n,
                  uint64_t reserved, uint64_t actual, int64_t wall_ms,
                  struct ct_crossing *out, size_t cap);
+/* Thresholds of d crossed by going from `old` to `now_spent`. */
+size_t ct_crossings(const struct ct_budget_def *d, const struct ct_entry *e,
+                    uint64_t old, uint64_t now_spent, struct ct_crossing *out,
+                    size_t cap);
+/* Sets the spend another store (Redis) reported for the window of
+ * wall_ms. */
+void ct_budgets_mirror(struct ct_budgets *b, struct ct_entry *e, uint64_t spent,
+                       int64_t wall_ms);
 /* Adds spend recorded in an earlier run (startup, from the ledger). */
 void ct_budgets_load(struct ct_budgets *b, struct ct_entry *e, uint64_t amount,
                      int64_t wall_ms);

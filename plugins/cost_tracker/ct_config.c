@@ -133,6 +133,7 @@ const struct sluice_cfg_field ct_config_fields[] = {
      .offset = OFF(max_scopes),
      .help = "most budget entries (budget x value) in memory; later values "
              "share the entry \"other\""},
+    RL_BACKEND_FIELDS(struct ct_config, store),
     {0},
 };
 

@@ -7,6 +7,7 @@
 
 #include "cost_tracker.h"
 #include "ct_money.h"
+#include "ct_redis.h"
 
 static const char *const l_spend[] = {"tenant", "model", "feature"};
 static const char *const l_upstream[] = {"upstream", "model"};
@@ -139,6 +140,17 @@ int ct_create(const struct sluice_host *h, const void *config,
     if (ct_setup(ct, err))
         goto fail;
     make_metrics(ct);
+    ct->workers = calloc(h->worker_count(h) ? h->worker_count(h) : 1,
+                         sizeof *ct->workers);
+    if (!ct->workers) {
+        snprintf(err->message, sizeof err->message, "out of memory");
+        goto fail;
+    }
+    /* Every cost_tracker shares its budget keys (they carry the budget's
+     * name): the default prefix is sluice:cost_tracker:budgets:. */
+    if (rl_backend_init(&ct->be, h, "cost_tracker", "cost_tracker", "budgets",
+                        &ct->cfg.store, ct_redis_scripts, 2, err))
+        goto fail;
     if (ct->cfg.ledger_path && *ct->cfg.ledger_path) {
         int64_t orphaned = 0;
         char msg[200];
@@ -156,7 +168,8 @@ int ct_create(const struct sluice_host *h, const void *config,
                    "ended mid-request, charged at their worst case",
                    (long long)orphaned);
         }
-        if (load_spend(ct, err))
+        /* With Redis the shared spend comes from Redis replies. */
+        if (!rl_backend_is_redis(&ct->be) && load_spend(ct, err))
             goto fail;
     }
     *self = ct;
@@ -173,6 +186,8 @@ void ct_destroy(void *self)
         return;
     if (ct->ledger)
         ct_shared_ledger_put(ct->ledger);
+    rl_backend_fini(&ct->be);
+    free(ct->workers);
     ct_teardown(ct);
     free(ct);
 }
@@ -230,8 +245,11 @@ size_t ct_status_json(void *self, char *buf, size_t cap)
     struct status_ctx s = {ct, buf, cap, 0, 0, ct->h->wall_ms(ct->h)};
     if (cap)
         buf[0] = '\0';
-    put(&s, "{\"ledger\":\"%s\",\"models_priced\":%zu,\"budgets\":[",
-        ct->ledger ? "sqlite" : "memory", ct->prices.n);
+    put(&s,
+        "{\"ledger\":\"%s\",\"backend\":\"%s\",\"models_priced\":%zu,"
+        "\"budgets\":[",
+        ct->ledger ? "sqlite" : "memory",
+        rl_backend_is_redis(&ct->be) ? "redis" : "local", ct->prices.n);
     ct_budgets_each(&ct->budgets, s.now, status_entry, &s);
     put(&s, "]}");
     return s.len;

@@ -110,6 +110,72 @@ def test_200_concurrent_never_overspend_a_budget_for_50(h):
     eq(b["reserved_usd"], "0", "every reservation settled")
 
 
+def test_two_instances_on_one_redis_share_the_budget(h):
+    from test_ratelimit import Redis
+    redis = Redis(h)
+    h.procs.append(type("P", (), {"stop": lambda self: redis.kill(), "stderr": lambda self: "",
+                                  "argv": ["redis-server"]})())
+    h.start_mock("--latency-ms", "300")
+    db0 = os.path.join(h.tmp, "a.sqlite")
+    h.start_gateway(h.config(pipeline=[ct(h, db0)]))
+    worst = worst_case(h)
+    h.gw.stop()
+    limit = 50 * worst
+    budget = {"name": "shared", "scope": "feature", "match": "load", "period": "daily",
+              "limit_usd": "%d.%012d" % divmod(limit, 10**12)}
+    gws, dbs = [], []
+    for name in ("a", "b"):
+        db = os.path.join(h.tmp, name + "-r.sqlite")
+        dbs.append(db)
+        cfg = h.config(pipeline=[ct(h, db, budgets=[budget], backend="redis",
+                                    redis_url=redis.url(), redis_timeout_ms=2000,
+                                    on_redis_error="closed")])
+        h.start_gateway(path=h.write_config(cfg, name + ".json"))
+        gws.append(h.gw)
+    h.mock_config(completion_tokens=20)
+    results = [None] * 200
+    barrier = threading.Barrier(200)
+
+    def one(i):
+        barrier.wait()
+        results[i] = harness.request(gws[i % 2].port, "POST", "/v1/chat/completions",
+                                     {"model": "gpt-4o", "max_tokens": 20,
+                                      "messages": [{"role": "user", "content": BODY_TEXT}]},
+                                     {"x-sluice-feature": "load"})
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = [r for r in results if r.status == 200]
+    refused = [r for r in results if r.status != 200]
+    spent = sum(ledger(db, "select coalesce(sum(cost_pico),0) from ledger where feature='load'")[0][0]
+                for db in dbs)
+    per = [sum(1 for i, r in enumerate(results) if r.status == 200 and i % 2 == k) for k in (0, 1)]
+    print("  two instances on one Redis: %d admitted (%d + %d), %d refused, spent %d of %d pico-USD"
+          % (len(ok), per[0], per[1], len(refused), spent, limit))
+    check(spent <= limit, "spend %d exceeds the shared budget %d" % (spent, limit))
+    check(len(ok) >= 50, "the shared budget admits at least 50: %d" % len(ok))
+    # Each instance alone would admit 50: together they admit 50 (plus what
+    # early settlements free), so each saw the other's reservations.
+    check(len(ok) < 60, "the instances share one budget: %d admitted" % len(ok))
+    for r in refused:
+        eq(r.status, 429, r.body)
+        eq(r.json()["error"]["code"], "budget_exceeded")
+    # Redis holds the spend both ledgers add up to.
+    import subprocess
+    out = subprocess.run(["redis-cli", "-p", str(redis.port), "--scan", "--pattern", "*{cost}:shared:load:*"],
+                         capture_output=True, text=True).stdout.split()
+    eq(len(out), 1, "one key for the budget window")
+    s = subprocess.run(["redis-cli", "-p", str(redis.port), "hget", out[0], "s"],
+                       capture_output=True, text=True).stdout.strip()
+    r = subprocess.run(["redis-cli", "-p", str(redis.port), "hget", out[0], "r"],
+                       capture_output=True, text=True).stdout.strip()
+    eq(int(s), spent, "Redis spend = sum of the two ledgers")
+    eq(int(r), 0, "no reservation left in Redis")
+
+
 def test_restart_keeps_the_spend_and_the_refusal(h):
     h.start_mock()
     db = os.path.join(h.tmp, "cost.sqlite")
