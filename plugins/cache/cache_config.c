@@ -65,6 +65,15 @@ static const struct sluice_cfg_field semantic_fields[] = {
      .max = 10000000,
      .offset = SEM(max_entries),
      .help = "vectors kept (each also needs its exact entry)"},
+    {.name = "ann_threshold",
+     .type = SLUICE_CFG_INT,
+     .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX,
+     .default_value = "4096",
+     .min = 0,
+     .max = 100000000,
+     .offset = SEM(ann_threshold),
+     .help = "a scope with this many vectors is searched by HNSW graph "
+             "instead of a scan (0: always scan)"},
     {0},
 };
 #undef SEM

@@ -18,6 +18,7 @@ struct cache_semantic_config {
     int64_t timeout_ns;
     int64_t max_text_bytes;
     int64_t max_entries;
+    int64_t ann_threshold;
 };
 
 struct cache_config {

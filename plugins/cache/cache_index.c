@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../common/keymap.h"
+#include "cache_hnsw.h"
 
 struct item {
     struct keymap_node node; /* by exact key */
@@ -19,14 +20,17 @@ struct item {
 struct scope {
     struct keymap_node node; /* by scope key */
     unsigned char key[CACHE_KEY_BYTES];
-    float *vecs; /* count rows of dim floats */
-    struct item **items;
-    size_t count, cap;
+    float *vecs;         /* rows of dim floats */
+    struct item **items; /* per row; NULL: a dead row (graph mode) */
+    size_t rows, cap;    /* rows in use (live and dead) */
+    size_t live;
+    struct cache_hnsw *graph; /* NULL: scanned */
 };
 
 struct cache_index {
-    size_t dim, max, count;
+    size_t dim, max, count, ann_threshold;
     struct keymap scopes, items;
+    uint64_t seed;
 };
 
 bool cache_vec_normalise(float *v, size_t n)
@@ -57,13 +61,16 @@ float cache_vec_dot(const float *a, const float *b, size_t n)
     return t;
 }
 
-struct cache_index *cache_index_new(size_t dimensions, size_t max_vectors)
+struct cache_index *cache_index_new(size_t dimensions, size_t max_vectors,
+                                    size_t ann_threshold)
 {
     struct cache_index *ix = calloc(1, sizeof *ix);
     if (!ix)
         return NULL;
     ix->dim = dimensions;
     ix->max = max_vectors;
+    ix->ann_threshold = ann_threshold;
+    ix->seed = 0x2545F4914F6CDD1Dull;
     size_t expect = max_vectors < (1u << 20) ? max_vectors : 1u << 20;
     if (keymap_init(&ix->items, expect)) {
         free(ix);
@@ -77,6 +84,16 @@ struct cache_index *cache_index_new(size_t dimensions, size_t max_vectors)
     return ix;
 }
 
+static void scope_free(struct scope *s)
+{
+    for (size_t i = 0; i < s->rows; i++)
+        free(s->items[i]);
+    cache_hnsw_free(s->graph);
+    free(s->vecs);
+    free(s->items);
+    free(s);
+}
+
 static int every(struct keymap_node *n, void *arg)
 {
     (void)n;
@@ -84,22 +101,17 @@ static int every(struct keymap_node *n, void *arg)
     return 1;
 }
 
-static void free_scope(struct keymap_node *n, void *arg)
+static void drop_scope(struct keymap_node *n, void *arg)
 {
-    struct scope *s = keymap_entry(n, struct scope, node);
     (void)arg;
-    for (size_t i = 0; i < s->count; i++)
-        free(s->items[i]);
-    free(s->vecs);
-    free(s->items);
-    free(s);
+    scope_free(keymap_entry(n, struct scope, node));
 }
 
 void cache_index_free(struct cache_index *ix)
 {
     if (!ix)
         return;
-    keymap_remove_if(&ix->scopes, every, free_scope, NULL);
+    keymap_remove_if(&ix->scopes, every, drop_scope, NULL);
     keymap_fini(&ix->scopes);
     keymap_fini(&ix->items);
     free(ix);
@@ -121,29 +133,38 @@ static struct item *find_item(const struct cache_index *ix,
     return n ? keymap_entry(n, struct item, node) : NULL;
 }
 
+static void forget_scope(struct cache_index *ix, struct scope *s)
+{
+    keymap_remove(&ix->scopes, &s->node);
+    scope_free(s);
+}
+
 bool cache_index_remove(struct cache_index *ix, const unsigned char *key)
 {
     struct item *it = find_item(ix, key);
     if (!it)
         return false;
     struct scope *s = it->scope;
-    size_t last = s->count - 1;
-    if (it->pos != last) { /* the last row moves into the hole */
-        memcpy(s->vecs + it->pos * ix->dim, s->vecs + last * ix->dim,
-               ix->dim * sizeof(float));
-        s->items[it->pos] = s->items[last];
-        s->items[it->pos]->pos = it->pos;
+    if (s->graph) { /* rows do not move under a graph: a dead row */
+        s->items[it->pos] = NULL;
+        cache_hnsw_mark_dead(s->graph, (uint32_t)it->pos);
+    } else {
+        size_t last = s->rows - 1;
+        if (it->pos != last) { /* the last row moves into the hole */
+            memcpy(s->vecs + it->pos * ix->dim, s->vecs + last * ix->dim,
+                   ix->dim * sizeof(float));
+            s->items[it->pos] = s->items[last];
+            s->items[it->pos]->pos = it->pos;
+        }
+        s->items[last] = NULL;
+        s->rows--;
     }
-    s->count--;
+    s->live--;
     keymap_remove(&ix->items, &it->node);
     free(it);
     ix->count--;
-    if (s->count == 0) {
-        keymap_remove(&ix->scopes, &s->node);
-        free(s->vecs);
-        free(s->items);
-        free(s);
-    }
+    if (s->live == 0)
+        forget_scope(ix, s);
     return true;
 }
 
@@ -165,7 +186,7 @@ static struct scope *get_scope(struct cache_index *ix, const unsigned char *key)
 
 static int grow(struct cache_index *ix, struct scope *s)
 {
-    if (s->count < s->cap)
+    if (s->rows < s->cap)
         return 0;
     size_t cap = s->cap ? s->cap * 2 : 8;
     float *v = realloc(s->vecs, cap * ix->dim * sizeof(float));
@@ -175,9 +196,23 @@ static int grow(struct cache_index *ix, struct scope *s)
     struct item **items = realloc(s->items, cap * sizeof *items);
     if (!items)
         return -1;
+    memset(items + s->cap, 0, (cap - s->cap) * sizeof *items);
     s->items = items;
     s->cap = cap;
     return 0;
+}
+
+/* The scope got big: link every row into a graph. */
+static void build_graph(struct cache_index *ix, struct scope *s)
+{
+    struct cache_hnsw_params p = {.seed = ix->seed++};
+    s->graph = cache_hnsw_new(ix->dim, (const float *const *)&s->vecs, &p);
+    for (size_t i = 0; s->graph && i < s->rows; i++) {
+        if (cache_hnsw_insert(s->graph, (uint32_t)i)) {
+            cache_hnsw_free(s->graph); /* no memory: keep scanning */
+            s->graph = NULL;
+        }
+    }
 }
 
 int cache_index_add(struct cache_index *ix, const unsigned char *scope,
@@ -187,45 +222,68 @@ int cache_index_add(struct cache_index *ix, const unsigned char *scope,
     cache_index_remove(ix, key);
     if (ix->count >= ix->max)
         return 1;
+    float *unit = malloc(ix->dim * sizeof *unit);
     struct item *it = malloc(sizeof *it + text_len + 1);
-    if (!it)
-        return -1;
-    struct scope *s = get_scope(ix, scope);
-    if (!s || grow(ix, s)) {
-        free(it);
-        if (s && s->count == 0) {
-            keymap_remove(&ix->scopes, &s->node);
-            free(s->vecs);
-            free(s->items);
-            free(s);
-        }
-        return -1;
-    }
-    float *row = s->vecs + s->count * ix->dim;
-    memcpy(row, vec, ix->dim * sizeof(float));
-    if (!cache_vec_normalise(row, ix->dim)) {
-        free(it);
-        if (s->count == 0) {
-            keymap_remove(&ix->scopes, &s->node);
-            free(s->vecs);
-            free(s->items);
-            free(s);
-        }
-        return -1;
-    }
+    struct scope *s = NULL;
+    int rc = -1;
+    if (!unit || !it)
+        goto out;
+    memcpy(unit, vec, ix->dim * sizeof *unit);
+    if (!cache_vec_normalise(unit, ix->dim) || !(s = get_scope(ix, scope)))
+        goto out;
+    size_t pos = s->rows;
+    uint32_t reuse = s->graph ? cache_hnsw_free_row(s->graph) : UINT32_MAX;
+    if (reuse != UINT32_MAX)
+        pos = reuse;
+    else if (grow(ix, s))
+        goto out;
+    memcpy(s->vecs + pos * ix->dim, unit, ix->dim * sizeof *unit);
+    if (s->graph && cache_hnsw_insert(s->graph, (uint32_t)pos))
+        goto out;
     memcpy(it->key, key, CACHE_KEY_BYTES);
     it->node.key = it->key;
     it->node.key_len = CACHE_KEY_BYTES;
     it->node.hash = keymap_hash(key, CACHE_KEY_BYTES);
     it->scope = s;
-    it->pos = s->count;
+    it->pos = pos;
     it->text_len = text_len;
     memcpy(it->text, text, text_len);
     it->text[text_len] = '\0';
-    s->items[s->count++] = it;
+    s->items[pos] = it;
+    if (pos == s->rows)
+        s->rows++;
+    s->live++;
     keymap_insert(&ix->items, &it->node);
     ix->count++;
-    return 0;
+    it = NULL;
+    rc = 0;
+    if (!s->graph && ix->ann_threshold && s->rows >= ix->ann_threshold)
+        build_graph(ix, s);
+out:
+    if (rc && s && s->live == 0)
+        forget_scope(ix, s);
+    free(unit);
+    free(it);
+    return rc;
+}
+
+/* Into the short top list, most similar first. */
+static void consider(struct cache_index_hit *out, size_t *n, size_t max,
+                     const struct item *it, float sim)
+{
+    if (*n < max)
+        (*n)++;
+    else if (sim <= out[max - 1].similarity)
+        return;
+    size_t at = *n - 1;
+    while (at > 0 && out[at - 1].similarity < sim) {
+        out[at] = out[at - 1];
+        at--;
+    }
+    memcpy(out[at].key, it->key, CACHE_KEY_BYTES);
+    out[at].similarity = sim;
+    out[at].text = it->text;
+    out[at].text_len = it->text_len;
 }
 
 size_t cache_index_search(const struct cache_index *ix,
@@ -233,29 +291,24 @@ size_t cache_index_search(const struct cache_index *ix,
                           float min_similarity, struct cache_index_hit *out,
                           size_t max)
 {
-    const struct scope *s = find_scope(ix, scope);
+    struct scope *s = find_scope(ix, scope);
     size_t n = 0;
     if (!s || !max)
         return 0;
-    for (size_t i = 0; i < s->count; i++) {
+    if (s->graph) {
+        uint32_t ids[64];
+        float sims[64];
+        size_t k =
+            cache_hnsw_search(s->graph, query, max < 64 ? max : 64, ids, sims);
+        for (size_t i = 0; i < k; i++)
+            if (sims[i] >= min_similarity && s->items[ids[i]])
+                consider(out, &n, max, s->items[ids[i]], sims[i]);
+        return n;
+    }
+    for (size_t i = 0; i < s->rows; i++) {
         float sim = cache_vec_dot(query, s->vecs + i * ix->dim, ix->dim);
-        if (!(sim >= min_similarity))
-            continue;
-        /* insertion into the short top list, most similar first */
-        if (n < max)
-            n++;
-        else if (sim <= out[max - 1].similarity)
-            continue;
-        size_t at = n - 1;
-        while (at > 0 && out[at - 1].similarity < sim) {
-            out[at] = out[at - 1];
-            at--;
-        }
-        const struct item *it = s->items[i];
-        memcpy(out[at].key, it->key, CACHE_KEY_BYTES);
-        out[at].similarity = sim;
-        out[at].text = it->text;
-        out[at].text_len = it->text_len;
+        if (sim >= min_similarity)
+            consider(out, &n, max, s->items[i], sim);
     }
     return n;
 }

@@ -2,10 +2,11 @@
  * model, system prompt, sampling parameters: cache_key_semantic), each
  * linked to the exact entry whose answer it stands for.
  *
- * Search is an exact scan of the query's scope (float dot products over
- * L2-normalised vectors, written so the compiler vectorises them): a scope
- * holds the questions one tenant asked one model under one system prompt,
- * which stays small in practice. Not thread-safe: the caller locks. */
+ * One interface, two ways to search a scope: an exact scan (float dot
+ * products over L2-normalised vectors, written so the compiler vectorises
+ * them) while the scope holds fewer than `ann_threshold` vectors, then an
+ * HNSW graph (cache_hnsw.c) built over the same rows, which stays with
+ * the scope. Not thread-safe: the caller locks. */
 #ifndef SLUICE_CACHE_INDEX_H
 #define SLUICE_CACHE_INDEX_H
 
@@ -23,7 +24,10 @@ struct cache_index_hit {
     size_t text_len;
 };
 
-struct cache_index *cache_index_new(size_t dimensions, size_t max_vectors);
+/* ann_threshold: vectors in one scope from which it is searched by graph
+ * (0: always scanned). */
+struct cache_index *cache_index_new(size_t dimensions, size_t max_vectors,
+                                    size_t ann_threshold);
 void cache_index_free(struct cache_index *ix);
 
 /* Adds (or replaces) the vector for exact key `key`. `vec` has the index's

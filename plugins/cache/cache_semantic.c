@@ -59,7 +59,8 @@ struct cache_sem *cache_sem_new(const struct sluice_host *h,
     }
     struct cache_sem *s = calloc(1, sizeof *s);
     if (!s || !(s->ix = cache_index_new((size_t)cfg->dimensions,
-                                        (size_t)cfg->max_entries))) {
+                                        (size_t)cfg->max_entries,
+                                        (size_t)cfg->ann_threshold))) {
         free(s);
         snprintf(err->message, sizeof err->message, "out of memory");
         return NULL;

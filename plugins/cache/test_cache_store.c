@@ -157,7 +157,7 @@ static void test_index_scopes_and_order(void **unused)
 {
     (void)unused;
     enum { DIM = 16 };
-    struct cache_index *ix = cache_index_new(DIM, 100);
+    struct cache_index *ix = cache_index_new(DIM, 100, 0);
     unsigned char s1[16] = {1}, s2[16] = {2}, k[16];
     float v[DIM], q[DIM];
     for (int i = 0; i < 5; i++) {
@@ -204,7 +204,7 @@ static void test_index_full_and_zero(void **unused)
 {
     (void)unused;
     enum { DIM = 8 };
-    struct cache_index *ix = cache_index_new(DIM, 2);
+    struct cache_index *ix = cache_index_new(DIM, 2, 0);
     unsigned char s[16] = {1}, k[16];
     float v[DIM] = {1}, zero[DIM] = {0};
     key(k, 1);
@@ -220,6 +220,63 @@ static void test_index_full_and_zero(void **unused)
     cache_index_free(ix);
 }
 
+/* Above the threshold the scope is searched by graph: near-duplicates of
+ * stored vectors are found as the scan finds them, dead rows are never
+ * returned and are reused, and the graph survives heavy churn. */
+static void test_index_graph(void **unused)
+{
+    (void)unused;
+    enum { DIM = 32, N = 3000 };
+    struct cache_index *g = cache_index_new(DIM, 10 * N, 64);
+    struct cache_index *scan = cache_index_new(DIM, 10 * N, 0);
+    unsigned char s[16] = {7}, k[16];
+    static float v[N][DIM];
+    uint64_t x = 12345;
+    for (int i = 0; i < N; i++) {
+        for (int d = 0; d < DIM; d++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            v[i][d] = (float)((int64_t)(x >> 40) % 1000) / 1000.0f;
+        }
+        cache_vec_normalise(v[i], DIM);
+        key(k, i);
+        assert_int_equal(cache_index_add(g, s, k, v[i], "p", 1), 0);
+        assert_int_equal(cache_index_add(scan, s, k, v[i], "p", 1), 0);
+    }
+    /* churn: delete every third vector, re-add half of them */
+    for (int i = 0; i < N; i += 3) {
+        key(k, i);
+        assert_true(cache_index_remove(g, k));
+        assert_true(cache_index_remove(scan, k));
+    }
+    for (int i = 0; i < N; i += 6) {
+        key(k, i);
+        assert_int_equal(cache_index_add(g, s, k, v[i], "p", 1), 0);
+        assert_int_equal(cache_index_add(scan, s, k, v[i], "p", 1), 0);
+    }
+    assert_int_equal(cache_index_count(g), cache_index_count(scan));
+    int agree = 0, total = 0;
+    struct cache_index_hit hg[8], hs[8];
+    for (int i = 0; i < N; i += 7) {
+        float q[DIM];
+        for (int d = 0; d < DIM; d++)
+            q[d] = v[i][d] + (d % 2 ? 0.01f : -0.01f);
+        cache_vec_normalise(q, DIM);
+        size_t ng = cache_index_search(g, s, q, 0.0f, hg, 1);
+        size_t ns = cache_index_search(scan, s, q, 0.0f, hs, 1);
+        assert_int_equal(ng, 1);
+        assert_int_equal(ns, 1);
+        int id;
+        memcpy(&id, hg[0].key, sizeof id);
+        assert_true(id % 3 != 0 || id % 6 == 0); /* never a deleted one */
+        agree += memcmp(hg[0].key, hs[0].key, 16) == 0;
+        total++;
+    }
+    print_message("recall@1 %d/%d\n", agree, total);
+    assert_true(agree * 100 >= total * 99); /* recall@1 >= 0.99 */
+    cache_index_free(g);
+    cache_index_free(scan);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_reference_outlives_eviction),
         cmocka_unit_test(test_index_scopes_and_order),
         cmocka_unit_test(test_index_full_and_zero),
+        cmocka_unit_test(test_index_graph),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -207,6 +207,21 @@ def test_semantic_hits_near_duplicates_only(h):
     eq(cache_header(r), "miss")
 
 
+def test_semantic_hits_through_the_graph(h):
+    """Above semantic.ann_threshold a scope is searched by its HNSW graph:
+    the same hits and misses as the scan."""
+    start(h, {"semantic": {"upstream": "mock", "ann_threshold": 2}})
+    for q in ("What is the capital of France?", "How do I reset my password?",
+              "Explain how photosynthesis works.", "Why is the sky blue?"):
+        eq(cache_header(ask(h, q)), "miss")
+    near = ask(h, "why is the sky blue")
+    eq(cache_header(near), "hit-semantic")
+    eq(near.json()["choices"][0]["message"]["content"],
+       ask(h, "Why is the sky blue?").json()["choices"][0]["message"]["content"])
+    eq(cache_header(ask(h, "What is the capital of Germany?")), "miss")
+    eq(upstream_chats(h), 5)
+
+
 LOOSE = {"semantic": {"upstream": "mock", "threshold": 0.6}}
 
 
