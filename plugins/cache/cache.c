@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "cache_semantic.h"
+#include "cache_snapshot.h"
 
 #define NS_PER_MS 1000000ull
 
@@ -255,6 +256,40 @@ static void sweep(void *arg, unsigned worker)
     publish_sizes(c);
 }
 
+static void save_snapshot(struct cache *c)
+{
+    const struct sluice_host *h = c->host;
+    char err[256];
+    if (cache_snapshot_write(&c->store, c->snapshot_path, c->rules.seed,
+                             h->now_ns(h), h->wall_ms(h), err, sizeof err))
+        h->log(h, SLUICE_LOG_WARN, "cache snapshot not written: %s", err);
+}
+
+static void snapshot_tick(void *arg, unsigned worker)
+{
+    (void)worker;
+    save_snapshot(arg);
+}
+
+/* Before any key is made: a snapshot brings the seed its keys used. */
+static void load_snapshot(struct cache *c)
+{
+    const struct sluice_host *h = c->host;
+    char err[256];
+    size_t loaded = 0;
+    uint64_t seed = 0;
+    int rc =
+        cache_snapshot_load(&c->store, c->snapshot_path, &seed, h->now_ns(h),
+                            h->wall_ms(h), c->ttl_ns, &loaded, err, sizeof err);
+    if (rc == 0) {
+        c->rules.seed = seed;
+        h->log(h, SLUICE_LOG_INFO, "cache snapshot loaded: %zu answers from %s",
+               loaded, c->snapshot_path);
+    } else if (rc < 0) {
+        h->log(h, SLUICE_LOG_WARN, "cache snapshot ignored: %s", err);
+    }
+}
+
 static size_t cache_status_json(void *self, char *buf, size_t cap)
 {
     struct cache *c = self;
@@ -276,6 +311,8 @@ static void cache_destroy(void *self)
     struct cache *c = self;
     if (!c)
         return;
+    if (c->snapshot_path)
+        save_snapshot(c); /* shutdown or reload: no request runs now */
     cache_store_fini(&c->store);
     cache_sem_free(c->sem);
     free(c);
@@ -351,14 +388,23 @@ static int cache_create(const struct sluice_host *host, const void *config,
     }
     cache_store_on_drop(&c->store, on_drop, c);
     make_metrics(c);
+    if (cfg->snapshot.path && cfg->snapshot.path[0]) {
+        c->snapshot_path = cfg->snapshot.path;
+        load_snapshot(c);
+    }
     if (cfg->semantic.upstream && cfg->semantic.upstream[0] &&
         !(c->sem = cache_sem_new(host, &cfg->semantic, err))) {
+        c->snapshot_path = NULL; /* refused: leave the file as it was */
         cache_destroy(c);
         return -1;
     }
     if (SLUICE_HOST_HAS(host, timer_start)) {
         uint64_t ms = (uint64_t)cfg->sweep_interval_ns / NS_PER_MS;
         host->timer_start(host, 0, ms, ms, sweep, c, &c->sweep_timer);
+        ms = (uint64_t)cfg->snapshot.interval_ns / NS_PER_MS;
+        if (c->snapshot_path)
+            host->timer_start(host, 0, ms, ms, snapshot_tick, c,
+                              &c->snapshot_timer);
     }
     publish_sizes(c);
     *self = c;

@@ -26,7 +26,8 @@ struct cache {
     struct cache_finish_rules finish_rules;
     struct cache_store store;
     struct cache_sem *sem; /* NULL: no semantic layer */
-    sluice_timer_t sweep_timer;
+    sluice_timer_t sweep_timer, snapshot_timer;
+    const char *snapshot_path; /* NULL: no snapshots */
 
     struct sluice_metric *m_hit_exact, *m_hit_semantic, *m_miss;
     struct sluice_metric_vec *v_bypass;

@@ -78,6 +78,25 @@ static const struct sluice_cfg_field semantic_fields[] = {
 };
 #undef SEM
 
+#define SNAP(n) offsetof(struct cache_snapshot_config, n)
+static const struct sluice_cfg_field snapshot_fields[] = {
+    {.name = "path",
+     .type = SLUICE_CFG_STRING,
+     .default_value = "\"\"",
+     .offset = SNAP(path),
+     .help = "file the exact layer is saved to and loaded from; empty: none"},
+    {.name = "interval",
+     .type = SLUICE_CFG_DURATION,
+     .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX,
+     .default_value = "\"5m\"",
+     .min = 1,
+     .max = 86400,
+     .offset = SNAP(interval_ns),
+     .help = "how often the snapshot is written (and at shutdown)"},
+    {0},
+};
+#undef SNAP
+
 #define FIELD(n) offsetof(struct cache_config, n)
 const struct sluice_cfg_field cache_config_fields[] = {
     {.name = "scope",
@@ -162,6 +181,13 @@ const struct sluice_cfg_field cache_config_fields[] = {
      .help = "the semantic layer (off unless semantic.upstream is set)",
      .fields = semantic_fields,
      .size = sizeof(struct cache_semantic_config)},
+    {.name = "snapshot",
+     .type = SLUICE_CFG_OBJECT,
+     .default_value = "{}",
+     .offset = FIELD(snapshot),
+     .help = "save the exact layer to a file on a timer and at shutdown",
+     .fields = snapshot_fields,
+     .size = sizeof(struct cache_snapshot_config)},
     {0},
 };
 #undef FIELD

@@ -21,6 +21,11 @@ struct cache_semantic_config {
     int64_t ann_threshold;
 };
 
+struct cache_snapshot_config {
+    const char *path; /* "" = no snapshots */
+    int64_t interval_ns;
+};
+
 struct cache_config {
     int scope;
     int64_t ttl_ns;
@@ -33,6 +38,7 @@ struct cache_config {
     struct sluice_cfg_list finish_reasons; /* of const char * */
     int64_t sweep_interval_ns;
     struct cache_semantic_config semantic;
+    struct cache_snapshot_config snapshot;
 };
 
 extern const struct sluice_cfg_field cache_config_fields[];

@@ -10,8 +10,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cache_index.h"
+#include "cache_snapshot.h"
 #include "cache_store.h"
 
 #define SEC 1000000000ull
@@ -277,6 +279,77 @@ static void test_index_graph(void **unused)
     cache_index_free(scan);
 }
 
+static void test_snapshot_round_trip(void **unused)
+{
+    (void)unused;
+    char path[] = "/tmp/cache-snap-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    char err[256];
+    struct cache_store a, b;
+    assert_int_equal(cache_store_init(&a, 10, 1 << 20), 0);
+    put(&a, 1, 100, 10 * SEC, 60 * SEC);
+    put(&a, 2, 200, 10 * SEC, 5 * SEC);
+    /* written at monotonic 12 s = wall 1,000,000 ms */
+    assert_int_equal(
+        cache_snapshot_write(&a, path, 99, 12 * SEC, 1000000, err, sizeof err),
+        0);
+    /* loaded 2 s of wall time later by a process whose clock reads 500 s */
+    uint64_t seed = 0;
+    size_t loaded = 0;
+    assert_int_equal(cache_store_init(&b, 10, 1 << 20), 0);
+    assert_int_equal(cache_snapshot_load(&b, path, &seed, 500 * SEC, 1002000,
+                                         3600 * SEC, &loaded, err, sizeof err),
+                     0);
+    assert_int_equal(seed, 99);
+    assert_int_equal(loaded, 2);
+    unsigned char k[CACHE_KEY_BYTES];
+    key(k, 1);
+    struct cache_entry *e = cache_store_get(&b, k, 500 * SEC);
+    assert_non_null(e);
+    assert_int_equal(e->len, 100);
+    assert_memory_equal(e->body, "bbbb", 4);
+    cache_entry_unref(e);
+    /* entry 1 had 58 s left at the write, 56 s after the 2 s gap */
+    assert_true(has(&b, 1, 500 * SEC + 56 * SEC - 1));
+    assert_false(has(&b, 1, 500 * SEC + 56 * SEC));
+    /* entry 2 had 3 s left: 1 s after loading */
+    assert_false(has(&b, 2, 500 * SEC + 1 * SEC));
+    cache_store_fini(&b);
+
+    /* loaded after entry 2 expired on the wall clock: skipped */
+    assert_int_equal(cache_store_init(&b, 10, 1 << 20), 0);
+    assert_int_equal(cache_snapshot_load(&b, path, &seed, SEC, 1004000,
+                                         3600 * SEC, &loaded, err, sizeof err),
+                     0);
+    assert_int_equal(loaded, 1);
+    cache_store_fini(&b);
+
+    /* a torn file (cut short) and an altered byte are refused whole */
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 40, SEEK_SET);
+    fputc('X', f);
+    fclose(f);
+    assert_int_equal(cache_store_init(&b, 10, 1 << 20), 0);
+    assert_int_equal(cache_snapshot_load(&b, path, &seed, SEC, 1002000,
+                                         3600 * SEC, &loaded, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "checksum"));
+    assert_int_equal(loaded, 0);
+    assert_int_equal(truncate(path, 30), 0);
+    assert_int_equal(cache_snapshot_load(&b, path, &seed, SEC, 1002000,
+                                         3600 * SEC, &loaded, err, sizeof err),
+                     -1);
+    unlink(path);
+    assert_int_equal(cache_snapshot_load(&b, path, &seed, SEC, 1002000,
+                                         3600 * SEC, &loaded, err, sizeof err),
+                     1); /* no file yet */
+    cache_store_fini(&b);
+    cache_store_fini(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_index_scopes_and_order),
         cmocka_unit_test(test_index_full_and_zero),
         cmocka_unit_test(test_index_graph),
+        cmocka_unit_test(test_snapshot_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -222,6 +222,30 @@ def test_semantic_hits_through_the_graph(h):
     eq(upstream_chats(h), 5)
 
 
+def test_snapshot_survives_restart(h):
+    snap = os.path.join(h.tmp, "cache.snapshot")
+    start(h, {"snapshot": {"path": snap}})
+    first = ask(h, "remember me across restarts")
+    eq(cache_header(first), "miss")
+    h.gw.stop()  # SIGTERM: the snapshot is written at shutdown
+    check(os.path.exists(snap), "snapshot written")
+    check(not os.path.exists(snap + ".tmp"), "no temporary file left")
+    eq(os.stat(snap).st_mode & 0o777, 0o600)
+    h.start_gateway(h.config(pipeline=[{"plugin": "cache", "config": {"snapshot": {"path": snap}}}]))
+    again = ask(h, "remember me across restarts")
+    eq(cache_header(again), "hit-exact")
+    eq(again.json()["choices"], first.json()["choices"])
+    eq(upstream_chats(h), 1)
+    # A damaged snapshot is ignored (logged), never served.
+    h.gw.stop()
+    with open(snap, "r+b") as f:
+        f.seek(30)
+        f.write(b"\xff\xff")
+    h.start_gateway(h.config(pipeline=[{"plugin": "cache", "config": {"snapshot": {"path": snap}}}]))
+    eq(cache_header(ask(h, "remember me across restarts")), "miss")
+    eq(upstream_chats(h), 2)
+
+
 LOOSE = {"semantic": {"upstream": "mock", "threshold": 0.6}}
 
 
