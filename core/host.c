@@ -252,6 +252,18 @@ static int set_upstream(struct sluice_req *r, struct sluice_str name)
     return SLUICE_OK;
 }
 
+static int set_max_tokens(struct sluice_req *r, uint64_t max_tokens)
+{
+    if (!in_request_phase(r))
+        return SLUICE_EPHASE;
+    if (max_tokens == 0)
+        return SLUICE_EINVAL;
+    r->api.max_tokens = max_tokens;
+    r->max_tokens_set = true;
+    r->body_dirty = true;
+    return SLUICE_OK;
+}
+
 static int set_upstream_header(struct sluice_req *r, const char *name,
                                struct sluice_str value)
 {
@@ -477,6 +489,7 @@ void host_init(struct instance_host *ih, struct instance *inst,
     h->upstream_set_name = set_upstream;
     h->upstream_set_header = set_upstream_header;
     h->set_priority = set_priority;
+    h->upstream_set_max_tokens = set_max_tokens;
     h->resp_status = resp_status;
     h->resp_header = resp_header;
     h->resp_usage = resp_usage;

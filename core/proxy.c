@@ -78,6 +78,24 @@ static char *with_stream_usage(const char *body, size_t body_len, size_t *len)
     return out;
 }
 
+/* upstream_set_max_tokens: every length field the client used, or the
+ * endpoint's own when it used none. */
+static void set_max_tokens(json_t *body, enum api_kind kind, uint64_t n)
+{
+    static const char *const fields[] = {"max_tokens", "max_completion_tokens",
+                                         "max_output_tokens"};
+    bool set = false;
+    for (size_t i = 0; i < 3; i++)
+        if (json_object_get(body, fields[i])) {
+            json_object_set_new(body, fields[i], json_integer((json_int_t)n));
+            set = true;
+        }
+    if (!set)
+        json_object_set_new(
+            body, kind == API_RESPONSES ? "max_output_tokens" : "max_tokens",
+            json_integer((json_int_t)n));
+}
+
 /* The body to send: the client's bytes, unless the model was rewritten or
  * stream usage must be requested (so token accounting works for streams). */
 static char *upstream_body(struct sluice_req *r, size_t *len)
@@ -101,6 +119,8 @@ static char *upstream_body(struct sluice_req *r, size_t *len)
         return NULL;
     if (r->target_model)
         json_object_set_new(copy, "model", json_string(r->target_model));
+    if (r->max_tokens_set)
+        set_max_tokens(copy, r->kind, r->api.max_tokens);
     if (want_usage) {
         json_t *so = json_object_get(copy, "stream_options");
         json_t *fresh = json_is_object(so) ? json_copy(so) : json_object();

@@ -81,7 +81,8 @@ struct sluice_req {
     const struct upstream_config *upstream;
     const char *target_model; /* NULL = api.model */
     struct kv_list upstream_headers;
-    bool body_dirty; /* model rewritten etc.: re-serialise before sending */
+    bool body_dirty;     /* model rewritten etc.: re-serialise before sending */
+    bool max_tokens_set; /* upstream_set_max_tokens: api.max_tokens goes up */
     char *fallback_reason; /* set when a fallback served the request */
     size_t fallback_step;  /* next step in the model's fallback chain */
     const char *tags;      /* comma-joined policy tags, for logs */

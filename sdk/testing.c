@@ -103,6 +103,7 @@ struct sluice_req {
     uint64_t resume_after_ms;
     bool resumed;
     enum sluice_test_phase phase; /* which host calls are allowed */
+    uint64_t max_tokens_set;      /* upstream_set_max_tokens, 0: not called */
     sluice_wake_t ticket;
     _Atomic unsigned wakes;
     struct alloc_block *blocks;
@@ -489,6 +490,16 @@ static int set_model(struct sluice_req *r, struct sluice_str model)
     return SLUICE_OK;
 }
 
+static int set_max_tokens(struct sluice_req *r, uint64_t max_tokens)
+{
+    if (!in_request_phase(r))
+        return SLUICE_EPHASE;
+    if (max_tokens == 0)
+        return SLUICE_EINVAL;
+    r->api.max_tokens = r->max_tokens_set = max_tokens;
+    return SLUICE_OK;
+}
+
 static int set_upstream(struct sluice_req *r, struct sluice_str name)
 {
     const char *const *ups = r->t->upstreams;
@@ -754,6 +765,7 @@ struct sluice_test_host *sluice_test_host_new(void)
     h->req_target_model = r_target_model;
     h->upstream_set_model = set_model;
     h->upstream_set_name = set_upstream;
+    h->upstream_set_max_tokens = set_max_tokens;
     h->upstream_set_header = set_up_header;
     h->set_priority = set_priority;
     h->resp_status = resp_status;
@@ -1171,6 +1183,11 @@ const char *sluice_test_upstream_header(const struct sluice_req *r,
                                         const char *name)
 {
     return kv_get(&r->upstream_headers, name);
+}
+
+uint64_t sluice_test_upstream_max_tokens(const struct sluice_req *r)
+{
+    return r->max_tokens_set;
 }
 
 uint64_t sluice_test_resume_after_ms(const struct sluice_req *r)

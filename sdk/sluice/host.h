@@ -16,6 +16,7 @@
  *        upstream_count, upstream_name, upstream_model
  *   1.1  counter_vec, gauge_vec, histogram_vec, metric_with (labelled
  *        metrics with bounded cardinality)
+ *   1.1  upstream_set_max_tokens (clamp the answer's length)
  */
 #ifndef SLUICE_HOST_H
 #define SLUICE_HOST_H
@@ -503,6 +504,15 @@ struct sluice_host {
     struct sluice_metric *(*metric_with)(struct sluice_metric_vec *v,
                                          const char *const *values);
     /* ==== end of the 1.1 labelled-metrics members ==== */
+    /* ==== 1.1: the length of the answer ====
+     * Check with SLUICE_HOST_HAS(h, upstream_set_max_tokens) before use. */
+    /* on_request only. The upstream is asked for at most `max_tokens`
+     * output tokens: the body sent upstream carries it in every field the
+     * client used (max_tokens, max_completion_tokens, max_output_tokens),
+     * or in max_tokens (max_output_tokens on /v1/responses) when it used
+     * none. req_max_tokens() reads the new value from then on, so later
+     * plugins (budgets) reserve for it. SLUICE_EINVAL for 0. */
+    int (*upstream_set_max_tokens)(struct sluice_req *r, uint64_t max_tokens);
 };
 
 /* True when the host table carries `member` (for members added after 1.0). */

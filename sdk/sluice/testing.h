@@ -122,6 +122,8 @@ const char *sluice_test_resp_added_header(const struct sluice_req *r,
                                           const char *name);
 const char *sluice_test_upstream_header(const struct sluice_req *r,
                                         const char *name);
+/* What upstream_set_max_tokens() set; 0 when it was not called. */
+uint64_t sluice_test_upstream_max_tokens(const struct sluice_req *r);
 /* resume_after() delay, or UINT64_MAX when not requested. */
 uint64_t sluice_test_resume_after_ms(const struct sluice_req *r);
 /* Number of wake() calls with this request's ticket so far. */
