@@ -11,6 +11,7 @@
 
 #include "ct_money.h"
 #include "ct_redis.h"
+#include "ct_webhook.h"
 
 #define TEXT(s) ((struct ct_text){(s).ptr, (s).len})
 
@@ -305,7 +306,8 @@ void ct_publish(struct cost_tracker *ct, const struct ct_entry *e, int64_t now)
     ct->h->gauge_set(ct->h->metric_with(ct->m_ratio, lv), v.ratio);
 }
 
-void ct_crossed(struct cost_tracker *ct, const struct ct_crossing *c)
+void ct_crossed(struct cost_tracker *ct, unsigned worker,
+                const struct ct_crossing *c)
 {
     const struct ct_budget_def *d = &ct->defs[c->e->def];
     char pct[16];
@@ -317,6 +319,7 @@ void ct_crossed(struct cost_tracker *ct, const struct ct_crossing *c)
                d->scope == CT_SCOPE_GLOBAL ? "" : " for ",
                d->scope == CT_SCOPE_GLOBAL ? "" : c->e->value, c->percent,
                c->ratio);
+    ct_webhook_post(ct, worker, c, ct->h->wall_ms(ct->h));
 }
 
 static void ct_on_response(void *self, struct sluice_req *r, void *state)
@@ -378,7 +381,7 @@ static void ct_on_response(void *self, struct sluice_req *r, void *state)
     for (size_t i = 0; i < st->n_refs && !st->via_redis; i++)
         ct_publish(ct, st->refs[i], now);
     for (size_t i = 0; i < nc; i++)
-        ct_crossed(ct, &cross[i]);
+        ct_crossed(ct, h->req_worker(r), &cross[i]);
     if (ct->cfg.cost_header && !st->header_sent && status)
         add_cost_header(ct, r, cost, u.known ? "usage" : "reserved");
 }
@@ -411,6 +414,7 @@ static int ct_thread_init(void *self, unsigned worker)
 static void ct_thread_fini(void *self, unsigned worker)
 {
     ct_redis_thread_fini(self, worker);
+    ct_webhook_thread_fini(self, worker);
 }
 
 static const struct sluice_plugin cost_tracker_plugin = {

@@ -35,11 +35,16 @@ struct ct_config {
     bool cost_header;
     bool batch_discount_for_batch_priority;
     int64_t max_scopes;
+    const char *webhook_upstream;
+    const char *webhook_path;
+    int64_t webhook_retries;
+    int64_t webhook_retry_ms;
     struct rl_backend_cfg store;
 };
 
 struct ct_worker {
     struct pending *pending; /* Redis settlements awaiting their reply */
+    struct delivery *hooks;  /* webhook posts not delivered yet */
 };
 
 struct cost_tracker {
@@ -54,7 +59,8 @@ struct cost_tracker {
     struct ct_worker *workers;
     struct sluice_metric_vec *m_spend, *m_spend_upstream, *m_spend_user,
         *m_unknown, *m_refused, *m_downgraded, *m_crossed, *m_ratio;
-    struct sluice_metric *m_ledger_errors, *m_orphaned, *m_requests;
+    struct sluice_metric *m_ledger_errors, *m_orphaned, *m_requests,
+        *m_webhook_ok, *m_webhook_failed;
 };
 
 enum ct_phase { CT_PH_NEW = 0, CT_PH_REDIS, CT_PH_DONE };
@@ -99,7 +105,8 @@ void ct_health_name(const struct cost_tracker *ct, const struct ct_entry *e,
 
 /* cost_tracker.c: health + gauge of an entry; a crossing's log + metric. */
 void ct_publish(struct cost_tracker *ct, const struct ct_entry *e, int64_t now);
-void ct_crossed(struct cost_tracker *ct, const struct ct_crossing *c);
+void ct_crossed(struct cost_tracker *ct, unsigned worker,
+                const struct ct_crossing *c);
 
 /* ct_shared.c: one ledger per file per process, shared across reloads;
  * rows orphaned by an earlier process are recovered on first open. */

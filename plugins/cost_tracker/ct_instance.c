@@ -28,6 +28,12 @@ static void make_metrics(struct cost_tracker *ct)
     ct->m_orphaned = h->counter(
         h, "sluice_cost_tracker_ledger_orphaned_total",
         "reservations left by a process that died, charged at worst case");
+    ct->m_webhook_ok =
+        h->counter(h, "sluice_cost_tracker_webhook_delivered_total",
+                   "threshold crossings the webhook accepted (2xx)");
+    ct->m_webhook_failed =
+        h->counter(h, "sluice_cost_tracker_webhook_failed_total",
+                   "threshold crossings given up after the retries");
     if (!SLUICE_HOST_HAS(h, metric_with))
         return;
     ct->m_spend = h->counter_vec(

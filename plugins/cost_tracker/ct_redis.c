@@ -191,7 +191,7 @@ static void on_settle(void *arg, enum rl_redis_result res,
             ct_budgets_mirror(&ct->budgets, p->refs[k], now_spent, now);
             ct_publish(ct, p->refs[k], now);
             for (size_t j = 0; j < nc; j++)
-                ct_crossed(ct, &cross[j]);
+                ct_crossed(ct, p->worker, &cross[j]);
         }
     } else if (res != RL_REDIS_OK || !reply)
         rl_backend_count_error(&ct->be, p->worker);

@@ -502,6 +502,63 @@ static void test_ledger_keeps_spend_and_recovers_orphans(void **state)
     unlink(side);
 }
 
+static void test_webhook_posts_each_crossing_with_retries(void **state)
+{
+    struct fx x;
+    (void)state;
+    fx_open(&x, "{\"ledger_path\":\"\",\"webhook_upstream\":\"alerts\","
+                "\"webhook_retries\":2,\"webhook_retry_ms\":100,\"budgets\":[{"
+                "\"name\":\"w\",\"scope\":\"tenant\",\"period\":\"daily\","
+                "\"limit_usd\":\"0.001\",\"thresholds\":[50,100]}]}");
+    struct rq q = rq_new(&x, "gpt-4o", 10, false);
+    assert_int_equal(x.p->on_request(x.self, q.r, q.st), SLUICE_CONTINUE);
+    rq_answer(&x, &q, 0, 60); /* 0.0006 USD: crosses 50% only */
+    rq_end(&x, &q);
+    assert_int_equal(sluice_test_calls_pending(x.t), 1);
+    assert_string_equal(sluice_test_call_upstream(x.t, 0), "alerts");
+    assert_string_equal(sluice_test_call_path(x.t, 0), "/v1/budget-alerts");
+    const char *body = sluice_test_call_body(x.t, 0);
+    assert_non_null(strstr(body, "\"budget\":\"w\""));
+    assert_non_null(strstr(body, "\"value\":\"acme\""));
+    assert_non_null(strstr(body, "\"threshold\":50"));
+    /* A 500 is retried after webhook_retry_ms, then doubling. */
+    sluice_test_call_finish(x.t, 0, 500, SLUICE_OUTCOME_HTTP_ERROR, "");
+    assert_int_equal(sluice_test_calls_pending(x.t), 0);
+    sluice_test_clock_advance_ms(x.t, 99);
+    assert_int_equal(sluice_test_timers_run(x.t, 0), 0);
+    sluice_test_clock_advance_ms(x.t, 1);
+    assert_int_equal(sluice_test_timers_run(x.t, 0), 1);
+    assert_int_equal(sluice_test_calls_pending(x.t), 1);
+    sluice_test_call_finish(x.t, 0, 200, SLUICE_OUTCOME_OK, "{}");
+    assert_float_equal(
+        sluice_test_metric(x.t, "sluice_cost_tracker_webhook_delivered_total"),
+        1, 0);
+    /* The same line does not fire again; the next one does, and a
+     * receiver that keeps failing is given up after 1 + 2 attempts. */
+    q = rq_new(&x, "gpt-4o", 10, false);
+    assert_int_equal(x.p->on_request(x.self, q.r, q.st), SLUICE_CONTINUE);
+    rq_answer(&x, &q, 0, 10); /* 0.0007 */
+    rq_end(&x, &q);
+    assert_int_equal(sluice_test_calls_pending(x.t), 0);
+    q = rq_new(&x, "gpt-4o", 25, false); /* fits: 0.0007 + 250 + input */
+    assert_int_equal(x.p->on_request(x.self, q.r, q.st), SLUICE_CONTINUE);
+    rq_answer(&x, &q, 0, 30); /* 0.001: 100% */
+    rq_end(&x, &q);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sluice_test_calls_pending(x.t), 1);
+        assert_non_null(
+            strstr(sluice_test_call_body(x.t, 0), "\"threshold\":100"));
+        sluice_test_call_finish(x.t, 0, 503, SLUICE_OUTCOME_HTTP_ERROR, "");
+        sluice_test_clock_advance_ms(x.t, 1000);
+        sluice_test_timers_run(x.t, 0);
+    }
+    assert_int_equal(sluice_test_calls_pending(x.t), 0);
+    assert_float_equal(
+        sluice_test_metric(x.t, "sluice_cost_tracker_webhook_failed_total"), 1,
+        0);
+    sluice_test_host_free(x.t);
+}
+
 static void test_config_errors(void **state)
 {
     struct sluice_test_host *t = sluice_test_host_new();
@@ -539,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_downgrade_past_soft_threshold),
         cmocka_unit_test(test_unknown_model_counts_zero_with_warning),
         cmocka_unit_test(test_ledger_keeps_spend_and_recovers_orphans),
+        cmocka_unit_test(test_webhook_posts_each_crossing_with_retries),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

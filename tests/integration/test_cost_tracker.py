@@ -291,6 +291,54 @@ def test_streamed_and_plain_cost_the_same(h):
     check(rows[0][4] > 0)
 
 
+def test_threshold_crossings_reach_the_webhook_once_with_retries(h):
+    import http.server
+    import json
+    import time
+    got = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            got.append((self.path, body))
+            self.send_response(500 if len(got) == 1 else 200)  # the first one fails
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        h.start_mock()
+        db = os.path.join(h.tmp, "cost.sqlite")
+        cfg = h.config(pipeline=[ct(h, db, webhook_upstream="alerts", webhook_retry_ms=100,
+                                    budgets=[{"name": "hooked", "scope": "feature", "match": "w",
+                                              "period": "daily", "limit_usd": "0.001",
+                                              "thresholds": [50, 80]}])])
+        cfg["upstreams"].append({"name": "alerts", "base_url": "http://127.0.0.1:%d/hooks"
+                                 % srv.server_address[1], "models": ["no-model-goes-here"]})
+        h.start_gateway(cfg)
+        h.mock_config(completion_tokens=20)
+        statuses = [chat(h, feature="w").status for _ in range(8)]
+        check(429 in statuses, statuses)
+        deadline = time.time() + 10
+        while len(got) < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # nothing more may come
+        eq([p for p, _ in got], ["/hooks/budget-alerts"] * 3)
+        eq(sorted(b["threshold"] for _, b in got), [50, 50, 80], "50 retried once, each line posted once")
+        eq(got[0][1]["budget"], "hooked")
+        eq(got[0][1]["value"], "w")
+        eq(got[0][1]["limit_usd"], "0.001")
+        m = h.metrics()
+        eq([v for k, v in m.items() if k.startswith("sluice_cost_tracker_webhook_delivered_total")], [2.0])
+    finally:
+        srv.shutdown()
+
+
 def test_unknown_model_is_counted_not_silent(h):
     h.start_mock()
     db = os.path.join(h.tmp, "cost.sqlite")
