@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev \
 libevent-dev libcurl4-openssl-dev liblua5.4-dev libjansson-dev libhiredis-dev \
-libxxhash-dev zlib1g-dev libssl-dev libcmocka-dev libsqlite3-dev \
+libxxhash-dev zlib1g-dev libssl-dev libcmocka-dev libsqlite3-dev libpcre2-dev \
 redis-server nginx-light wrk curl python3 procps node-llhttp"
 missing=""
 for p in $PKGS; do

@@ -1,0 +1,89 @@
+/* The batch plugin's instance: config, state, and the pieces that share
+ * it (file routes, batch routes, the runner, rendering). */
+#ifndef BATCH_H
+#define BATCH_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sluice/host.h>
+
+#include "batch_db.h"
+
+struct batch_config {
+    const char *dir;
+    int64_t max_storage_bytes;
+    int64_t max_lines;
+    int64_t concurrency;
+    double max_rps;
+    int64_t max_attempts;
+    int64_t backoff_base_ns;
+    int64_t backoff_max_ns;
+    int64_t tick_ns;
+    int64_t worker;
+};
+
+/* What the admin status shows of one running batch (runner-owned, read
+ * under progress_mu). */
+struct batch_progress {
+    char id[40];
+    char tenant[128];
+    char status[16];
+    int64_t total, completed, failed, inflight;
+    int64_t prompt_tokens, completion_tokens;
+    int64_t started_ms, done_since_start;
+};
+#define BATCH_MAX_ACTIVE 64
+
+struct batch_runner;
+
+struct batch {
+    const struct sluice_host *h;
+    const struct batch_config *cfg;
+    struct batch_db *db;
+    pthread_mutex_t upload_mu; /* storage cap check + insert */
+    struct batch_runner *runner;
+    pthread_mutex_t progress_mu;
+    struct batch_progress progress[BATCH_MAX_ACTIVE];
+    int n_progress;
+    struct sluice_metric *m_lines_done, *m_lines_failed, *m_lines_retried;
+    struct sluice_metric *m_active, *m_inflight, *m_uploads, *m_rejected;
+};
+
+/* ---- routes (batch_files.c, batch_batches.c) ---- */
+int batch_files_routes(struct batch *b);
+int batch_batches_routes(struct batch *b);
+
+/* ---- the runner (batch_runner.c): worker `cfg->worker` only ---- */
+struct batch_runner *batch_runner_new(struct batch *b);
+void batch_runner_free(struct batch_runner *rn);
+int batch_runner_start(struct batch_runner *rn);
+/* The instance leaves the worker: answers still coming are stored but
+ * send nothing more. */
+void batch_runner_stop(struct batch_runner *rn);
+
+/* ---- helpers shared by the routes (batch_http.c) ---- */
+/* The caller's tenant ("default" when auth is off), copied into out. */
+void batch_tenant(const struct batch *b, const struct sluice_req *r, char *out,
+                  size_t cap);
+/* Value of `name` in the query string, decoded; false when absent. */
+bool batch_query(const struct batch *b, const struct sluice_req *r,
+                 const char *name, char *out, size_t cap);
+/* The path segment after `prefix` up to the next '/', into out; *rest
+ * points at what follows (may be ""). False when empty or too long. */
+bool batch_path_id(const struct batch *b, const struct sluice_req *r,
+                   const char *prefix, char *out, size_t cap,
+                   const char **rest);
+enum sluice_action batch_json_reply(const struct batch *b, struct sluice_req *r,
+                                    int status,
+                                    void *json /* json_t *, stolen */);
+enum sluice_action batch_error(const struct batch *b, struct sluice_req *r,
+                               int status, const char *param, const char *code,
+                               const char *message);
+
+/* ---- rendering (batch_render.c); return json_t * ---- */
+void *batch_render_file(const struct batch_file_row *f);
+void *batch_render_batch(const struct batch_row *b);
+
+#endif

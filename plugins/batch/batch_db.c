@@ -1,0 +1,645 @@
+/* SQLite state of the batch plugin (see batch_db.h). Statements are
+ * prepared per call: the hot path is one claim per tick and one result
+ * per line, far below SQLite's prepare cost ceiling. A mutex makes each
+ * multi-statement transaction atomic against the other threads. */
+#include "batch_db.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct batch_db {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+};
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=FULL;"
+    "CREATE TABLE IF NOT EXISTS files("
+    " id TEXT PRIMARY KEY, tenant TEXT NOT NULL, purpose TEXT NOT NULL,"
+    " filename TEXT NOT NULL, bytes INTEGER NOT NULL,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS batches("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL,"
+    " tenant TEXT NOT NULL, user TEXT, tier TEXT, key TEXT,"
+    " input_file_id TEXT NOT NULL, endpoint TEXT NOT NULL,"
+    " completion_window TEXT NOT NULL, status TEXT NOT NULL,"
+    " output_file_id TEXT, error_file_id TEXT,"
+    " created_at INTEGER, in_progress_at INTEGER, finalizing_at INTEGER,"
+    " completed_at INTEGER, failed_at INTEGER, expired_at INTEGER,"
+    " cancelling_at INTEGER, cancelled_at INTEGER, expires_at INTEGER,"
+    " metadata TEXT, errors TEXT, total INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS lines("
+    " batch_id TEXT NOT NULL, idx INTEGER NOT NULL,"
+    " custom_id TEXT NOT NULL, body TEXT NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_ms INTEGER NOT NULL DEFAULT 0, owner_pid INTEGER,"
+    " status INTEGER, request_id TEXT, result TEXT, last_error TEXT,"
+    " prompt_tokens INTEGER DEFAULT 0, completion_tokens INTEGER DEFAULT 0,"
+    " PRIMARY KEY(batch_id, idx));"
+    "CREATE INDEX IF NOT EXISTS lines_due ON lines(batch_id, state, next_ms);";
+
+struct batch_db *batch_db_open(const char *path, char *err, size_t errlen)
+{
+    struct batch_db *d = calloc(1, sizeof *d);
+    char *msg = NULL;
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&d->mu, NULL);
+    if (sqlite3_open_v2(path, &d->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                            SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(d->db, 5000) != SQLITE_OK ||
+        sqlite3_exec(d->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path,
+                 msg ? msg : sqlite3_errmsg(d->db));
+        sqlite3_free(msg);
+        batch_db_close(d);
+        return NULL;
+    }
+    return d;
+}
+
+void batch_db_close(struct batch_db *d)
+{
+    if (!d)
+        return;
+    sqlite3_close(d->db);
+    pthread_mutex_destroy(&d->mu);
+    free(d);
+}
+
+static sqlite3_stmt *prep(struct batch_db *d, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(d->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return NULL;
+    return s;
+}
+
+static void bind_texts(sqlite3_stmt *s, int from, const char *const *v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (v[i])
+            sqlite3_bind_text(s, from + i, v[i], -1, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_null(s, from + i);
+    }
+}
+
+/* Runs a statement to completion; 0 ok, -1 error. */
+static int run(sqlite3_stmt *s)
+{
+    if (!s)
+        return -1;
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+static int exec(struct batch_db *d, const char *sql)
+{
+    return sqlite3_exec(d->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+static void col_copy(sqlite3_stmt *s, int c, char *dst, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(s, c);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+static char *col_dup(sqlite3_stmt *s, int c)
+{
+    const unsigned char *t = sqlite3_column_text(s, c);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+int64_t batch_db_recover(struct batch_db *d, int64_t pid)
+{
+    sqlite3_stmt *s = prep(d, "UPDATE lines SET state=0 WHERE state=1 AND "
+                              "(owner_pid IS NULL OR owner_pid<>?)");
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, pid);
+    pthread_mutex_lock(&d->mu);
+    int rc = run(s);
+    int64_t n = rc == 0 ? sqlite3_changes(d->db) : -1;
+    pthread_mutex_unlock(&d->mu);
+    return n;
+}
+
+/* ---- files ---- */
+
+int batch_db_file_insert(struct batch_db *d, const struct batch_file_row *f)
+{
+    sqlite3_stmt *s = prep(d, "INSERT OR REPLACE INTO files(id,tenant,purpose,"
+                              "filename,bytes,created_at) VALUES(?,?,?,?,?,?)");
+    if (!s)
+        return -1;
+    const char *t[] = {f->id, f->tenant, f->purpose, f->filename};
+    bind_texts(s, 1, t, 4);
+    sqlite3_bind_int64(s, 5, f->bytes);
+    sqlite3_bind_int64(s, 6, f->created_at);
+    return run(s);
+}
+
+static void file_from_row(sqlite3_stmt *s, struct batch_file_row *out)
+{
+    col_copy(s, 0, out->id, sizeof out->id);
+    col_copy(s, 1, out->tenant, sizeof out->tenant);
+    col_copy(s, 2, out->purpose, sizeof out->purpose);
+    col_copy(s, 3, out->filename, sizeof out->filename);
+    out->bytes = sqlite3_column_int64(s, 4);
+    out->created_at = sqlite3_column_int64(s, 5);
+}
+
+int batch_db_file_get(struct batch_db *d, const char *id, const char *tenant,
+                      struct batch_file_row *out)
+{
+    sqlite3_stmt *s = prep(d, "SELECT id,tenant,purpose,filename,bytes,"
+                              "created_at FROM files WHERE id=? AND tenant=?");
+    if (!s)
+        return -1;
+    const char *t[] = {id, tenant};
+    bind_texts(s, 1, t, 2);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        file_from_row(s, out);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
+}
+
+int batch_db_file_delete(struct batch_db *d, const char *id, const char *tenant)
+{
+    sqlite3_stmt *s = prep(d, "DELETE FROM files WHERE id=? AND tenant=?");
+    if (!s)
+        return -1;
+    const char *t[] = {id, tenant};
+    bind_texts(s, 1, t, 2);
+    pthread_mutex_lock(&d->mu);
+    int rc = run(s);
+    int changed = sqlite3_changes(d->db);
+    pthread_mutex_unlock(&d->mu);
+    return rc < 0 ? -1 : changed ? 0 : 1;
+}
+
+int64_t batch_db_bytes_stored(struct batch_db *d)
+{
+    sqlite3_stmt *s = prep(d, "SELECT COALESCE(SUM(bytes),0) FROM files");
+    if (!s)
+        return -1;
+    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_finalize(s);
+    return v;
+}
+
+int batch_db_file_list(struct batch_db *d, const char *tenant,
+                       struct batch_file_row *out, int max)
+{
+    sqlite3_stmt *s = prep(d, "SELECT id,tenant,purpose,filename,bytes,"
+                              "created_at FROM files WHERE tenant=? "
+                              "ORDER BY created_at DESC, id LIMIT ?");
+    if (!s)
+        return -1;
+    bind_texts(s, 1, &tenant, 1);
+    sqlite3_bind_int(s, 2, max);
+    int n = 0;
+    while (n < max && sqlite3_step(s) == SQLITE_ROW)
+        file_from_row(s, &out[n++]);
+    sqlite3_finalize(s);
+    return n;
+}
+
+/* ---- batches ---- */
+
+void batch_row_clear(struct batch_row *b)
+{
+    free(b->metadata);
+    free(b->errors);
+    b->metadata = b->errors = NULL;
+}
+
+int batch_db_batch_insert(struct batch_db *d, const struct batch_row *b)
+{
+    sqlite3_stmt *s = prep(
+        d, "INSERT INTO batches(id,tenant,user,tier,key,input_file_id,"
+           "endpoint,completion_window,status,metadata,created_at,expires_at)"
+           " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
+    if (!s)
+        return -1;
+    const char *t[] = {
+        b->id,     b->tenant,        b->user,     b->tier,
+        b->key,    b->input_file_id, b->endpoint, b->completion_window,
+        b->status, b->metadata};
+    bind_texts(s, 1, t, 10);
+    sqlite3_bind_int64(s, 11, b->created_at);
+    sqlite3_bind_int64(s, 12, b->expires_at);
+    return run(s);
+}
+
+#define BATCH_COLS                                                             \
+    "b.id,b.tenant,b.user,b.tier,b.key,b.input_file_id,b.endpoint,"            \
+    "b.completion_window,b.status,b.output_file_id,b.error_file_id,"           \
+    "b.created_at,b.in_progress_at,b.finalizing_at,b.completed_at,"            \
+    "b.failed_at,b.expired_at,b.cancelling_at,b.cancelled_at,b.expires_at,"    \
+    "b.metadata,b.errors,b.total,"                                             \
+    "(SELECT COUNT(*) FROM lines l WHERE l.batch_id=b.id AND l.state=2),"      \
+    "(SELECT COUNT(*) FROM lines l WHERE l.batch_id=b.id AND l.state=3),"      \
+    "(SELECT COALESCE(SUM(prompt_tokens),0) FROM lines l WHERE "               \
+    "l.batch_id=b.id),"                                                        \
+    "(SELECT COALESCE(SUM(completion_tokens),0) FROM lines l WHERE "           \
+    "l.batch_id=b.id)"
+
+static void batch_from_row(sqlite3_stmt *s, struct batch_row *b)
+{
+    memset(b, 0, sizeof *b);
+    col_copy(s, 0, b->id, sizeof b->id);
+    col_copy(s, 1, b->tenant, sizeof b->tenant);
+    col_copy(s, 2, b->user, sizeof b->user);
+    col_copy(s, 3, b->tier, sizeof b->tier);
+    col_copy(s, 4, b->key, sizeof b->key);
+    col_copy(s, 5, b->input_file_id, sizeof b->input_file_id);
+    col_copy(s, 6, b->endpoint, sizeof b->endpoint);
+    col_copy(s, 7, b->completion_window, sizeof b->completion_window);
+    col_copy(s, 8, b->status, sizeof b->status);
+    col_copy(s, 9, b->output_file_id, sizeof b->output_file_id);
+    col_copy(s, 10, b->error_file_id, sizeof b->error_file_id);
+    int64_t *ts[] = {&b->created_at,    &b->in_progress_at, &b->finalizing_at,
+                     &b->completed_at,  &b->failed_at,      &b->expired_at,
+                     &b->cancelling_at, &b->cancelled_at,   &b->expires_at};
+    for (int i = 0; i < 9; i++)
+        *ts[i] = sqlite3_column_int64(s, 11 + i);
+    b->metadata = col_dup(s, 20);
+    b->errors = col_dup(s, 21);
+    b->total = sqlite3_column_int64(s, 22);
+    b->completed = sqlite3_column_int64(s, 23);
+    b->failed = sqlite3_column_int64(s, 24);
+    b->prompt_tokens = sqlite3_column_int64(s, 25);
+    b->completion_tokens = sqlite3_column_int64(s, 26);
+}
+
+#define BATCH_COLS_LIGHT                                                       \
+    "b.id,b.tenant,b.user,b.tier,b.key,b.input_file_id,b.endpoint,"            \
+    "b.completion_window,b.status,b.output_file_id,b.error_file_id,"           \
+    "b.created_at,b.in_progress_at,b.finalizing_at,b.completed_at,"            \
+    "b.failed_at,b.expired_at,b.cancelling_at,b.cancelled_at,b.expires_at,"    \
+    "NULL,NULL,b.total,0,0,0,0"
+
+int batch_db_batch_state(struct batch_db *d, const char *id,
+                         struct batch_row *out)
+{
+    sqlite3_stmt *s =
+        prep(d, "SELECT " BATCH_COLS_LIGHT " FROM batches b WHERE b.id=?");
+    if (!s)
+        return -1;
+    bind_texts(s, 1, &id, 1);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        batch_from_row(s, out);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
+}
+
+int batch_db_batch_get(struct batch_db *d, const char *id, const char *tenant,
+                       struct batch_row *out)
+{
+    sqlite3_stmt *s =
+        prep(d, tenant ? "SELECT " BATCH_COLS
+                         " FROM batches b WHERE b.id=? AND b.tenant=?"
+                       : "SELECT " BATCH_COLS " FROM batches b WHERE b.id=?");
+    if (!s)
+        return -1;
+    const char *t[] = {id, tenant};
+    bind_texts(s, 1, t, tenant ? 2 : 1);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        batch_from_row(s, out);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
+}
+
+int batch_db_batch_list(struct batch_db *d, const char *tenant,
+                        const char *after, struct batch_row *out, int max,
+                        int *more)
+{
+    sqlite3_stmt *s = prep(
+        d, "SELECT " BATCH_COLS " FROM batches b WHERE b.tenant=?1 AND "
+           "(?2 IS NULL OR b.seq < (SELECT seq FROM batches WHERE id=?2 AND "
+           "tenant=?1)) ORDER BY b.seq DESC LIMIT ?3");
+    if (!s)
+        return -1;
+    const char *t[] = {tenant, after};
+    bind_texts(s, 1, t, 2);
+    sqlite3_bind_int(s, 3, max + 1);
+    int n = 0;
+    *more = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        if (n == max) {
+            *more = 1;
+            break;
+        }
+        batch_from_row(s, &out[n++]);
+    }
+    sqlite3_finalize(s);
+    return n;
+}
+
+int batch_db_batch_active(struct batch_db *d, char (*ids)[40], int max)
+{
+    sqlite3_stmt *s = prep(
+        d, "SELECT id FROM batches WHERE status IN ('validating',"
+           "'in_progress','finalizing','cancelling') ORDER BY seq LIMIT ?");
+    if (!s)
+        return -1;
+    sqlite3_bind_int(s, 1, max);
+    int n = 0;
+    while (n < max && sqlite3_step(s) == SQLITE_ROW)
+        col_copy(s, 0, ids[n++], 40);
+    sqlite3_finalize(s);
+    return n;
+}
+
+/* The timestamp column of a status, or NULL (validating has none). */
+static const char *stamp_col(const char *status)
+{
+    static const char *const known[] = {
+        "in_progress", "finalizing", "completed", "failed",
+        "expired",     "cancelling", "cancelled", NULL};
+    for (int i = 0; known[i]; i++)
+        if (strcmp(status, known[i]) == 0)
+            return known[i];
+    return NULL;
+}
+
+int batch_db_batch_move(struct batch_db *d, const char *id, const char *from,
+                        const char *status, int64_t now_s)
+{
+    char sql[200];
+    const char *col = stamp_col(status);
+    snprintf(sql, sizeof sql,
+             "UPDATE batches SET status=?1%s%s%s WHERE id=?2 AND "
+             "(?3 IS NULL OR status=?3)",
+             col ? ", " : "", col ? col : "", col ? "_at=?4" : "");
+    sqlite3_stmt *s = prep(d, sql);
+    if (!s)
+        return -1;
+    const char *t[] = {status, id, from};
+    bind_texts(s, 1, t, 3);
+    if (col)
+        sqlite3_bind_int64(s, 4, now_s);
+    pthread_mutex_lock(&d->mu);
+    int rc = run(s);
+    int changed = sqlite3_changes(d->db);
+    pthread_mutex_unlock(&d->mu);
+    return rc < 0 ? -1 : changed ? 0 : 1;
+}
+
+int batch_db_batch_fail(struct batch_db *d, const char *id,
+                        const char *errors_json, int64_t now_s)
+{
+    sqlite3_stmt *s = prep(d, "UPDATE batches SET status='failed',"
+                              "failed_at=?,errors=? WHERE id=?");
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, now_s);
+    const char *t[] = {errors_json, id};
+    bind_texts(s, 2, t, 2);
+    return run(s);
+}
+
+int batch_db_lines_insert(struct batch_db *d, const char *batch_id,
+                          const struct batch_line_in *lines, size_t n,
+                          int64_t now_s)
+{
+    int rc = 0;
+    pthread_mutex_lock(&d->mu);
+    if (exec(d, "BEGIN IMMEDIATE") != 0) {
+        pthread_mutex_unlock(&d->mu);
+        return -1;
+    }
+    /* A restart during validating inserts again: start from nothing. */
+    sqlite3_stmt *del = prep(d, "DELETE FROM lines WHERE batch_id=?");
+    if (del) {
+        bind_texts(del, 1, &batch_id, 1);
+        rc = run(del);
+    } else {
+        rc = -1;
+    }
+    sqlite3_stmt *s = rc ? NULL
+                         : prep(d, "INSERT INTO lines(batch_id,idx,custom_id,"
+                                   "body) VALUES(?,?,?,?)");
+    for (size_t i = 0; s && rc == 0 && i < n; i++) {
+        sqlite3_reset(s);
+        sqlite3_bind_text(s, 1, batch_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, (int64_t)i);
+        sqlite3_bind_text(s, 3, lines[i].custom_id, (int)lines[i].custom_id_len,
+                          SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, lines[i].body, (int)lines[i].body_len,
+                          SQLITE_STATIC);
+        if (sqlite3_step(s) != SQLITE_DONE)
+            rc = -1;
+    }
+    if (s)
+        sqlite3_finalize(s);
+    else
+        rc = -1;
+    if (rc == 0) {
+        sqlite3_stmt *u = prep(d, "UPDATE batches SET status='in_progress',"
+                                  "in_progress_at=?,total=? WHERE id=? AND "
+                                  "status='validating'");
+        if (u) {
+            sqlite3_bind_int64(u, 1, now_s);
+            sqlite3_bind_int64(u, 2, (int64_t)n);
+            bind_texts(u, 3, &batch_id, 1);
+        }
+        rc = run(u);
+    }
+    rc = exec(d, rc == 0 ? "COMMIT" : "ROLLBACK") == 0 ? rc : -1;
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+int batch_db_batch_finish(struct batch_db *d, const char *id,
+                          const char *status, const char *output_file_id,
+                          const char *error_file_id, int64_t now_s)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "UPDATE batches SET status=?1,%s_at=?2,output_file_id=?3,"
+             "error_file_id=?4 WHERE id=?5",
+             stamp_col(status) ? stamp_col(status) : "completed");
+    sqlite3_stmt *s = prep(d, sql);
+    if (!s)
+        return -1;
+    sqlite3_bind_text(s, 1, status, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, now_s);
+    const char *t[] = {output_file_id, error_file_id, id};
+    bind_texts(s, 3, t, 3);
+    return run(s);
+}
+
+/* ---- lines ---- */
+
+void batch_line_clear(struct batch_line *l)
+{
+    free(l->body);
+    l->body = NULL;
+}
+
+int batch_db_claim(struct batch_db *d, const char *batch_id, int64_t now_ms,
+                   int64_t pid, struct batch_line *out, int max)
+{
+    int n = 0, rc = 0;
+    pthread_mutex_lock(&d->mu);
+    if (exec(d, "BEGIN IMMEDIATE") != 0) {
+        pthread_mutex_unlock(&d->mu);
+        return -1;
+    }
+    sqlite3_stmt *s = prep(d, "SELECT idx,attempts,custom_id,body FROM lines "
+                              "WHERE batch_id=? AND state=0 AND next_ms<=? "
+                              "ORDER BY idx LIMIT ?");
+    sqlite3_stmt *u = prep(d, "UPDATE lines SET state=1,attempts=attempts+1,"
+                              "owner_pid=? WHERE batch_id=? AND idx=?");
+    if (!s || !u) {
+        rc = -1;
+    } else {
+        bind_texts(s, 1, &batch_id, 1);
+        sqlite3_bind_int64(s, 2, now_ms);
+        sqlite3_bind_int(s, 3, max);
+        while (n < max && sqlite3_step(s) == SQLITE_ROW) {
+            struct batch_line *l = &out[n];
+            l->idx = sqlite3_column_int64(s, 0);
+            l->attempts = sqlite3_column_int(s, 1) + 1;
+            col_copy(s, 2, l->custom_id, sizeof l->custom_id);
+            l->body = col_dup(s, 3);
+            n++;
+        }
+        for (int i = 0; i < n && rc == 0; i++) {
+            sqlite3_reset(u);
+            sqlite3_bind_int64(u, 1, pid);
+            sqlite3_bind_text(u, 2, batch_id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(u, 3, out[i].idx);
+            if (sqlite3_step(u) != SQLITE_DONE)
+                rc = -1;
+        }
+    }
+    sqlite3_finalize(s);
+    sqlite3_finalize(u);
+    if (exec(d, rc == 0 ? "COMMIT" : "ROLLBACK") != 0)
+        rc = -1;
+    pthread_mutex_unlock(&d->mu);
+    if (rc != 0) {
+        for (int i = 0; i < n; i++)
+            batch_line_clear(&out[i]);
+        return -1;
+    }
+    return n;
+}
+
+int batch_db_line_result(struct batch_db *d, const char *batch_id, int64_t idx,
+                         enum line_state st, int status, const char *request_id,
+                         const char *result_json, int64_t prompt_tokens,
+                         int64_t completion_tokens)
+{
+    sqlite3_stmt *s = prep(
+        d, "UPDATE lines SET state=?,status=?,request_id=?,result=?,"
+           "prompt_tokens=?,completion_tokens=? WHERE batch_id=? AND idx=? "
+           "AND state=1");
+    if (!s)
+        return -1;
+    sqlite3_bind_int(s, 1, (int)st);
+    sqlite3_bind_int(s, 2, status);
+    const char *t[] = {request_id, result_json};
+    bind_texts(s, 3, t, 2);
+    sqlite3_bind_int64(s, 5, prompt_tokens);
+    sqlite3_bind_int64(s, 6, completion_tokens);
+    bind_texts(s, 7, &batch_id, 1);
+    sqlite3_bind_int64(s, 8, idx);
+    return run(s);
+}
+
+int batch_db_line_retry(struct batch_db *d, const char *batch_id, int64_t idx,
+                        int64_t next_ms, const char *last_error, bool refund)
+{
+    sqlite3_stmt *s = prep(d, refund ? "UPDATE lines SET state=0,next_ms=?,"
+                                       "last_error=?,attempts=attempts-1 "
+                                       "WHERE batch_id=? AND idx=? AND state=1"
+                                     : "UPDATE lines SET state=0,next_ms=?,"
+                                       "last_error=? WHERE batch_id=? AND "
+                                       "idx=? AND state=1");
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, next_ms);
+    const char *t[] = {last_error, batch_id};
+    bind_texts(s, 2, t, 2);
+    sqlite3_bind_int64(s, 4, idx);
+    return run(s);
+}
+
+int batch_db_lines_abandon(struct batch_db *d, const char *batch_id,
+                           const char *error_json)
+{
+    sqlite3_stmt *s = prep(d, "UPDATE lines SET state=3,status=0,result=? "
+                              "WHERE batch_id=? AND state=0");
+    if (!s)
+        return -1;
+    const char *t[] = {error_json, batch_id};
+    bind_texts(s, 1, t, 2);
+    return run(s);
+}
+
+int batch_db_line_counts(struct batch_db *d, const char *batch_id,
+                         struct line_counts *c)
+{
+    memset(c, 0, sizeof *c);
+    sqlite3_stmt *s = prep(d, "SELECT state,COUNT(*) FROM lines WHERE "
+                              "batch_id=? GROUP BY state");
+    if (!s)
+        return -1;
+    bind_texts(s, 1, &batch_id, 1);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        int64_t v = sqlite3_column_int64(s, 1);
+        switch (sqlite3_column_int(s, 0)) {
+        case LINE_PENDING:
+            c->pending = v;
+            break;
+        case LINE_INFLIGHT:
+            c->inflight = v;
+            break;
+        case LINE_DONE:
+            c->done = v;
+            break;
+        default:
+            c->failed = v;
+            break;
+        }
+    }
+    sqlite3_finalize(s);
+    return 0;
+}
+
+int batch_db_lines_each(struct batch_db *d, const char *batch_id,
+                        batch_line_fn fn, void *arg)
+{
+    sqlite3_stmt *s = prep(d, "SELECT idx,custom_id,state,status,request_id,"
+                              "result FROM lines WHERE batch_id=? AND state>=2 "
+                              "ORDER BY idx");
+    if (!s)
+        return -1;
+    bind_texts(s, 1, &batch_id, 1);
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(s) == SQLITE_ROW)
+        rc = fn(arg, sqlite3_column_int64(s, 0),
+                (const char *)sqlite3_column_text(s, 1),
+                sqlite3_column_int(s, 2), sqlite3_column_int(s, 3),
+                (const char *)sqlite3_column_text(s, 4),
+                (const char *)sqlite3_column_text(s, 5));
+    sqlite3_finalize(s);
+    return rc;
+}
