@@ -6,6 +6,11 @@ import sys
 
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 machine = sys.argv[2] if len(sys.argv) > 2 else ""
+try:
+    with open("/proc/loadavg") as f:
+        machine += ", load average %s at the end of the run" % f.read().split()[0]
+except OSError:
+    pass
 print("# Tokenizer benchmark\n")
 print("`bench/tokens/run.sh` (%s, single-threaded, best of 5 runs of >= 0.3 s of CPU time "
       "(thread CPU time for sluice, process CPU time for node), on a machine shared with other builds)\n" % machine)
@@ -21,15 +26,18 @@ for (impl, enc, f), r in sorted(tput.items(), key=lambda x: (x[0][2], x[0][1])):
         continue
     t = tput.get(("tiktoken-npm", enc, f))
     same = "" if not t or t["tokens"] == r["tokens"] else " (token counts differ!)"
-    print("| %s | %d | %s | %d | %.1f | %s | %s |" % (
-        f, r["bytes"], enc, r["tokens"], r["mb_s"], "%.1f" % t["mb_s"] if t else "-",
-        "%.1fx%s" % (r["mb_s"] / t["mb_s"], same) if t else "-"))
+    def mbs(v):
+        return "%.1f" % v if v >= 1 else "%.3f" % v
+    print("| %s | %d | %s | %d | %s | %s | %s |" % (
+        f, r["bytes"], enc, r["tokens"], mbs(r["mb_s"]), mbs(t["mb_s"]) if t else "-",
+        "%.0fx%s" % (r["mb_s"] / t["mb_s"], same) if t and t["mb_s"] else "-"))
 print("\n## 1 MB of one repeated character (sluice)\n")
 print("| character | encoding | tokens | ms |")
 print("| --- | --- | ---: | ---: |")
 for r in rows:
     if "worst" in r:
-        print("| `%s` | %s | %d | %.1f |" % (r["worst"], r["encoding"], r["tokens"], r["ms"]))
+        shown = {"\n": "\\n", " ": "space"}.get(r["worst"], r["worst"])
+        print("| `%s` | %s | %d | %.1f |" % (shown, r["encoding"], r["tokens"], r["ms"]))
 print("\nFor comparison, npm tiktoken needs about 100 s for 200 KB of `a` "
       "(its merge is quadratic in a piece; measured while building the golden corpus).\n")
 for r in rows:
