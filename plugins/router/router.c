@@ -147,6 +147,7 @@ static void destroy(void *self)
     for (size_t i = 0; rt->pools && i < rt->n_pools; i++)
         free(rt->pools[i].members);
     free(rt->pools);
+    router_rate_fini(&rt->rate429);
     free(rt);
 }
 
@@ -168,6 +169,7 @@ static int create(const struct sluice_host *host, const void *config,
         return -1;
     rt->h = host;
     rt->cfg = cfg;
+    router_rate_init(&rt->rate429, (uint64_t)cfg->rate_window_s * 1000000000u);
     if (build_pools(rt) != 0) {
         destroy(rt);
         snprintf(err->message, sizeof err->message, "out of memory");
@@ -182,6 +184,11 @@ static enum sluice_action on_request(void *self, struct sluice_req *r,
                                      void *state)
 {
     struct router *rt = self;
+    struct router_state *st = state;
+    const struct sluice_host *h = rt->h;
+    st->counted = true;
+    h->health_set(h, "router.in_flight",
+                  (double)(atomic_fetch_add(&rt->in_flight, 1) + 1));
     if (router_ladder(rt, r) == SLUICE_RESPOND ||
         router_token_budget(rt, r) == SLUICE_RESPOND)
         return SLUICE_RESPOND;
@@ -203,12 +210,14 @@ static void observe_attempts(struct router *rt, struct sluice_req *r,
                              struct router_state *st, uint64_t *total_ns)
 {
     const struct sluice_host *h = rt->h;
-    size_t n = h->resp_attempt_count(r);
+    size_t n = h->resp_attempt_count(r), answered = 0, limited = 0;
     for (size_t i = 0; i < n; i++) {
         struct sluice_attempt a;
         if (!h->resp_attempt(r, i, &a))
             continue;
         *total_ns += a.duration_ns;
+        answered += a.status > 0;
+        limited += a.status == 429;
         if (!st->pool || a.outcome == SLUICE_OUTCOME_CLIENT_GONE)
             continue;
         uint64_t ns = a.duration_ns;
@@ -222,6 +231,10 @@ static void observe_attempts(struct router *rt, struct sluice_req *r,
                 router_member_observe(m, ns, rt->cfg->ewma_alpha);
         }
     }
+    if (answered)
+        h->health_set(
+            h, "router.rate_429",
+            router_rate_add(&rt->rate429, h->now_ns(h), answered, limited));
 }
 
 static void on_log(void *self, struct sluice_req *r, void *state)
@@ -251,9 +264,13 @@ static void on_log(void *self, struct sluice_req *r, void *state)
 
 static void on_cleanup(void *self, struct sluice_req *r, void *state)
 {
-    (void)self;
     (void)r;
+    struct router *rt = self;
     struct router_state *st = state;
+    if (st->counted)
+        rt->h->health_set(rt->h, "router.in_flight",
+                          (double)(atomic_fetch_sub(&rt->in_flight, 1) - 1));
+    st->counted = false;
     if (st->held)
         atomic_fetch_sub(&st->held->inflight, 1);
     st->held = NULL;

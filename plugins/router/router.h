@@ -6,6 +6,7 @@
 
 #include "router_balance.h"
 #include "router_config.h"
+#include "router_rate.h"
 
 struct router {
     const struct sluice_host *h;
@@ -15,6 +16,9 @@ struct router {
     struct sluice_metric_vec *requests, *errors, *latency, *tokens;
     struct sluice_metric_vec *picks, *skipped, *refused;
     struct sluice_metric *clamped;
+    /* Published as health for the degradation ladder. */
+    struct router_rate rate429; /* router.rate_429 */
+    _Atomic int64_t in_flight;  /* router.in_flight */
 };
 
 /* Per request (req_state_size). */
@@ -23,6 +27,7 @@ struct router_state {
     const char *variant;        /* name of the variant taken */
     struct router_member *held; /* a pool member counted in flight */
     struct router_pool *pool;
+    bool counted; /* in rt->in_flight */
 };
 
 /* router_guard.c: the degradation ladder's levels 2-4 and token budgets.

@@ -54,6 +54,7 @@ struct router_config {
     const char *budget_by;               /* tier | header:NAME */
     const char *default_budget;          /* type when nothing names one */
     int64_t degraded_retry_after_s;
+    int64_t rate_window_s;
     struct sluice_cfg_map static_answers; /* const char *: category -> text */
 };
 

@@ -526,6 +526,41 @@ static void variant_metrics(void **unused)
     sluice_test_host_free(f.t);
 }
 
+/* One finished request whose single attempt got `status`. */
+static void finish_with(struct fixture *f, int status)
+{
+    struct sluice_req *r = send(f, "m", "u", "");
+    run(f, r);
+    sluice_test_req_add_attempt(r, "a", "m", status,
+                                status < 400 ? SLUICE_OUTCOME_OK
+                                             : SLUICE_OUTCOME_HTTP_ERROR);
+    done(f, r);
+}
+
+static void health_for_the_ladder(void **unused)
+{
+    (void)unused;
+    struct fixture f;
+    open_router(&f, "{\"rate_window_s\":60}");
+    struct sluice_req *r = send(&f, "m", "u", "");
+    run(&f, r);
+    assert_true(sluice_test_health(f.t, "router.in_flight") == 1);
+    done(&f, r);
+    assert_true(sluice_test_health(f.t, "router.in_flight") == 0);
+
+    for (int i = 0; i < 3; i++)
+        finish_with(&f, 200);
+    finish_with(&f, 429);
+    assert_true(sluice_test_health(f.t, "router.rate_429") == 0.25);
+    sluice_test_clock_advance_ms(f.t, 30000); /* still in the window */
+    finish_with(&f, 429);
+    assert_true(sluice_test_health(f.t, "router.rate_429") == 0.4);
+    sluice_test_clock_advance_ms(f.t, 45000); /* the first four are out */
+    finish_with(&f, 200);
+    assert_true(sluice_test_health(f.t, "router.rate_429") == 0.5);
+    sluice_test_host_free(f.t);
+}
+
 static void bad_config_is_refused(void **unused)
 {
     (void)unused;
@@ -559,6 +594,7 @@ int main(void)
         cmocka_unit_test(token_budget_refuses_big_inputs),
         cmocka_unit_test(ladder_levels),
         cmocka_unit_test(variant_metrics),
+        cmocka_unit_test(health_for_the_ladder),
         cmocka_unit_test(bad_config_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1039,6 +1039,170 @@ static void test_benchmark(void **state)
     policy_free(p);
 }
 
+/* ---- policies/complexity_router.lua and policies/degradation_ladder.lua
+ * (the router plugin's policies, issue 12) ---- */
+
+static const char *decision_var(const struct policy_decision *d,
+                                const char *name)
+{
+    for (size_t i = 0; i < d->var_count; i++)
+        if (strcmp(d->vars[i][0], name) == 0)
+            return d->vars[i][1];
+    return NULL;
+}
+
+static void test_complexity_router(void **state)
+{
+    (void)state;
+    struct policy *p = load_example("complexity_router.lua");
+    struct policy_decision d;
+
+    struct fake_req named = {.model = "gpt-4o", .input_tokens = 9000};
+    decide_req(p, &named, &d);
+    assert_string_equal(d.model, "");
+
+    struct fake_req easy = {
+        .model = "auto",
+        .input_tokens = 12,
+        .message_count = 1,
+        .body = "{\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}"};
+    decide_req(p, &easy, &d);
+    assert_string_equal(d.model, "fast");
+    assert_string_equal(decision_var(&d, "complexity.score"), "0");
+
+    /* 2900 tokens (29) plus one marker (15): smart */
+    struct fake_req marked = {
+        .model = "auto",
+        .input_tokens = 2900,
+        .message_count = 1,
+        .body = "{\"messages\":[{\"role\":\"user\",\"content\":\"Debug "
+                "this\"}]}"};
+    decide_req(p, &marked, &d);
+    assert_string_equal(d.model, "smart");
+    assert_string_equal(decision_var(&d, "complexity.score"), "44");
+
+    /* 2900 tokens alone: 29, one under SMART_AT */
+    struct fake_req plain = {.model = "auto",
+                             .input_tokens = 2900,
+                             .message_count = 1,
+                             .body = "{\"messages\":[{\"role\":\"user\","
+                                     "\"content\":\"tell me\"}]}"};
+    decide_req(p, &plain, &d);
+    assert_string_equal(d.model, "fast");
+
+    /* long prompt: settled without decoding the body */
+    struct fake_req longp = {.model = "auto", .input_tokens = 5000};
+    decide_req(p, &longp, &d);
+    assert_string_equal(d.model, "smart");
+    assert_int_equal(longp.body_reads, 0);
+
+    /* 11 messages (20) + max_tokens > 1000 (10) */
+    struct fake_req chat = {
+        .model = "auto", .message_count = 11, .max_tokens = 2000, .body = "{}"};
+    decide_req(p, &chat, &d);
+    assert_string_equal(d.model, "smart");
+    policy_free(p);
+}
+
+static void ladder_case(struct policy *p, struct fake_req *r,
+                        struct fake_env env, struct policy_decision *d)
+{
+    test_env_state = env;
+    decide_req(p, r, d);
+    test_env_state = (struct fake_env){0};
+}
+
+static void test_degradation_ladder_levels(void **state)
+{
+    (void)state;
+    struct policy *p = load_example("degradation_ladder.lua");
+    struct policy_decision d;
+    struct fake_req r = {.model = "smart", .tenant = "acme"};
+
+    ladder_case(p, &r, (struct fake_env){0}, &d);
+    assert_int_equal(d.degrade_level, -1);
+
+    ladder_case(p, &r,
+                (struct fake_env){.names = {"budget.global-month.used_ratio"},
+                                  .values = {0.8}},
+                &d);
+    assert_int_equal(d.degrade_level, 1);
+    assert_string_equal(d.model, "fast");
+    assert_string_equal(decision_var(&d, "router.max_tokens"), "512");
+
+    ladder_case(
+        p, &r,
+        (struct fake_env){.names = {"budget.tenant-month.acme.used_ratio"},
+                          .values = {0.95}},
+        &d);
+    assert_int_equal(d.degrade_level, 2);
+
+    ladder_case(
+        p, &r,
+        (struct fake_env){.names = {"router.in_flight"}, .values = {900}}, &d);
+    assert_int_equal(d.degrade_level, 2);
+
+    ladder_case(
+        p, &r, (struct fake_env){.names = {"router.rate_429"}, .values = {0.2}},
+        &d);
+    assert_int_equal(d.degrade_level, 1);
+
+    ladder_case(
+        p, &r,
+        (struct fake_env){.names = {"breaker.primary.open"}, .values = {1}},
+        &d);
+    assert_int_equal(d.degrade_level, 1);
+
+    /* every breaker open: static answers, by category */
+    struct fake_req billing = {
+        .model = "smart",
+        .body = "{\"messages\":[{\"role\":\"user\",\"content\":\"Where is my "
+                "Invoice?\"}]}"};
+    ladder_case(p, &billing,
+                (struct fake_env){
+                    .names = {"breaker.primary.open", "breaker.secondary.open"},
+                    .values = {1, 1}},
+                &d);
+    assert_int_equal(d.degrade_level, 3);
+    assert_string_equal(decision_var(&d, "ladder.category"), "billing");
+
+    /* the highest signal wins */
+    ladder_case(p, &r,
+                (struct fake_env){.names = {"router.rate_429",
+                                            "budget.global-month.used_ratio"},
+                                  .values = {0.2, 1.0}},
+                &d);
+    assert_int_equal(d.degrade_level, 3);
+    policy_free(p);
+}
+
+/* Editing a threshold changes the decision (what SIGHUP reloads). */
+static void test_degradation_ladder_maintenance(void **state)
+{
+    (void)state;
+    char path[1024], err[512];
+    snprintf(path, sizeof path, "%s/degradation_ladder.lua",
+             POLICY_EXAMPLES_DIR);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char text[16384];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *flag = strstr(text, "local MAINTENANCE = false");
+    assert_non_null(flag);
+    memcpy(flag, "local MAINTENANCE = true;", 25);
+    struct policy *p = load_text(text, err, sizeof err, NULL, 0);
+    assert_non_null(p);
+    struct policy_decision d;
+    struct fake_req r = {.model = "smart"};
+    decide_req(p, &r, &d);
+    assert_true(d.reject);
+    assert_int_equal(d.reject_status, 503);
+    assert_int_equal(d.reject_retry_after_s, 300);
+    policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1065,6 +1229,9 @@ int main(void)
         cmocka_unit_test(test_complexity_routing),
         cmocka_unit_test(test_degradation_ladder),
         cmocka_unit_test(test_token_budget),
+        cmocka_unit_test(test_complexity_router),
+        cmocka_unit_test(test_degradation_ladder_levels),
+        cmocka_unit_test(test_degradation_ladder_maintenance),
         cmocka_unit_test(test_benchmark),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
