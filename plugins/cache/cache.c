@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <xxhash.h>
 
 #include "cache_semantic.h"
 #include "cache_snapshot.h"
@@ -79,13 +80,13 @@ enum sluice_action cache_miss(struct cache *c, struct sluice_req *r,
 }
 
 enum sluice_action cache_serve(struct cache *c, struct sluice_req *r,
-                               struct cache_req *st,
-                               const struct cache_entry *e, const char *kind,
+                               struct cache_req *st, const char *stored,
+                               size_t stored_len, const char *kind,
                                double similarity)
 {
     const struct sluice_host *h = c->host;
     size_t len = 0;
-    char *body = cache_answer_serve(e->body, e->len, h->random_u64(h),
+    char *body = cache_answer_serve(stored, stored_len, h->random_u64(h),
                                     h->wall_ms(h) / 1000, &len);
     if (!body)
         return cache_miss(c, r, st);
@@ -120,6 +121,85 @@ static int scope_of(const struct cache *c, struct sluice_req *r, char *buf,
     return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
+/* After an exact miss (local and shared): the semantic layer, or a miss. */
+static enum sluice_action
+after_exact_miss(struct cache *c, struct sluice_req *r, struct cache_req *st)
+{
+    const struct sluice_host *h = c->host;
+    char scope[600];
+    int n = scope_of(c, r, scope, sizeof scope);
+    struct sluice_str ep = h->req_endpoint(r);
+    const json_t *body = h->req_json(r);
+    if (c->sem && n >= 0 && body)
+        return cache_sem_start(c, r, st, body,
+                               (struct cache_part){scope, (size_t)n},
+                               (struct cache_part){ep.ptr, ep.len});
+    return cache_miss(c, r, st);
+}
+
+/* The shared layer's answer, on the request's worker. */
+static void shared_done(void *arg, const char *body, size_t len)
+{
+    struct cache_req *st = arg;
+    st->get = NULL;
+    if (body && len && (st->shared_body = malloc(len)) != NULL) {
+        memcpy(st->shared_body, body, len);
+        st->shared_len = len;
+    }
+    st->shared = SHARED_DONE;
+    st->cache->host->wake(st->cache->host, st->ticket);
+}
+
+static enum sluice_action ask_shared(struct cache *c, struct sluice_req *r,
+                                     struct cache_req *st)
+{
+    const struct sluice_host *h = c->host;
+    st->cache = c;
+    st->ticket = h->wake_token(r);
+    st->get =
+        cache_redis_get(&c->shared, h->req_worker(r), st->key, shared_done, st);
+    if (!st->get) /* Redis down or reconnecting: decide without it */
+        return after_exact_miss(c, r, st);
+    st->shared = SHARED_PENDING;
+    /* The client has its own deadline; this one only guards against a
+     * reply that never comes back to us. */
+    uint64_t guard_ms = (uint64_t)c->shared.cfg.redis_timeout_ms * 4 + 100;
+    st->shared_deadline_ns = mono_ns() + guard_ms * NS_PER_MS;
+    h->resume_after(r, guard_ms);
+    return SLUICE_SUSPEND;
+}
+
+static enum sluice_action shared_resume(struct cache *c, struct sluice_req *r,
+                                        struct cache_req *st)
+{
+    const struct sluice_host *h = c->host;
+    uint64_t now = mono_ns();
+    if (st->shared == SHARED_PENDING && now < st->shared_deadline_ns) {
+        /* an early, stale wake: keep waiting for the reply */
+        h->resume_after(r, (st->shared_deadline_ns - now) / NS_PER_MS + 1);
+        return SLUICE_SUSPEND;
+    }
+    if (st->shared == SHARED_PENDING) { /* our guard timer: give up */
+        cache_redis_cancel(st->get);
+        st->get = NULL;
+        h->counter_add(c->shared.m_errors, 1);
+    }
+    st->shared = SHARED_DONE;
+    char *body = st->shared_body;
+    size_t len = st->shared_len;
+    st->shared_body = NULL;
+    /* What another instance stored: checked like an upstream answer. */
+    if (!body || !cache_answer_storable(body, len, &c->finish_rules)) {
+        free(body);
+        return after_exact_miss(c, r, st);
+    }
+    cache_store_put(&c->store, st->key, body, len, h->now_ns(h), c->ttl_ns);
+    h->counter_add(c->m_hit_shared, 1);
+    enum sluice_action a = cache_serve(c, r, st, body, len, "hit-exact", -1);
+    free(body);
+    return a;
+}
+
 static enum sluice_action lookup(struct cache *c, struct sluice_req *r,
                                  struct cache_req *st, const json_t *body)
 {
@@ -136,13 +216,14 @@ static enum sluice_action lookup(struct cache *c, struct sluice_req *r,
     struct cache_entry *e = cache_store_get(&c->store, st->key, h->now_ns(h));
     h->observe(c->m_lookup, (double)(mono_ns() - t0) / 1e9);
     if (e) {
-        enum sluice_action a = cache_serve(c, r, st, e, "hit-exact", -1);
+        enum sluice_action a =
+            cache_serve(c, r, st, e->body, e->len, "hit-exact", -1);
         cache_entry_unref(e);
         return a;
     }
-    if (c->sem)
-        return cache_sem_start(c, r, st, body, sp, epp);
-    return cache_miss(c, r, st);
+    if (rl_backend_is_redis(&c->shared))
+        return ask_shared(c, r, st);
+    return after_exact_miss(c, r, st);
 }
 
 static enum sluice_action cache_on_request(void *self, struct sluice_req *r,
@@ -154,6 +235,8 @@ static enum sluice_action cache_on_request(void *self, struct sluice_req *r,
 
     if (st->embed != EMBED_NONE)
         return cache_sem_resume(c, r, st);
+    if (st->shared != SHARED_NONE)
+        return shared_resume(c, r, st);
     struct sluice_str ep = h->req_endpoint(r);
     if (!is_endpoint(ep, "/v1/chat/completions") &&
         !is_endpoint(ep, "/v1/completions"))
@@ -218,6 +301,9 @@ static void cache_on_response(void *self, struct sluice_req *r, void *state)
                         c->ttl_ns) != 0)
         goto not_stored;
     h->counter_add(c->m_stored, 1);
+    if (rl_backend_is_redis(&c->shared))
+        cache_redis_set(&c->shared, h->req_worker(r), st->key, body.ptr,
+                        body.len, c->ttl_ns / 1000000);
     if (c->sem && st->embed == EMBED_DONE)
         cache_sem_insert(c, r, st);
     publish_sizes(c);
@@ -233,6 +319,10 @@ static void cache_on_cleanup(void *self, struct sluice_req *r, void *state)
     struct cache_req *st = state;
     free(st->vec);
     st->vec = NULL;
+    cache_redis_cancel(st->get); /* the client left while Redis was asked */
+    st->get = NULL;
+    free(st->shared_body);
+    st->shared_body = NULL;
 }
 
 /* Store lock held: count, and forget the entry's vector. */
@@ -315,6 +405,7 @@ static void cache_destroy(void *self)
         save_snapshot(c); /* shutdown or reload: no request runs now */
     cache_store_fini(&c->store);
     cache_sem_free(c->sem);
+    rl_backend_fini(&c->shared);
     free(c);
 }
 
@@ -343,6 +434,9 @@ static void make_metrics(struct cache *c)
                               "answers dropped when their TTL ran out");
     c->m_entries = h->gauge(h, "sluice_cache_entries", "answers stored now");
     c->m_bytes = h->gauge(h, "sluice_cache_bytes", "bytes charged now");
+    c->m_hit_shared =
+        h->counter(h, "sluice_cache_hits_shared_total",
+                   "exact hits found in Redis (backend redis), not locally");
     c->m_lookup =
         h->histogram(h, "sluice_cache_lookup_seconds", "exact lookup time", lat,
                      sizeof lat / sizeof lat[0]);
@@ -388,9 +482,25 @@ static int cache_create(const struct sluice_host *host, const void *config,
     }
     cache_store_on_drop(&c->store, on_drop, c);
     make_metrics(c);
+    if (cache_redis_init(&c->shared, host, &cfg->shared, err)) {
+        cache_destroy(c);
+        return -1;
+    }
     if (cfg->snapshot.path && cfg->snapshot.path[0]) {
         c->snapshot_path = cfg->snapshot.path;
         load_snapshot(c);
+    }
+    if (rl_backend_is_redis(&c->shared)) {
+        /* Every instance sharing the prefix must hash alike. */
+        uint64_t seed =
+            XXH64(c->shared.key_prefix, c->shared.key_prefix_len, 0x5eed);
+        if (c->rules.seed != seed && c->store.map.count) {
+            host->log(host, SLUICE_LOG_WARN,
+                      "cache snapshot keys do not match the Redis key seed: "
+                      "snapshot dropped");
+            cache_store_sweep(&c->store, UINT64_MAX);
+        }
+        c->rules.seed = seed;
     }
     if (cfg->semantic.upstream && cfg->semantic.upstream[0] &&
         !(c->sem = cache_sem_new(host, &cfg->semantic, err))) {
@@ -411,6 +521,18 @@ static int cache_create(const struct sluice_host *host, const void *config,
     return 0;
 }
 
+static int cache_thread_init(void *self, unsigned worker)
+{
+    struct cache *c = self;
+    return rl_backend_thread_init(&c->shared, worker);
+}
+
+static void cache_thread_fini(void *self, unsigned worker)
+{
+    struct cache *c = self;
+    rl_backend_thread_fini(&c->shared, worker);
+}
+
 static const struct sluice_plugin cache_plugin = {
     SLUICE_PLUGIN_HEADER,
     .name = "cache",
@@ -422,6 +544,8 @@ static const struct sluice_plugin cache_plugin = {
     .req_state_size = sizeof(struct cache_req),
     .create = cache_create,
     .destroy = cache_destroy,
+    .thread_init = cache_thread_init,
+    .thread_fini = cache_thread_fini,
     .on_request = cache_on_request,
     .on_response = cache_on_response,
     .on_cleanup = cache_on_cleanup,

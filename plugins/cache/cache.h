@@ -9,6 +9,7 @@
 #include "cache_answer.h"
 #include "cache_config.h"
 #include "cache_key.h"
+#include "cache_redis.h"
 #include "cache_store.h"
 #include "sluice/host.h"
 
@@ -25,14 +26,15 @@ struct cache {
     const char *finish[16];
     struct cache_finish_rules finish_rules;
     struct cache_store store;
-    struct cache_sem *sem; /* NULL: no semantic layer */
+    struct cache_sem *sem;    /* NULL: no semantic layer */
+    struct rl_backend shared; /* backend "redis": the shared exact layer */
     sluice_timer_t sweep_timer, snapshot_timer;
     const char *snapshot_path; /* NULL: no snapshots */
 
     struct sluice_metric *m_hit_exact, *m_hit_semantic, *m_miss;
     struct sluice_metric_vec *v_bypass;
     struct sluice_metric *m_stored, *m_not_stored, *m_evicted, *m_expired;
-    struct sluice_metric *m_entries, *m_bytes, *m_lookup;
+    struct sluice_metric *m_entries, *m_bytes, *m_lookup, *m_hit_shared;
 };
 
 enum cache_embed_state {
@@ -42,9 +44,21 @@ enum cache_embed_state {
     EMBED_FAILED, /* error, timeout, or the request ended */
 };
 
+enum cache_shared_state {
+    SHARED_NONE = 0,
+    SHARED_PENDING, /* a Redis GET is out */
+    SHARED_DONE,    /* answered: body (NULL on a miss) */
+};
+
 struct cache_req {
     unsigned char key[CACHE_KEY_BYTES];
     bool store; /* store the upstream's answer under key */
+    /* the shared (Redis) exact layer */
+    enum cache_shared_state shared;
+    struct cache_redis_get *get;
+    char *shared_body;
+    size_t shared_len;
+    uint64_t shared_deadline_ns;
     /* semantic layer */
     unsigned char scope[CACHE_KEY_BYTES];
     enum cache_embed_state embed;
@@ -61,9 +75,8 @@ struct cache_req {
  * value, similarity < 0 means none. Falls back to SLUICE_CONTINUE when the
  * body cannot be rewritten. */
 enum sluice_action cache_serve(struct cache *c, struct sluice_req *r,
-                               struct cache_req *st,
-                               const struct cache_entry *e, const char *kind,
-                               double similarity);
+                               struct cache_req *st, const char *stored,
+                               size_t len, const char *kind, double similarity);
 /* Marks r a miss: header and counter, and its answer will be stored. */
 enum sluice_action cache_miss(struct cache *c, struct sluice_req *r,
                               struct cache_req *st);

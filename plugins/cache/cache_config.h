@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../common/rl_backend.h"
 #include "sluice/plugin.h"
 
 enum { CACHE_SCOPE_TENANT = 0, CACHE_SCOPE_USER = 1, CACHE_SCOPE_GLOBAL = 2 };
@@ -39,6 +40,7 @@ struct cache_config {
     int64_t sweep_interval_ns;
     struct cache_semantic_config semantic;
     struct cache_snapshot_config snapshot;
+    struct rl_backend_cfg shared; /* backend, redis_url, ... */
 };
 
 extern const struct sluice_cfg_field cache_config_fields[];

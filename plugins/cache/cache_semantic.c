@@ -257,7 +257,7 @@ enum sluice_action cache_sem_resume(struct cache *c, struct sluice_req *r,
         struct cache_entry *e = cache_store_get(&c->store, key, h->now_ns(h));
         if (e) {
             enum sluice_action a =
-                cache_serve(c, r, st, e, "hit-semantic", sim);
+                cache_serve(c, r, st, e->body, e->len, "hit-semantic", sim);
             cache_entry_unref(e);
             return a;
         }

@@ -246,6 +246,45 @@ def test_snapshot_survives_restart(h):
     eq(upstream_chats(h), 2)
 
 
+def test_two_instances_share_through_redis(h):
+    from test_ratelimit import Redis
+    redis = Redis(h)
+    h.start_mock()
+    cfg = {"backend": "redis", "redis_url": redis.url(), "redis_timeout_ms": 500}
+    h.start_gateway(h.config(pipeline=[{"plugin": "cache", "config": cfg}]))
+    a = h.gw
+    h.start_gateway(h.config(pipeline=[{"plugin": "cache", "config": cfg}]), path=h.write_config(
+        h.config(pipeline=[{"plugin": "cache", "config": cfg}]), "b.json"))
+    b = h.gw
+    first = harness.request(a.port, "POST", "/v1/chat/completions", {
+        "model": "gpt-4o-mini", "temperature": 0,
+        "messages": [{"role": "user", "content": "shared between instances"}]})
+    eq(cache_header(first), "miss")
+    second = harness.request(b.port, "POST", "/v1/chat/completions", {
+        "model": "gpt-4o-mini", "temperature": 0,
+        "messages": [{"role": "user", "content": "shared between instances"}]})
+    eq(cache_header(second), "hit-exact", "instance b found a's answer in Redis")
+    eq(second.json()["choices"], first.json()["choices"])
+    eq(upstream_chats(h), 1)
+    m = harness.parse_metrics(harness.request(b.port, "GET", "/metrics").body.decode())
+    eq(m.get('sluice_cache_hits_shared_total{instance="cache"}'), 1.0)
+    # One key, hash-tagged, with the cache's TTL.
+    keys = subprocess.run(["redis-cli", "-p", str(redis.port), "--scan", "--pattern", "sluice:cache:*"],
+                          capture_output=True, text=True).stdout.split()
+    eq(len(keys), 1, keys)
+    check(keys[0].startswith("sluice:cache:exact:{") and keys[0].endswith("}"), keys[0])
+    ttl = int(subprocess.run(["redis-cli", "-p", str(redis.port), "pttl", keys[0]],
+                             capture_output=True, text=True).stdout)
+    check(3500000 < ttl <= 3600000, ttl)
+    # Redis gone: a miss, never an error.
+    redis.kill()
+    r = harness.request(b.port, "POST", "/v1/chat/completions", {
+        "model": "gpt-4o-mini", "temperature": 0,
+        "messages": [{"role": "user", "content": "asked while redis is down"}]})
+    eq(r.status, 200)
+    eq(cache_header(r), "miss")
+
+
 LOOSE = {"semantic": {"upstream": "mock", "threshold": 0.6}}
 
 
