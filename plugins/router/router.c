@@ -101,7 +101,6 @@ static void make_metrics(struct router *rt)
 {
     const struct sluice_host *h = rt->h;
     static const char *const sv[] = {"split", "variant"};
-    static const char *const svk[] = {"split", "variant", "kind"};
     static const char *const up[] = {"upstream"};
     static const char *const reason[] = {"reason"};
     static const double bounds[] = {0.05, 0.1, 0.25, 0.5, 1,
@@ -117,10 +116,14 @@ static void make_metrics(struct router *rt)
         h, "sluice_router_variant_latency_seconds",
         "Upstream time per split variant, all attempts.", sv, 2, LABEL_VALUES,
         bounds, sizeof bounds / sizeof bounds[0]);
-    rt->tokens = h->counter_vec(h, "sluice_router_variant_tokens_total",
-                                "Tokens per split variant (kind prompt or "
-                                "completion), from the provider's usage.",
-                                svk, 3, LABEL_VALUES);
+    rt->prompt_tokens = h->counter_vec(
+        h, "sluice_router_variant_prompt_tokens_total",
+        "Prompt tokens per split variant, from the provider's usage.", sv, 2,
+        LABEL_VALUES);
+    rt->completion_tokens = h->counter_vec(
+        h, "sluice_router_variant_completion_tokens_total",
+        "Completion tokens per split variant, from the provider's usage.", sv,
+        2, LABEL_VALUES);
     rt->picks = h->counter_vec(h, "sluice_router_upstream_picks_total",
                                "Requests the load balancer sent per upstream.",
                                up, 1, LABEL_VALUES);
@@ -255,10 +258,9 @@ static void on_log(void *self, struct sluice_req *r, void *state)
         h->observe(h->metric_with(rt->latency, sv), (double)total_ns / 1e9);
     struct sluice_usage u = h->resp_usage(r);
     if (u.known) {
-        const char *p[] = {st->split, st->variant, "prompt"};
-        const char *c[] = {st->split, st->variant, "completion"};
-        h->counter_add(h->metric_with(rt->tokens, p), u.prompt_tokens);
-        h->counter_add(h->metric_with(rt->tokens, c), u.completion_tokens);
+        h->counter_add(h->metric_with(rt->prompt_tokens, sv), u.prompt_tokens);
+        h->counter_add(h->metric_with(rt->completion_tokens, sv),
+                       u.completion_tokens);
     }
 }
 

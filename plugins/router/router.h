@@ -13,7 +13,8 @@ struct router {
     const struct router_config *cfg;
     struct router_pool *pools; /* one per cfg->pools entry, same order */
     size_t n_pools;
-    struct sluice_metric_vec *requests, *errors, *latency, *tokens;
+    struct sluice_metric_vec *requests, *errors, *latency;
+    struct sluice_metric_vec *prompt_tokens, *completion_tokens;
     struct sluice_metric_vec *picks, *skipped, *refused;
     struct sluice_metric *clamped;
     /* Published as health for the degradation ladder. */

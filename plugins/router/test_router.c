@@ -521,8 +521,8 @@ static void variant_metrics(void **unused)
     snprintf(name, sizeof name, "sluice_router_variant_errors_total%s", l);
     assert_true(sluice_test_metric(f.t, name) == 1);
     assert_true(sluice_test_metric(
-                    f.t, "sluice_router_variant_tokens_total{split=\"smart\","
-                         "variant=\"canary\",kind=\"completion\"}") == 30);
+                    f.t, "sluice_router_variant_completion_tokens_total{split="
+                         "\"smart\",variant=\"canary\"}") == 30);
     sluice_test_host_free(f.t);
 }
 
