@@ -61,9 +61,32 @@ static void set_header(struct cache *c, struct sluice_req *r, const char *v)
     c->host->var_set(r, "sluice.cache", s); /* for cost and the policy */
 }
 
+/* The degradation ladder's "cache only" level: the health value named by
+ * cache_only_when is at least 1. */
+static bool cache_only(const struct cache *c)
+{
+    const struct sluice_host *h = c->host;
+    double v = 0;
+    return c->cache_only_when && SLUICE_HOST_HAS(h, health_get) &&
+           h->health_get(h, c->cache_only_when, &v) == SLUICE_OK && v >= 1;
+}
+
+/* What cannot be answered from the cache while only the cache answers. */
+static enum sluice_action refuse_uncached(struct cache *c, struct sluice_req *r)
+{
+    c->host->counter_add(c->m_cache_only, 1);
+    set_header(c, r, "miss");
+    return c->host->reject(r, 503, "server_error", "cache_only",
+                           "The service is degraded and answers only "
+                           "requests it has answered before; retry later.",
+                           c->cache_only_retry_ms);
+}
+
 static enum sluice_action bypass(struct cache *c, struct sluice_req *r,
                                  const char *reason)
 {
+    if (cache_only(c))
+        return refuse_uncached(c, r);
     const char *values[] = {reason};
     c->host->counter_add(c->host->metric_with(c->v_bypass, values), 1);
     set_header(c, r, "bypass");
@@ -73,6 +96,8 @@ static enum sluice_action bypass(struct cache *c, struct sluice_req *r,
 enum sluice_action cache_miss(struct cache *c, struct sluice_req *r,
                               struct cache_req *st)
 {
+    if (cache_only(c))
+        return refuse_uncached(c, r);
     c->host->counter_add(c->m_miss, 1);
     set_header(c, r, "miss");
     st->store = true;
@@ -265,7 +290,8 @@ static enum sluice_action cache_on_request(void *self, struct sluice_req *r,
             cache_key_exact(&c->rules, sp, (struct cache_part){ep.ptr, ep.len},
                             body, st->key))
             return bypass(c, r, "unkeyable");
-        bypass(c, r, "no_cache");
+        if (bypass(c, r, "no_cache") == SLUICE_RESPOND)
+            return SLUICE_RESPOND; /* cache only: no fresh answers */
         st->store = true;
         return SLUICE_CONTINUE;
     }
@@ -434,6 +460,9 @@ static void make_metrics(struct cache *c)
                               "answers dropped when their TTL ran out");
     c->m_entries = h->gauge(h, "sluice_cache_entries", "answers stored now");
     c->m_bytes = h->gauge(h, "sluice_cache_bytes", "bytes charged now");
+    c->m_cache_only =
+        h->counter(h, "sluice_cache_cache_only_rejections_total",
+                   "requests refused with 503 while only the cache answers");
     c->m_hit_shared =
         h->counter(h, "sluice_cache_hits_shared_total",
                    "exact hits found in Redis (backend redis), not locally");
@@ -465,6 +494,10 @@ static int cache_create(const struct sluice_host *host, const void *config,
     c->max_entry_bytes = (size_t)cfg->max_entry_bytes;
     c->max_temperature = cfg->max_temperature;
     c->missing_temperature = cfg->missing_temperature;
+    if (cfg->cache_only_when && cfg->cache_only_when[0])
+        c->cache_only_when = cfg->cache_only_when;
+    c->cache_only_retry_ms =
+        (uint64_t)cfg->cache_only_retry_after_ns / NS_PER_MS;
     c->streams = SLUICE_HOST_HAS(host, resp_whole_body);
     c->rules.seed = host->random_u64(host); /* keys not guessable outside */
     for (size_t i = 0; i < cfg->ignore_fields.count; i++)

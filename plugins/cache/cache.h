@@ -21,6 +21,8 @@ struct cache {
     uint64_t ttl_ns;
     size_t max_entry_bytes;
     double max_temperature, missing_temperature;
+    const char *cache_only_when; /* health name, NULL: never */
+    uint64_t cache_only_retry_ms;
     bool streams; /* the host assembles streamed answers */
     struct cache_key_rules rules;
     const char *finish[16];
@@ -35,6 +37,7 @@ struct cache {
     struct sluice_metric_vec *v_bypass;
     struct sluice_metric *m_stored, *m_not_stored, *m_evicted, *m_expired;
     struct sluice_metric *m_entries, *m_bytes, *m_lookup, *m_hit_shared;
+    struct sluice_metric *m_cache_only;
 };
 
 enum cache_embed_state {

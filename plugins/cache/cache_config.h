@@ -38,6 +38,8 @@ struct cache_config {
     struct sluice_cfg_list ignore_fields;  /* of const char * */
     struct sluice_cfg_list finish_reasons; /* of const char * */
     int64_t sweep_interval_ns;
+    const char *cache_only_when;
+    int64_t cache_only_retry_after_ns;
     struct cache_semantic_config semantic;
     struct cache_snapshot_config snapshot;
     struct rl_backend_cfg shared; /* backend, redis_url, ... */

@@ -308,6 +308,35 @@ static void test_other_endpoints_untouched(void **unused)
     sluice_test_host_free(f.t);
 }
 
+static void test_cache_only_level(void **unused)
+{
+    (void)unused;
+    struct fx f;
+    fx_open(&f, "{\"cache_only_when\":\"degrade.cache_only\","
+                "\"cache_only_retry_after\":\"7s\"}");
+    const struct sluice_host *h = sluice_test_host(f.t);
+    ask(&f, Q("known"), "acme", OK, ANSWER("stop"), NULL, 0);
+    h->health_set(h, "degrade.cache_only", 1);
+    assert_string_equal(ask(&f, Q("known"), "acme", OK, NULL, NULL, 0),
+                        "hit-exact");
+    /* a miss, and what the cache never answers, get 503 + Retry-After */
+    const char *bodies[] = {Q("unknown"),
+                            "{\"model\":\"m\",\"messages\":[{\"role\":"
+                            "\"user\",\"content\":\"x\"}],\"temperature\":1}"};
+    for (size_t i = 0; i < 2; i++) {
+        struct rq q = rq_new(&f, bodies[i], "acme");
+        assert_int_equal(f.p->on_request(f.self, q.r, q.state), SLUICE_RESPOND);
+        assert_int_equal(sluice_test_reject_status(q.r), 503);
+        assert_int_equal(sluice_test_reject_retry_after_ms(q.r), 7000);
+        end(&f, &q);
+    }
+    assert_true(metric(&f, "sluice_cache_cache_only_rejections_total") == 2);
+    h->health_set(h, "degrade.cache_only", 0);
+    assert_string_equal(
+        ask(&f, Q("unknown"), "acme", OK, ANSWER("stop"), NULL, 0), "miss");
+    sluice_test_host_free(f.t);
+}
+
 static void test_config_errors(void **unused)
 {
     (void)unused;
@@ -333,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_ttl_on_fake_clock),
         cmocka_unit_test(test_entry_cap_lru),
         cmocka_unit_test(test_other_endpoints_untouched),
+        cmocka_unit_test(test_cache_only_level),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
