@@ -11,6 +11,7 @@
 #include "proxy.h"
 #include "request.h"
 #include "respond.h"
+#include "retry.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -49,11 +50,18 @@ void pipeline_resume_after(struct sluice_req *r, uint64_t delay_ms)
     evtimer_add(r->resume_timer, &tv);
 }
 
+/* What became of a request after one request-phase hook. */
+enum hook_result {
+    HOOK_NEXT,      /* the next hook may run */
+    HOOK_SUSPENDED, /* waits for resume_after() or wake() */
+    HOOK_ANSWERED,  /* answered: r may be freed already, do not touch it */
+};
+
 /* Runs one request-phase hook (on_request or on_attempt) and acts on its
- * answer; true when the next hook may run. */
-static bool run_hook(struct sluice_req *r, size_t i,
-                     enum sluice_action (*hook)(void *, struct sluice_req *,
-                                                void *))
+ * answer. */
+static enum hook_result
+run_hook(struct sluice_req *r, size_t i,
+         enum sluice_action (*hook)(void *, struct sluice_req *, void *))
 {
     struct instance *inst = &r->gen->inst[i];
     void *state = state_for(r, i);
@@ -61,7 +69,7 @@ static bool run_hook(struct sluice_req *r, size_t i,
         respond_set_error(r, 500, "api_error", NULL,
                           "out of memory for plugin state", NULL, 0);
         respond_send_local(r);
-        return false;
+        return HOOK_ANSWERED;
     }
     r->in_hook = true;
     enum sluice_action act = hook(inst->self, r, state);
@@ -69,16 +77,16 @@ static bool run_hook(struct sluice_req *r, size_t i,
     switch (act) {
     case SLUICE_CONTINUE:
         r->resumed = false;
-        return true;
+        return HOOK_NEXT;
     case SLUICE_SUSPEND:
         if (worker_suspend(r->w, r))
-            return false;
+            return HOOK_SUSPENDED;
         if (r->resume_timer)
             evtimer_del(r->resume_timer);
         respond_set_error(r, 503, "api_error", NULL,
                           "The gateway is out of memory.", NULL, 0);
         respond_send_local(r);
-        return false;
+        return HOOK_ANSWERED;
     case SLUICE_RESPOND:
     default:
         if (!r->has_local_response) {
@@ -90,7 +98,7 @@ static bool run_hook(struct sluice_req *r, size_t i,
                               "a gateway plugin failed", NULL, 0);
         }
         respond_send_local(r);
-        return false;
+        return HOOK_ANSWERED;
     }
 }
 
@@ -109,7 +117,7 @@ void pipeline_run(struct sluice_req *r)
         if (r->reached < i + 1)
             r->reached = i + 1;
         if (g->inst[i].desc->on_request &&
-            !run_hook(r, i, g->inst[i].desc->on_request))
+            run_hook(r, i, g->inst[i].desc->on_request) != HOOK_NEXT)
             return;
         r->next_plugin++;
     }
@@ -126,13 +134,18 @@ void pipeline_attempt(struct sluice_req *r)
     r->phase = PHASE_REQUEST;
     while (r->next_attempt_hook < r->reached) {
         size_t i = r->next_attempt_hook;
-        if (g->inst[i].desc->on_attempt &&
-            !run_hook(r, i, g->inst[i].desc->on_attempt))
-            return;
+        if (g->inst[i].desc->on_attempt) {
+            enum hook_result res = run_hook(r, i, g->inst[i].desc->on_attempt);
+            if (res == HOOK_SUSPENDED)
+                retry_bound_pacing(r); /* never waits past the deadline */
+            if (res != HOOK_NEXT)
+                return;
+        }
         r->next_attempt_hook++;
     }
     r->in_attempt_hooks = false;
     r->next_attempt_hook = 0; /* the next retry starts over */
+    retry_cancel(r);          /* its deadline timer, if it waited */
     r->phase = PHASE_UPSTREAM;
     proxy_start(r);
 }

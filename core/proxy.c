@@ -346,6 +346,26 @@ static void fail_locally(struct sluice_req *r, enum upstream_result result,
     respond_send_local(r);
 }
 
+void proxy_answer_last(struct sluice_req *r)
+{
+    const struct attempt_record *a = current_attempt(r);
+    if (a && a->upstream)
+        r->upstream = a->upstream; /* not a fallback that never went */
+    r->phase = PHASE_UPSTREAM;
+    if (r->resp_status && r->resp_body) {
+        r->response_reported = true;
+        pipeline_response(r);
+        if (r->ex)
+            reply_buffered(r);
+        request_finish(r);
+        return;
+    }
+    fail_locally(r,
+                 r->outcome == SLUICE_OUTCOME_TIMEOUT ? UPSTREAM_TIMEOUT
+                                                      : UPSTREAM_CONNECT_ERROR,
+                 "the retry was still paced at the retry deadline");
+}
+
 static void leave(struct sluice_req *r)
 {
     if (--r->busy == 0 && r->finish_pending) {

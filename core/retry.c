@@ -15,6 +15,7 @@
 #include "health.h"
 #include "log.h"
 #include "pipeline.h"
+#include "proxy.h"
 #include "request.h"
 #include "runtime.h"
 #include "traffic_metrics.h"
@@ -96,6 +97,19 @@ static void retry_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     worker_refresh_clock(r->w);
+    if (r->in_attempt_hooks) { /* the deadline of a paced retry */
+        if (r->suspended) {
+            worker_unsuspend(r->w, r);
+            if (r->resume_timer)
+                evtimer_del(r->resume_timer);
+            r->in_attempt_hooks = false;
+            r->next_attempt_hook = 0;
+            log_msg(LOG_DEBUG, "proxy", "%s: retry deadline while paced",
+                    r->id);
+            proxy_answer_last(r); /* plugins let go of it in on_log */
+        }
+        return;
+    }
     pipeline_attempt(r); /* pacing and admission, then proxy_start */
 }
 
@@ -143,6 +157,18 @@ bool retry_schedule(struct sluice_req *r, bool retryable)
     log_msg(LOG_DEBUG, "proxy", "%s: retry %u in %llu ms on %s", r->id,
             r->attempt_count + 1, (unsigned long long)delay, r->upstream->name);
     return true;
+}
+
+void retry_bound_pacing(struct sluice_req *r)
+{
+    const struct retry_config *rc = &r->gen->cfg->retry;
+    uint64_t elapsed_ms = (worker_now_ns() - r->started_ns) / 1000000;
+    uint64_t left =
+        elapsed_ms < rc->deadline_ms ? rc->deadline_ms - elapsed_ms : 0;
+    struct timeval tv = {(time_t)(left / 1000),
+                         (suseconds_t)((left % 1000) * 1000)};
+    if (r->retry_timer)
+        evtimer_add(r->retry_timer, &tv);
 }
 
 void retry_cancel(struct sluice_req *r)

@@ -15,7 +15,11 @@ bool retry_status_retryable(const struct sluice_req *r, int status);
 /* Schedules the next attempt when `retryable`, nothing reached the client
  * and attempts and deadline remain; false when the caller must answer. */
 bool retry_schedule(struct sluice_req *r, bool retryable);
-/* Drops a scheduled attempt (the client went away). */
+/* A retry waits in a pacing plugin (on_attempt suspended): if the retry
+ * deadline passes first, the client gets the last attempt's answer. */
+void retry_bound_pacing(struct sluice_req *r);
+/* Drops a scheduled attempt (the client went away) or the deadline of a
+ * paced retry (it may go now). */
 void retry_cancel(struct sluice_req *r);
 
 #endif

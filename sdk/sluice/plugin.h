@@ -241,8 +241,11 @@ struct sluice_plugin {
      * (resume_after/wake_token; the hook is called again), RESPOND answers
      * the client instead (reject()). Limiters and admission settle the
      * failed attempt here and take a token or a slot of the next one's
-     * upstream, so retries cannot flood a rate-limited provider. A plugin
-     * without it (1.0) sees one on_request per request. */
+     * upstream, so retries cannot flood a rate-limited provider. A wait
+     * ends at the retry deadline at the latest: the hook is then not
+     * called again, the client gets the failed attempt's answer, and
+     * on_log (run as always) gives back what the waiting attempt held. A
+     * plugin without it (1.0) sees one on_request per request. */
     enum sluice_action (*on_attempt)(void *self, struct sluice_req *r,
                                      void *state);
 

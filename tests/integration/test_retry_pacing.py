@@ -108,6 +108,30 @@ def test_aimd_retry_waits_for_its_start_time(h):
     eq(error_code(r), "upstream_capacity")
 
 
+def test_pacing_never_outlasts_the_retry_deadline(h):
+    """A retry that waits for its token past retry.deadline_ms does not go:
+    at the deadline the client gets the provider's answer, and the waiting
+    retry gives its reserved token back."""
+    h.start_mock()
+    h.start_gateway(h.config(
+        retry=retry(max_attempts=2, deadline_ms=1000),
+        pipeline=[{"plugin": "token_bucket", "config": {
+            "requests_per_period": 1, "period_s": 4, "mode": "wait", "max_wait_ms": 10000}}]))
+    h.mock_config(status=503, count=1)
+    t0 = time.time()
+    r = h.chat("the retry would wait 4 s")
+    took = time.time() - t0
+    eq(r.status, 503, r.body)
+    eq(r.header("x-sluice-upstream"), "mock")
+    eq(h.mock_stats()["chat_completions"], 1, "the retry did not go after the deadline")
+    check(took < 3.0, "answered at the 1 s deadline, not after the 4 s wait (%.2f s)" % took)
+    # The abandoned retry's slot was given back: the next request takes
+    # the slot after the first attempt's, not one after it.
+    t0 = time.time()
+    eq(h.chat("next").status, 200)
+    check(time.time() - t0 < 5.5, "waited ~3 s for the next slot, not ~7 s for the one after")
+
+
 def aimd_keys(h):
     return [p for p in h.req("GET", "/admin/status").json()["plugins"]
             if p["plugin"] == "aimd"][0]["state"]["keys"]
