@@ -5,12 +5,60 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 struct ct_ledger {
     sqlite3 *db;
     pthread_mutex_t mu;
     sqlite3_stmt *ins, *upd;
+    /* Checkpoints (the only fsyncs with synchronous=NORMAL) run on a
+     * thread of their own, off the request path. */
+    sqlite3 *ckpt_db;
+    pthread_t ckpt;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cv;
+    bool ckpt_running, stop;
 };
+
+#define CKPT_EVERY_MS 500
+
+static void *checkpointer(void *arg)
+{
+    struct ct_ledger *l = arg;
+    pthread_mutex_lock(&l->ckpt_mu);
+    while (!l->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += CKPT_EVERY_MS * 1000000l;
+        ts.tv_sec += ts.tv_nsec / 1000000000l;
+        ts.tv_nsec %= 1000000000l;
+        pthread_cond_timedwait(&l->ckpt_cv, &l->ckpt_mu, &ts);
+        pthread_mutex_unlock(&l->ckpt_mu);
+        sqlite3_wal_checkpoint_v2(l->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                  NULL, NULL);
+        pthread_mutex_lock(&l->ckpt_mu);
+    }
+    pthread_mutex_unlock(&l->ckpt_mu);
+    return NULL;
+}
+
+static void start_checkpointer(struct ct_ledger *l, const char *path)
+{
+    if (sqlite3_open_v2(path, &l->ckpt_db, SQLITE_OPEN_READWRITE, NULL) !=
+            SQLITE_OK ||
+        sqlite3_busy_timeout(l->ckpt_db, 1000) != SQLITE_OK ||
+        sqlite3_exec(l->db, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL) !=
+            SQLITE_OK)
+        return; /* SQLite's own checkpoints on commit stay on */
+    pthread_mutex_init(&l->ckpt_mu, NULL);
+    pthread_cond_init(&l->ckpt_cv, NULL);
+    l->ckpt_running = pthread_create(&l->ckpt, NULL, checkpointer, l) == 0;
+    if (!l->ckpt_running) {
+        sqlite3_exec(l->db, "PRAGMA wal_autocheckpoint=1000", NULL, NULL, NULL);
+        pthread_cond_destroy(&l->ckpt_cv);
+        pthread_mutex_destroy(&l->ckpt_mu);
+    }
+}
 
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
@@ -63,6 +111,7 @@ struct ct_ledger *ct_ledger_open(const char *path, char *err, size_t errlen)
         ct_ledger_close(l);
         return NULL;
     }
+    start_checkpointer(l, path);
     return l;
 }
 
@@ -70,6 +119,16 @@ void ct_ledger_close(struct ct_ledger *l)
 {
     if (!l)
         return;
+    if (l->ckpt_running) {
+        pthread_mutex_lock(&l->ckpt_mu);
+        l->stop = true;
+        pthread_cond_signal(&l->ckpt_cv);
+        pthread_mutex_unlock(&l->ckpt_mu);
+        pthread_join(l->ckpt, NULL);
+        pthread_cond_destroy(&l->ckpt_cv);
+        pthread_mutex_destroy(&l->ckpt_mu);
+    }
+    sqlite3_close(l->ckpt_db);
     sqlite3_finalize(l->ins);
     sqlite3_finalize(l->upd);
     pthread_mutex_destroy(&l->mu);
