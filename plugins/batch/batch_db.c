@@ -17,7 +17,7 @@ struct batch_db {
 
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
-    "PRAGMA synchronous=FULL;"
+    "PRAGMA synchronous=NORMAL;"
     "CREATE TABLE IF NOT EXISTS files("
     " id TEXT PRIMARY KEY, tenant TEXT NOT NULL, purpose TEXT NOT NULL,"
     " filename TEXT NOT NULL, bytes INTEGER NOT NULL,"

@@ -1,8 +1,9 @@
 /* SQLite state of the batch plugin: files, batches and one row per line.
  * One connection behind SQLite's own mutex (FULLMUTEX), WAL journal,
- * synchronous=FULL so a committed line result survives a power cut. Every
- * call is one statement or one transaction: a line counts as done only
- * once its result row is committed. */
+ * synchronous=NORMAL: a commit survives the process being killed (kill -9);
+ * a power cut may roll back the last commits, whose lines are then sent
+ * again. Every call is one statement or one transaction: a line counts as
+ * done only once its result row is committed. */
 #ifndef BATCH_DB_H
 #define BATCH_DB_H
 
