@@ -178,20 +178,30 @@ static void ledger_reserve(struct cost_tracker *ct, struct sluice_req *r,
         .reserved = st->reserved,
         .streamed = h->req_stream(r),
     };
-    st->ledger_id = ct_ledger_reserve(ct->ledger, &row);
-    if (!st->ledger_id)
-        h->counter_add(ct->m_ledger_errors, 1);
+    st->ticket = h->wake_token(r);
+    st->ledger_seq = ct_ledger_reserve_async(ct->ledger, &row, &st->ledger_id,
+                                             h, st->ticket);
 }
 
-/* The reservation is held: write it down before the upstream call. */
+/* The reservation is held: its ledger row must be durable before the
+ * upstream call, so an answer the provider served is never missing from
+ * the ledger. The row joins the writer's next batch; the request waits
+ * for that commit (woken by the writer). */
 static enum sluice_action admitted(struct cost_tracker *ct,
                                    struct sluice_req *r, struct ct_req *st)
 {
     st->active = true;
     st->phase = CT_PH_DONE;
-    if (ct->ledger)
-        ledger_reserve(ct, r, st);
-    return SLUICE_CONTINUE;
+    if (!ct->ledger)
+        return SLUICE_CONTINUE;
+    ledger_reserve(ct, r, st);
+    if (!st->ledger_seq) { /* out of memory: go on without the row */
+        ct->h->counter_add(ct->m_ledger_errors, 1);
+        st->ledger_id = 0;
+        return SLUICE_CONTINUE;
+    }
+    st->phase = CT_PH_LEDGER;
+    return SLUICE_SUSPEND;
 }
 
 /* Redis failed or is down: decide locally (open) or refuse (closed). */
@@ -218,6 +228,15 @@ static enum sluice_action ct_on_request(void *self, struct sluice_req *r,
     struct ct_req *st = state;
     const struct sluice_host *h = ct->h;
 
+    if (st->phase == CT_PH_LEDGER) {
+        if (ct_ledger_committed(ct->ledger, st->ledger_seq)) {
+            st->phase = CT_PH_DONE;
+            return SLUICE_CONTINUE;
+        }
+        /* A stale wake: the writer holds the first ticket, so poll. */
+        h->resume_after(r, 1);
+        return SLUICE_SUSPEND;
+    }
     if (st->phase == CT_PH_REDIS) {
         if (st->call) { /* a stale wake: wait for the reply */
             st->ticket = h->wake_token(r);
@@ -359,10 +378,10 @@ static void ct_on_response(void *self, struct sluice_req *r, void *state)
     else
         nc = ct_settle(&ct->budgets, st->refs, st->n_refs, st->reserved, cost,
                        now, cross, sizeof cross / sizeof *cross);
-    if (ct->ledger && st->ledger_id &&
-        ct_ledger_settle(ct->ledger, st->ledger_id, how, model, u.prompt_tokens,
-                         u.cached_tokens, u.completion_tokens, cost, now))
-        h->counter_add(ct->m_ledger_errors, 1);
+    if (ct->ledger && st->ledger_id)
+        ct_ledger_settle_async(ct->ledger, st->ledger_id, how, model,
+                               u.prompt_tokens, u.cached_tokens,
+                               u.completion_tokens, cost, now);
     if (cost) {
         struct sluice_str f = feature_of(ct, r);
         char tenant[65], user[65], key[65], feature[65], upstream[65];
@@ -402,8 +421,8 @@ static void ct_on_cleanup(void *self, struct sluice_req *r, void *state)
         ct_settle(&ct->budgets, st->refs, st->n_refs, st->reserved, 0,
                   ct->h->wall_ms(ct->h), NULL, 0);
     if (ct->ledger && st->ledger_id)
-        ct_ledger_settle(ct->ledger, st->ledger_id, "released", st->model, 0, 0,
-                         0, 0, ct->h->wall_ms(ct->h));
+        ct_ledger_settle_async(ct->ledger, st->ledger_id, "released", st->model,
+                               0, 0, 0, 0, ct->h->wall_ms(ct->h));
 }
 
 static int ct_thread_init(void *self, unsigned worker)

@@ -63,7 +63,7 @@ struct cost_tracker {
         *m_webhook_ok, *m_webhook_failed;
 };
 
-enum ct_phase { CT_PH_NEW = 0, CT_PH_REDIS, CT_PH_DONE };
+enum ct_phase { CT_PH_NEW = 0, CT_PH_REDIS, CT_PH_LEDGER, CT_PH_DONE };
 
 /* Per request (req_state_size). */
 struct ct_req {
@@ -71,7 +71,8 @@ struct ct_req {
     struct ct_entry *refs[CT_MAX_REFS];
     size_t n_refs;
     int64_t ledger_id;
-    int64_t ts_ms; /* admission: the windows the request counts in */
+    uint64_t ledger_seq; /* the batch the reservation row commits in */
+    int64_t ts_ms;       /* admission: the windows the request counts in */
     uint64_t reserved;
     struct rl_redis_call *call; /* reservation in flight */
     sluice_wake_t ticket;

@@ -190,8 +190,11 @@ void ct_destroy(void *self)
     struct cost_tracker *ct = self;
     if (!ct)
         return;
-    if (ct->ledger)
+    if (ct->ledger) {
+        /* Queued writes may wake through this instance's host. */
+        ct_ledger_flush(ct->ledger);
         ct_shared_ledger_put(ct->ledger);
+    }
     rl_backend_fini(&ct->be);
     free(ct->workers);
     ct_teardown(ct);
@@ -252,9 +255,11 @@ size_t ct_status_json(void *self, char *buf, size_t cap)
     if (cap)
         buf[0] = '\0';
     put(&s,
-        "{\"ledger\":\"%s\",\"backend\":\"%s\",\"models_priced\":%zu,"
-        "\"budgets\":[",
+        "{\"ledger\":\"%s\",\"ledger_write_errors\":%llu,\"backend\":"
+        "\"%s\",\"models_priced\":%zu,\"budgets\":[",
         ct->ledger ? "sqlite" : "memory",
+        ct->ledger ? (unsigned long long)ct_ledger_write_errors(ct->ledger)
+                   : 0ull,
         rl_backend_is_redis(&ct->be) ? "redis" : "local", ct->prices.n);
     ct_budgets_each(&ct->budgets, s.now, status_entry, &s);
     put(&s, "]}");

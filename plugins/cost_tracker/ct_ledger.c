@@ -1,24 +1,12 @@
-/* SQLite ledger: prepared statements on one connection behind a mutex. */
-#include "ct_ledger.h"
+/* SQLite ledger: prepared statements on one connection behind a mutex;
+ * the writer thread of ct_ledger_queue.c uses the same connection. */
+#include "ct_ledger_internal.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-struct ct_ledger {
-    sqlite3 *db;
-    pthread_mutex_t mu;
-    sqlite3_stmt *ins, *upd;
-    /* Checkpoints (the only fsyncs with synchronous=NORMAL) run on a
-     * thread of their own, off the request path. */
-    sqlite3 *ckpt_db;
-    pthread_t ckpt;
-    pthread_mutex_t ckpt_mu;
-    pthread_cond_t ckpt_cv;
-    bool ckpt_running, stop;
-};
 
 #define CKPT_EVERY_MS 500
 
@@ -97,8 +85,8 @@ struct ct_ledger *ct_ledger_open(const char *path, char *err, size_t errlen)
         sqlite3_prepare_v2(
             l->db,
             "INSERT INTO ledger(ts_ms,request_id,tenant,user,key,feature,"
-            "model,upstream,streamed,state,reserved_pico) "
-            "VALUES(?,?,?,?,?,?,?,?,?,'reserved',?)",
+            "model,upstream,streamed,state,reserved_pico,id) "
+            "VALUES(?,?,?,?,?,?,?,?,?,'reserved',?,?)",
             -1, &l->ins, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(l->db,
                            "UPDATE ledger SET state=?,model=?,prompt_tokens=?,"
@@ -112,6 +100,25 @@ struct ct_ledger *ct_ledger_open(const char *path, char *err, size_t errlen)
         return NULL;
     }
     start_checkpointer(l, path);
+    sqlite3_stmt *mx = NULL;
+    int64_t next = 1;
+    if (sqlite3_prepare_v2(l->db, "SELECT coalesce(max(id),0)+1 FROM ledger",
+                           -1, &mx, NULL) == SQLITE_OK &&
+        sqlite3_step(mx) == SQLITE_ROW)
+        next = sqlite3_column_int64(mx, 0);
+    sqlite3_finalize(mx);
+    atomic_store(&l->next_id, next);
+    pthread_mutex_init(&l->q_mu, NULL);
+    pthread_cond_init(&l->q_cv, NULL);
+    pthread_cond_init(&l->q_done, NULL);
+    l->writer_running =
+        pthread_create(&l->writer, NULL, ct_ledger_writer, l) == 0;
+    if (!l->writer_running) {
+        snprintf(err, errlen, "ledger %s: cannot start its writer thread",
+                 path);
+        ct_ledger_close(l);
+        return NULL;
+    }
     return l;
 }
 
@@ -119,6 +126,16 @@ void ct_ledger_close(struct ct_ledger *l)
 {
     if (!l)
         return;
+    if (l->writer_running) { /* commits what is queued, then ends */
+        pthread_mutex_lock(&l->q_mu);
+        l->q_stop = true;
+        pthread_cond_signal(&l->q_cv);
+        pthread_mutex_unlock(&l->q_mu);
+        pthread_join(l->writer, NULL);
+        pthread_cond_destroy(&l->q_cv);
+        pthread_cond_destroy(&l->q_done);
+        pthread_mutex_destroy(&l->q_mu);
+    }
     if (l->ckpt_running) {
         pthread_mutex_lock(&l->ckpt_mu);
         l->stop = true;
@@ -141,10 +158,9 @@ static void bind_text(sqlite3_stmt *s, int i, struct ct_text t)
     sqlite3_bind_text(s, i, t.ptr ? t.ptr : "", (int)t.len, SQLITE_TRANSIENT);
 }
 
-int64_t ct_ledger_reserve(struct ct_ledger *l, const struct ct_ledger_row *row)
+int ct_ledger_insert_locked(struct ct_ledger *l, int64_t id,
+                            const struct ct_ledger_row *row)
 {
-    int64_t id = 0;
-    pthread_mutex_lock(&l->mu);
     sqlite3_stmt *s = l->ins;
     sqlite3_bind_int64(s, 1, row->ts_ms);
     bind_text(s, 2, row->request_id);
@@ -156,19 +172,16 @@ int64_t ct_ledger_reserve(struct ct_ledger *l, const struct ct_ledger_row *row)
     bind_text(s, 8, row->upstream);
     sqlite3_bind_int(s, 9, row->streamed);
     sqlite3_bind_int64(s, 10, clamp64(row->reserved));
-    if (sqlite3_step(s) == SQLITE_DONE)
-        id = sqlite3_last_insert_rowid(l->db);
+    sqlite3_bind_int64(s, 11, id);
+    int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
     sqlite3_reset(s);
-    pthread_mutex_unlock(&l->mu);
-    return id;
+    return rc;
 }
 
-int ct_ledger_settle(struct ct_ledger *l, int64_t id, const char *state,
-                     const char *model, uint64_t prompt, uint64_t cached,
-                     uint64_t completion, uint64_t cost, int64_t now_ms)
+int ct_ledger_update_locked(struct ct_ledger *l, int64_t id, const char *state,
+                            const char *model, uint64_t prompt, uint64_t cached,
+                            uint64_t completion, uint64_t cost, int64_t now_ms)
 {
-    int rc;
-    pthread_mutex_lock(&l->mu);
     sqlite3_stmt *s = l->upd;
     sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, model, -1, SQLITE_TRANSIENT);
@@ -178,8 +191,32 @@ int ct_ledger_settle(struct ct_ledger *l, int64_t id, const char *state,
     sqlite3_bind_int64(s, 6, clamp64(cost));
     sqlite3_bind_int64(s, 7, now_ms);
     sqlite3_bind_int64(s, 8, id);
-    rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
+    int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
     sqlite3_reset(s);
+    return rc;
+}
+
+int ct_ledger_exec_locked(struct ct_ledger *l, const char *sql)
+{
+    return sqlite3_exec(l->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+int64_t ct_ledger_reserve(struct ct_ledger *l, const struct ct_ledger_row *row)
+{
+    int64_t id = atomic_fetch_add(&l->next_id, 1);
+    pthread_mutex_lock(&l->mu);
+    int rc = ct_ledger_insert_locked(l, id, row);
+    pthread_mutex_unlock(&l->mu);
+    return rc ? 0 : id;
+}
+
+int ct_ledger_settle(struct ct_ledger *l, int64_t id, const char *state,
+                     const char *model, uint64_t prompt, uint64_t cached,
+                     uint64_t completion, uint64_t cost, int64_t now_ms)
+{
+    pthread_mutex_lock(&l->mu);
+    int rc = ct_ledger_update_locked(l, id, state, model, prompt, cached,
+                                     completion, cost, now_ms);
     pthread_mutex_unlock(&l->mu);
     return rc;
 }

@@ -471,12 +471,21 @@ static void test_ledger_keeps_spend_and_recovers_orphans(void **state)
              "\"global\",\"period\":\"total\",\"limit_usd\":\"1\"}]}",
              path);
     fx_open(&x, cfg);
+    struct ct_ledger *lg = ((struct cost_tracker *)x.self)->ledger;
     struct rq q = rq_new(&x, "gpt-4o", 100, false);
+    /* The request waits until its reservation row is committed. */
+    assert_int_equal(x.p->on_request(x.self, q.r, q.st), SLUICE_SUSPEND);
+    ct_ledger_flush(lg);
+    assert_int_equal(sluice_test_wakes(q.r), 1);
+    sluice_test_req_mark_resumed(q.r);
     assert_int_equal(x.p->on_request(x.self, q.r, q.st), SLUICE_CONTINUE);
     rq_answer(&x, &q, 0, 100); /* 0.001 USD */
     rq_end(&x, &q);
     /* A reservation a "crashed" process left behind: its row stays. */
     struct rq lost = rq_new(&x, "gpt-4o", 200, false);
+    assert_int_equal(x.p->on_request(x.self, lost.r, lost.st), SLUICE_SUSPEND);
+    ct_ledger_flush(lg);
+    sluice_test_req_mark_resumed(lost.r);
     assert_int_equal(x.p->on_request(x.self, lost.r, lost.st), SLUICE_CONTINUE);
     sluice_test_req_free(lost.r); /* no cleanup: the process "died" */
     free(lost.st);

@@ -28,6 +28,15 @@ def ledger(db, sql, args=()):
         con.close()
 
 
+def wait_settled(db, feature):
+    """Settlements are committed by the ledger's writer thread after the
+    answer left: wait until no row of `feature` is still reserved."""
+    deadline = time.time() + 10
+    while ledger(db, "select count(*) from ledger where feature=? and state='reserved'",
+                 (feature,))[0][0] and time.time() < deadline:
+        time.sleep(0.02)
+
+
 def status(h):
     st = h.req("GET", "/admin/status").json()
     for p in st["plugins"]:

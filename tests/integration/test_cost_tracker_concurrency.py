@@ -10,7 +10,8 @@ import time
 
 import harness
 from harness import check, eq
-from test_cost_tracker import BODY_TEXT, chat, ct, fire, ledger, status, usd_to_pico, worst_case
+from test_cost_tracker import (BODY_TEXT, chat, ct, fire, ledger, status, usd_to_pico, wait_settled,
+                               worst_case)
 
 
 def test_200_concurrent_never_overspend_a_budget_for_50(h):
@@ -32,6 +33,7 @@ def test_200_concurrent_never_overspend_a_budget_for_50(h):
     res = fire(h, 200, "load")
     ok = [r for r in res if r.status == 200]
     refused = [r for r in res if r.status != 200]
+    wait_settled(db, "load")
     spent = ledger(db, "select coalesce(sum(cost_pico),0) from ledger where feature='load'")[0][0]
     print("  200 concurrent: %d admitted, %d refused, spent %d of %d pico-USD (worst case %d)"
           % (len(ok), len(refused), spent, limit, worst))
@@ -90,6 +92,8 @@ def test_two_instances_on_one_redis_share_the_budget(h):
         t.join()
     ok = [r for r in results if r.status == 200]
     refused = [r for r in results if r.status != 200]
+    for db in dbs:
+        wait_settled(db, "load")
     spent = sum(ledger(db, "select coalesce(sum(cost_pico),0) from ledger where feature='load'")[0][0]
                 for db in dbs)
     per = [sum(1 for i, r in enumerate(results) if r.status == 200 and i % 2 == k) for k in (0, 1)]
