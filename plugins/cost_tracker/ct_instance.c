@@ -34,8 +34,6 @@ static void make_metrics(struct cost_tracker *ct)
     ct->m_webhook_failed =
         h->counter(h, "sluice_cost_tracker_webhook_failed_total",
                    "threshold crossings given up after the retries");
-    if (!SLUICE_HOST_HAS(h, metric_with))
-        return;
     ct->m_spend = h->counter_vec(
         h, "sluice_cost_tracker_spend_nanousd_total",
         "spend in nano-USD (the ledger holds exact pico-USD)", l_spend, 3, 15);
@@ -143,6 +141,15 @@ int ct_create(const struct sluice_host *h, const void *config,
     }
     ct->h = h;
     ct->cfg = *(const struct ct_config *)config;
+    /* Labelled metrics and on_cleanup (reservations released however a
+     * request ends) are SDK 1.1. */
+    if (!SLUICE_HOST_HAS(h, metric_with)) {
+        snprintf(err->message, sizeof err->message,
+                 "cost_tracker needs an SDK 1.1 core (labelled metrics, "
+                 "on_cleanup)");
+        free(ct);
+        return -1;
+    }
     if (ct_setup(ct, err))
         goto fail;
     make_metrics(ct);

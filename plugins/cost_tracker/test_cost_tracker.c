@@ -568,6 +568,50 @@ static void test_webhook_posts_each_crossing_with_retries(void **state)
     sluice_test_host_free(x.t);
 }
 
+/* The feature tag comes from the policy var, else from the header. */
+static void test_feature_from_var_or_header(void **state)
+{
+    struct fx x;
+    (void)state;
+    fx_open(&x, "{\"ledger_path\":\"\",\"budgets\":[{\"name\":\"f\",\"scope\":"
+                "\"feature\",\"period\":\"total\",\"limit_usd\":\"1\"}]}");
+    struct rq a = rq_new(&x, "gpt-4o", 10, false);
+    sluice_test_req_set_header(a.r, "x-sluice-feature", "from-header");
+    struct rq b = rq_new(&x, "gpt-4o", 10, false);
+    sluice_test_req_set_header(b.r, "x-sluice-feature", "from-header");
+    x.h->var_set(b.r, "cost.feature", (struct sluice_str){"from-var", 8});
+    struct rq c = rq_new(&x, "gpt-4o", 10, false); /* no tag: no budget */
+    struct rq *all[] = {&a, &b, &c};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(x.p->on_request(x.self, all[i]->r, all[i]->st),
+                         SLUICE_CONTINUE);
+        rq_answer(&x, all[i], 0, 100); /* 0.001 USD */
+        rq_end(&x, all[i]);
+    }
+    assert_float_equal(
+        sluice_test_health(x.t, "budget.f.from-header.used_ratio"), 0.001,
+        1e-12);
+    assert_float_equal(sluice_test_health(x.t, "budget.f.from-var.used_ratio"),
+                       0.001, 1e-12);
+    assert_float_equal(
+        sluice_test_metric(x.t, "sluice_cost_tracker_spend_nanousd_total{"
+                                "tenant=\"acme\",model=\"gpt-4o\",feature="
+                                "\"from-var\"}"),
+        1000000, 0);
+    sluice_test_host_free(x.t);
+}
+
+static void test_needs_a_1_1_core(void **state)
+{
+    struct sluice_test_host *t = sluice_test_host_new();
+    (void)state;
+    sluice_test_host_pretend_1_0(t);
+    assert_null(
+        sluice_test_open(t, sluice_plugin_v1(), "{\"ledger_path\":\"\"}"));
+    assert_non_null(strstr(sluice_test_open_error(t), "1.1"));
+    sluice_test_host_free(t);
+}
+
 static void test_config_errors(void **state)
 {
     struct sluice_test_host *t = sluice_test_host_new();
@@ -606,6 +650,8 @@ int main(void)
         cmocka_unit_test(test_unknown_model_counts_zero_with_warning),
         cmocka_unit_test(test_ledger_keeps_spend_and_recovers_orphans),
         cmocka_unit_test(test_webhook_posts_each_crossing_with_retries),
+        cmocka_unit_test(test_feature_from_var_or_header),
+        cmocka_unit_test(test_needs_a_1_1_core),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -206,6 +206,25 @@ def test_threshold_crossings_reach_the_webhook_once_with_retries(h):
         srv.shutdown()
 
 
+def test_redis_down_fails_closed_or_open_as_configured(h):
+    from test_ratelimit import free_port
+    h.start_mock()
+    dead = "redis://127.0.0.1:%d" % free_port()  # nothing listens there
+    budget = {"name": "r", "scope": "feature", "match": "x", "period": "daily", "limit_usd": "1"}
+    for mode, want in (("closed", 503), ("open", 200)):
+        db = os.path.join(h.tmp, mode + ".sqlite")
+        cfg = h.config(pipeline=[ct(h, db, budgets=[budget], backend="redis", redis_url=dead,
+                                    on_redis_error=mode)])
+        h.start_gateway(path=h.write_config(cfg, mode + ".json"))
+        r = chat(h, feature="x")
+        eq(r.status, want, "%s: %s" % (mode, r.body[:200]))
+        if want == 503:
+            eq(r.json()["error"]["code"], "budget_unavailable")
+            check(r.header("retry-after"), r.headers)
+        eq(chat(h).status, 200, "requests under no budget never wait for Redis")
+        h.gw.stop()
+
+
 def test_unknown_model_is_counted_not_silent(h):
     h.start_mock()
     db = os.path.join(h.tmp, "cost.sqlite")
