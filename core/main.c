@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/batch_client.h"
 #include "config/config.h"
 #include "config/plugin_config.h"
 #include "http/http_server.h"
@@ -33,6 +34,9 @@ static const char usage_text[] =
     "                                     show a plugin's config keys\n"
     "       sluice tokens [--model M] [--chat] [FILE]\n"
     "                                     count tokens as the gateway does\n"
+    "       sluice batch [options] INPUT.jsonl\n"
+    "                                     run or --dry-run a batch file "
+    "(--help)\n"
     "       sluice --version | --help\n"
     "\n"
     "Without -c, the bundled default config is used. Signals: SIGHUP "
@@ -331,6 +335,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "tokens") == 0)
         return tokens_cli_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "batch") == 0)
+        return batch_client_main(argc - 1, argv + 1);
     fprintf(stderr, "sluice: unknown command '%s'\n\n%s", cmd, usage_text);
     return EXIT_USAGE;
 }
