@@ -181,6 +181,8 @@ int ct_create(const struct sluice_host *h, const void *config,
                    "ended mid-request, charged at their worst case",
                    (long long)orphaned);
         }
+        /* A reload: the previous generation's queued settlements count. */
+        ct_ledger_flush(ct->ledger);
         /* With Redis the shared spend comes from Redis replies. */
         if (!rl_backend_is_redis(&ct->be) && load_spend(ct, err))
             goto fail;

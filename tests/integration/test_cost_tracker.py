@@ -109,6 +109,25 @@ def test_restart_keeps_the_spend_and_the_refusal(h):
     eq(r.json()["error"]["code"], "budget_exceeded")
 
 
+def test_reload_keeps_the_spend(h):
+    import signal
+    h.start_mock()
+    db = os.path.join(h.tmp, "cost.sqlite")
+    budget = {"name": "tiny", "scope": "feature", "match": "f", "period": "monthly",
+              "limit_usd": "0.0005"}
+    h.start_gateway(h.config(pipeline=[ct(h, db, budgets=[budget])]))
+    h.mock_config(completion_tokens=20)
+    eq([chat(h, feature="f").status for _ in range(3)], [200, 200, 429])
+    spent = status(h)["budgets"][0]["spent_usd"]
+    gen = h.req("GET", "/admin/status").json()["config_generation"]
+    h.gw.signal(signal.SIGHUP)  # right after the answers: settlements may still be queued
+    deadline = time.time() + 10
+    while h.req("GET", "/admin/status").json()["config_generation"] == gen and time.time() < deadline:
+        time.sleep(0.02)
+    eq(status(h)["budgets"][0]["spent_usd"], spent, "spend after reload")
+    eq(chat(h, feature="f").status, 429, "still exhausted after a reload")
+
+
 def test_soft_threshold_sends_the_cheaper_model(h):
     h.start_mock()
     db = os.path.join(h.tmp, "cost.sqlite")
