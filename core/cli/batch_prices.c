@@ -63,8 +63,8 @@ bool batch_prices_find(const struct batch_prices *p, const char *model,
         json_object_foreach(p->models, key, v)
         {
             size_t k = strlen(key);
-            if (k > best && k < mlen && strncmp(model, key, k) == 0 &&
-                model[k] == '-') {
+            if (k > best && k + 1 < mlen && strncmp(model, key, k) == 0 &&
+                model[k] == '-' && model[k + 1] >= '0' && model[k + 1] <= '9') {
                 best = k;
                 hit = v;
             }

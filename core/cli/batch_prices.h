@@ -17,8 +17,8 @@ struct batch_prices;
 struct batch_prices *batch_prices_load(const char *path, char *err,
                                        size_t errlen);
 void batch_prices_free(struct batch_prices *p);
-/* Exact model name, else the longest entry that is a prefix followed by
- * '-' (dated snapshots: gpt-4o-2024-08-06 is gpt-4o). */
+/* Exact model name, else the longest entry followed by '-' and a digit
+ * (dated snapshots: gpt-4o-2024-08-06 is gpt-4o; gpt-4o-mini is not). */
 bool batch_prices_find(const struct batch_prices *p, const char *model,
                        struct batch_price *out);
 

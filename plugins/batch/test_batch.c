@@ -325,6 +325,32 @@ static void test_store_atomic(void **s)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- the config table, as the core validates it ---- */
+
+const struct sluice_plugin *sluice_plugin_v1(void);
+
+static void test_config_errors_and_sdk_check(void **s)
+{
+    (void)s;
+    const struct sluice_plugin *p = sluice_plugin_v1();
+    struct sluice_test_host *t = sluice_test_host_new();
+    assert_null(sluice_test_open(t, p, "{}"));
+    assert_non_null(strstr(sluice_test_open_error(t), "dir"));
+    assert_null(
+        sluice_test_open(t, p, "{\"dir\": \"/tmp\", \"concurrency\": 0}"));
+    assert_non_null(strstr(sluice_test_open_error(t), "config.concurrency"));
+    assert_null(sluice_test_open(t, p,
+                                 "{\"dir\": \"/tmp\", \"max_storage_bytes\": "
+                                 "\"lots\"}"));
+    assert_non_null(strstr(sluice_test_open_error(t), "max_storage_bytes"));
+    /* A host without routes and self_submit (SDK 1.0) is refused with a
+     * sentence, not a crash. */
+    sluice_test_host_pretend_1_0(t);
+    assert_null(sluice_test_open(t, p, "{\"dir\": \"/tmp\"}"));
+    assert_non_null(strstr(sluice_test_open_error(t), "SDK 1.1"));
+    sluice_test_host_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_abandon_and_order),
         cmocka_unit_test(test_tenant_and_list),
         cmocka_unit_test(test_store_atomic),
+        cmocka_unit_test(test_config_errors_and_sdk_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
