@@ -204,21 +204,42 @@ static enum sluice_action admitted(struct cost_tracker *ct,
     return SLUICE_SUSPEND;
 }
 
+static enum sluice_action unavailable(const struct sluice_host *h,
+                                      struct sluice_req *r)
+{
+    return h->reject(r, 503, "server_error", "budget_unavailable",
+                     "The budget store is unavailable; retry later.",
+                     RL_FAIL_CLOSED_RETRY_MS);
+}
+
 /* Redis failed or is down: decide locally (open) or refuse (closed). */
 static enum sluice_action
 redis_degraded(struct cost_tracker *ct, struct sluice_req *r, struct ct_req *st)
 {
     st->phase = CT_PH_DONE;
     if (rl_backend_fail_closed(&ct->be))
-        return ct->h->reject(r, 503, "server_error", "budget_unavailable",
-                             "The budget store is unavailable; retry later.",
-                             RL_FAIL_CLOSED_RETRY_MS);
+        return unavailable(ct->h, r);
     rl_backend_count_fallback(&ct->be);
     int fail =
         ct_reserve(&ct->budgets, st->refs, st->n_refs, st->reserved, st->ts_ms);
     if (fail >= 0)
         return refuse(ct, r, st->refs[fail], st->reserved, st->ts_ms);
     return admitted(ct, r, st);
+}
+
+/* input tokens + (max_tokens or the default) at the model's prices. */
+static uint64_t worst_case(struct cost_tracker *ct, struct sluice_req *r,
+                           const char *model)
+{
+    const struct sluice_host *h = ct->h;
+    struct sluice_str ep = h->req_endpoint(r);
+    bool embeddings =
+        ep.len >= 11 && !memcmp(ep.ptr + ep.len - 11, "/embeddings", 11);
+    uint64_t out = embeddings ? 0 : h->req_max_tokens(r);
+    if (!out && !embeddings)
+        out = (uint64_t)ct->cfg.default_max_tokens;
+    return ct_cost(price_of(ct, model), h->req_input_tokens(r), 0, out,
+                   discount(ct, r));
 }
 
 static enum sluice_action ct_on_request(void *self, struct sluice_req *r,
@@ -261,17 +282,10 @@ static enum sluice_action ct_on_request(void *self, struct sluice_req *r,
     find_budgets(ct, r, st);
     maybe_downgrade(ct, r, st, st->ts_ms);
 
-    struct sluice_str ep = h->req_endpoint(r);
-    bool embeddings =
-        ep.len >= 11 && !memcmp(ep.ptr + ep.len - 11, "/embeddings", 11);
-    uint64_t out = embeddings ? 0 : h->req_max_tokens(r);
-    if (!out && !embeddings)
-        out = (uint64_t)ct->cfg.default_max_tokens;
-    st->reserved = ct_cost(price_of(ct, st->model), h->req_input_tokens(r), 0,
-                           out, discount(ct, r));
+    st->reserved = worst_case(ct, r, st->model);
 
     if (st->n_refs && rl_backend_is_redis(&ct->be)) {
-        if (!ct_redis_reserve(ct, r, st))
+        if (!ct_redis_reserve(ct, r, st, st->reserved))
             return redis_degraded(ct, r, st);
         st->phase = CT_PH_REDIS;
         return SLUICE_SUSPEND;
@@ -283,6 +297,54 @@ static enum sluice_action ct_on_request(void *self, struct sluice_req *r,
         return refuse(ct, r, st->refs[fail], st->reserved, st->ts_ms);
     }
     return admitted(ct, r, st);
+}
+
+/* A retry or fallback to a pricier model reserves the difference first,
+ * so a fallback cannot overspend either. */
+static enum sluice_action ct_on_attempt(void *self, struct sluice_req *r,
+                                        void *state)
+{
+    struct cost_tracker *ct = self;
+    struct ct_req *st = state;
+    const struct sluice_host *h = ct->h;
+    char model[sizeof st->model];
+
+    if (st->phase == CT_PH_EXTRA_REDIS) {
+        if (st->call) { /* a stale wake */
+            st->ticket = h->wake_token(r);
+            return SLUICE_SUSPEND;
+        }
+        st->phase = CT_PH_DONE;
+        int fail = ct_redis_reserve_result(ct, st);
+        if (fail == -2) /* no local share of a Redis reservation: refuse */
+            return unavailable(h, r);
+        if (fail >= 0)
+            return refuse(ct, r, st->refs[fail], st->extra, h->wall_ms(h));
+        st->reserved += st->extra;
+        return SLUICE_CONTINUE;
+    }
+    if (!st->active)
+        return SLUICE_CONTINUE;
+    copy_str(model, sizeof model, h->req_target_model(r));
+    if (!strcmp(model, st->model))
+        return SLUICE_CONTINUE;
+    uint64_t worst = worst_case(ct, r, model);
+    snprintf(st->model, sizeof st->model, "%s", model);
+    if (worst <= st->reserved || !st->n_refs)
+        return SLUICE_CONTINUE;
+    st->extra = worst - st->reserved;
+    if (st->via_redis) {
+        if (!ct_redis_reserve(ct, r, st, st->extra))
+            return unavailable(h, r);
+        st->phase = CT_PH_EXTRA_REDIS;
+        return SLUICE_SUSPEND;
+    }
+    int fail = ct_reserve(&ct->budgets, st->refs, st->n_refs, st->extra,
+                          h->wall_ms(h));
+    if (fail >= 0)
+        return refuse(ct, r, st->refs[fail], st->extra, h->wall_ms(h));
+    st->reserved += st->extra;
+    return SLUICE_CONTINUE;
 }
 
 static void add_cost_header(struct cost_tracker *ct, struct sluice_req *r,
@@ -453,6 +515,7 @@ static const struct sluice_plugin cost_tracker_plugin = {
     .on_upstream_response = ct_on_upstream_response,
     .on_response = ct_on_response,
     .on_cleanup = ct_on_cleanup,
+    .on_attempt = ct_on_attempt,
     .status_json = ct_status_json,
 };
 

@@ -63,7 +63,13 @@ struct cost_tracker {
         *m_webhook_ok, *m_webhook_failed;
 };
 
-enum ct_phase { CT_PH_NEW = 0, CT_PH_REDIS, CT_PH_LEDGER, CT_PH_DONE };
+enum ct_phase {
+    CT_PH_NEW = 0,
+    CT_PH_REDIS,
+    CT_PH_LEDGER,
+    CT_PH_DONE,
+    CT_PH_EXTRA_REDIS, /* a retry's extra reservation in Redis */
+};
 
 /* Per request (req_state_size). */
 struct ct_req {
@@ -74,6 +80,7 @@ struct ct_req {
     uint64_t ledger_seq; /* the batch the reservation row commits in */
     int64_t ts_ms;       /* admission: the windows the request counts in */
     uint64_t reserved;
+    uint64_t extra; /* more reserved for a pricier retry (on_attempt) */
     struct rl_redis_call *call; /* reservation in flight */
     sluice_wake_t ticket;
     uint64_t mirror[CT_MAX_REFS]; /* spend Redis reported */

@@ -119,7 +119,7 @@ static void on_reserve(void *arg, enum rl_redis_result res,
 }
 
 bool ct_redis_reserve(struct cost_tracker *ct, struct sluice_req *r,
-                      struct ct_req *st)
+                      struct ct_req *st, uint64_t amount)
 {
     struct rl_redis *c = rl_backend_client(&ct->be, ct->h->req_worker(r));
     struct args *a;
@@ -132,7 +132,7 @@ bool ct_redis_reserve(struct cost_tracker *ct, struct sluice_req *r,
             key_of(ct, st->refs[k], st->ts_ms, a->keys[k], sizeof a->keys[k]);
         a->argv[i++] = a->keys[k];
     }
-    i = num(a, i, 0, "%lld", (long long)st->reserved);
+    i = num(a, i, 0, "%lld", (long long)amount);
     for (size_t k = 0; k < n; k++) {
         uint64_t limit = ct->defs[st->refs[k]->def].limit;
         i = num(a, i, k + 1, "%lld",

@@ -18,11 +18,11 @@ struct sluice_req;
 
 extern const char *const ct_redis_scripts[2];
 
-/* Starts the reservation of st->reserved on st->refs; the request
- * suspends until ct_redis_reserve_done() (its wake). False: Redis cannot
- * take the call now. */
+/* Starts the reservation of `amount` on st->refs; the request suspends
+ * until the reply wakes it (then ct_redis_reserve_result). False: Redis
+ * cannot take the call now. */
 bool ct_redis_reserve(struct cost_tracker *ct, struct sluice_req *r,
-                      struct ct_req *st);
+                      struct ct_req *st, uint64_t amount);
 /* After the wake: -1 admitted, the index of the refusing budget, or -2
  * when Redis failed (timeout, error). Mirrors the spend it read. */
 int ct_redis_reserve_result(struct cost_tracker *ct, struct ct_req *st);

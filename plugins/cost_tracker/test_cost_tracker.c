@@ -601,6 +601,45 @@ static void test_feature_from_var_or_header(void **state)
     sluice_test_host_free(x.t);
 }
 
+/* A fallback to a pricier model reserves the difference before it goes. */
+static void test_fallback_to_pricier_model_reserves_the_difference(void **state)
+{
+    struct fx x;
+    (void)state;
+    fx_open(&x, BUDGET_CFG(""));                        /* 0.001 USD */
+    struct rq a = rq_new(&x, "gpt-4o-mini", 60, false); /* ~0.00004 */
+    struct rq b = rq_new(&x, "gpt-4o", 60, false);      /* ~0.00063 */
+    assert_int_equal(x.p->on_request(x.self, a.r, a.st), SLUICE_CONTINUE);
+    assert_int_equal(x.p->on_request(x.self, b.r, b.st), SLUICE_CONTINUE);
+    /* a's first attempt failed; its fallback goes to gpt-4o. */
+    assert_int_equal(
+        x.h->upstream_set_model(a.r, (struct sluice_str){"gpt-4o", 6}),
+        SLUICE_OK);
+    sluice_test_req_set_response(a.r, 503, SLUICE_OUTCOME_HTTP_ERROR);
+    assert_int_equal(x.p->on_attempt(x.self, a.r, a.st), SLUICE_RESPOND);
+    assert_int_equal(sluice_test_reject_status(a.r), 429);
+    assert_non_null(strstr(sluice_test_response_body(a.r), "budget_exceeded"));
+    x.p->on_response(x.self, a.r, a.st);
+    rq_end(&x, &a);
+    rq_end(&x, &b); /* b releases: now the same fallback fits */
+    a = rq_new(&x, "gpt-4o-mini", 60, false);
+    assert_int_equal(x.p->on_request(x.self, a.r, a.st), SLUICE_CONTINUE);
+    assert_int_equal(
+        x.h->upstream_set_model(a.r, (struct sluice_str){"gpt-4o", 6}),
+        SLUICE_OK);
+    sluice_test_req_set_response(a.r, 503, SLUICE_OUTCOME_HTTP_ERROR);
+    assert_int_equal(x.p->on_attempt(x.self, a.r, a.st), SLUICE_CONTINUE);
+    /* ...and holds it: a gpt-4o request that fitted before does not now. */
+    b = rq_new(&x, "gpt-4o", 60, false);
+    assert_int_equal(x.p->on_request(x.self, b.r, b.st), SLUICE_RESPOND);
+    rq_end(&x, &b);
+    rq_answer(&x, &a, 10, 60); /* priced at gpt-4o */
+    assert_string_equal(sluice_test_resp_added_header(a.r, "x-sluice-cost"),
+                        "0.000625");
+    rq_end(&x, &a);
+    sluice_test_host_free(x.t);
+}
+
 static void test_needs_a_1_1_core(void **state)
 {
     struct sluice_test_host *t = sluice_test_host_new();
@@ -651,6 +690,8 @@ int main(void)
         cmocka_unit_test(test_ledger_keeps_spend_and_recovers_orphans),
         cmocka_unit_test(test_webhook_posts_each_crossing_with_retries),
         cmocka_unit_test(test_feature_from_var_or_header),
+        cmocka_unit_test(
+            test_fallback_to_pricier_model_reserves_the_difference),
         cmocka_unit_test(test_needs_a_1_1_core),
         cmocka_unit_test(test_config_errors),
     };
