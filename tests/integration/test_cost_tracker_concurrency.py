@@ -114,7 +114,7 @@ def test_two_instances_on_one_redis_share_the_budget(h):
     eq(len(out), 1, "one key for the budget window")
     # A settle script is sent as the answer leaves: wait for Redis to
     # have applied them all.
-    deadline = time.time() + 10
+    deadline = time.time() + 30
     while True:
         s, r = subprocess.run(["redis-cli", "-p", str(redis.port), "hmget", out[0], "s", "r"],
                               capture_output=True, text=True).stdout.split()
