@@ -164,7 +164,10 @@ const struct ct_price *ct_prices_find(const struct ct_prices *t,
             continue;
         if (n == len)
             return &t->v[i].price;
-        if (model[n] == '-' && n > best_len) {
+        /* A dated snapshot (gpt-4o-2024-08-06) is priced as its model;
+         * a variant (gpt-4o-audio-preview) is not. */
+        if (model[n] == '-' && n + 1 < len && model[n + 1] >= '0' &&
+            model[n + 1] <= '9' && n > best_len) {
             best = &t->v[i];
             best_len = n;
         }

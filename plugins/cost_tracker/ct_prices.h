@@ -35,9 +35,10 @@ int ct_prices_merge(struct ct_prices *t, const char *json, bool whole,
                     char *err, size_t errlen);
 void ct_prices_free(struct ct_prices *t);
 
-/* Exact name first, else the longest entry that prefixes the model at a
- * '-' (gpt-4o-2024-08-06 -> gpt-4o, gpt-4o-mini-2024-07-18 ->
- * gpt-4o-mini). NULL: unknown model. */
+/* Exact name first, else the longest entry followed by '-' and a digit: a
+ * dated snapshot (gpt-4o-2024-08-06 -> gpt-4o, gpt-4o-mini-2024-07-18 ->
+ * gpt-4o-mini). Variants (gpt-4o-audio-preview) are unknown. NULL: unknown
+ * model. */
 const struct ct_price *ct_prices_find(const struct ct_prices *t,
                                       const char *model, size_t len);
 

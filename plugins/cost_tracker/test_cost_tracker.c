@@ -83,6 +83,11 @@ static void test_shipped_table_and_lookup(void **state)
     assert_int_equal(p->input, 150000);
     m = "gpt-4o-2024-08-06";
     assert_int_equal(ct_prices_find(&t, m, strlen(m))->input, 2500000);
+    /* A variant is not its base model: unknown, not silently priced. */
+    m = "gpt-4o-audio-preview";
+    assert_null(ct_prices_find(&t, m, strlen(m)));
+    m = "o3-mini-2025-01-31";
+    assert_int_equal(ct_prices_find(&t, m, strlen(m))->input, 1100000);
     /* Not a prefix at a word boundary: unknown. */
     assert_null(ct_prices_find(&t, "gpt-4ox", 7));
     assert_null(ct_prices_find(&t, "mystery", 7));
