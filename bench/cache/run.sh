@@ -11,6 +11,11 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 DUR=${1:-10}
 BUILD=${2:-build}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+# Largest store/index sizes (1M entries, and 1536-dim vectors to 100k, by
+# default; graph builds take minutes at 1M).
+LOOKUP_MAX=${LOOKUP_MAX:-1000000}
+LOOKUP_MAX_1536=${LOOKUP_MAX_1536:-100000}
 OUT=bench/results
 TMP=$(mktemp -d)
 mkdir -p "$OUT"
@@ -39,7 +44,7 @@ CACHE=$(free_port)
 cat > "$TMP/cache.json" <<CFG
 {"listen": "127.0.0.1:$CACHE", "workers": 1,
  "upstreams": [{"name": "mock", "base_url": "http://127.0.0.1:$MOCK/v1", "models": ["*"], "max_connections": 128}],
- "plugin_dir": "$ROOT/$BUILD/plugins", "pipeline": [{"plugin": "cache", "config": {}}],
+ "plugin_dir": "$BUILD/plugins", "pipeline": [{"plugin": "cache", "config": {}}],
  "log": {"level": "warn", "access_log": ""}}
 CFG
 "$BUILD"/sluice serve -c "$TMP/cache.json" >/dev/null 2>"$TMP/cache.log" &
@@ -65,9 +70,11 @@ PY
 {
 echo "# cache benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${DUR}s per cell, wrk -t1)"
 echo
-echo "## Lookup cost (bench_cache_lookup, one thread, 600-byte answers, random unit vectors)"
+echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared: read p99s with that in mind)"
 echo
-"$BUILD"/plugins/cache/bench_cache_lookup 2>/dev/null || "$BUILD"/bench_cache_lookup
+echo "## Lookup cost (bench_cache_lookup, one thread)"
+echo
+"$BUILD"/plugins/cache/bench_cache_lookup "$LOOKUP_MAX" "$LOOKUP_MAX_1536"
 echo
 echo "## Exact hits served by the gateway"
 echo
