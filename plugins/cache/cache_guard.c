@@ -564,6 +564,37 @@ static bool names_present(const struct feats *a, const struct feats *b)
     return true;
 }
 
+static bool is_name(const struct feats *w, struct span word,
+                    const struct feats *a, const struct feats *b)
+{
+    for (size_t i = 0; i < a->n[F_ENT]; i++)
+        if (span_eq(w, word, a, a->item[F_ENT][i]))
+            return true;
+    for (size_t i = 0; i < b->n[F_ENT]; i++)
+        if (span_eq(w, word, b, b->item[F_ENT][i]))
+            return true;
+    return false;
+}
+
+/* The names of both prompts occur in the same order in each ("from
+ * English to German" is not "from German to English"). */
+static bool names_in_order(const struct feats *a, const struct feats *b)
+{
+    size_t i = 0, j = 0;
+    for (;;) {
+        while (i < a->nwords && !is_name(a, a->word[i], a, b))
+            i++;
+        while (j < b->nwords && !is_name(b, b->word[j], a, b))
+            j++;
+        if (i == a->nwords || j == b->nwords)
+            return i == a->nwords && j == b->nwords;
+        if (!span_eq(a, a->word[i], b, b->word[j]))
+            return false;
+        i++;
+        j++;
+    }
+}
+
 enum cache_guard_rule cache_guard_check(const char *a, size_t alen,
                                         const char *b, size_t blen)
 {
@@ -584,7 +615,8 @@ enum cache_guard_rule cache_guard_check(const char *a, size_t alen,
         r = CACHE_GUARD_NEGATION;
     else if (!same_set(fa, fb, F_OPP))
         r = CACHE_GUARD_OPPOSITES;
-    else if (!names_present(fa, fb) || !names_present(fb, fa))
+    else if (!names_present(fa, fb) || !names_present(fb, fa) ||
+             !names_in_order(fa, fb))
         r = CACHE_GUARD_ENTITIES;
     release(fa);
     release(fb);

@@ -15,7 +15,7 @@
  *               before/after, max/min, ascending/descending, ...)
  *   entities    capitalised names (Paris, NASA, iPhone) outside a list of
  *               common sentence-openers; each must occur in the other
- *               prompt, in any case
+ *               prompt, in any case, and the names in the same order
  * Pure functions, any thread. */
 #ifndef SLUICE_CACHE_GUARD_H
 #define SLUICE_CACHE_GUARD_H

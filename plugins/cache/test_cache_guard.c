@@ -140,6 +140,14 @@ static void test_entities(void **unused)
                      CACHE_GUARD_ENTITIES);
     assert_int_equal(g("What does NASA do", "What does ESA do"),
                      CACHE_GUARD_ENTITIES);
+    assert_int_equal(g("Translate from English to German",
+                       "Translate from German to English"),
+                     CACHE_GUARD_ENTITIES);
+    assert_int_equal(
+        g("Is Paris bigger than Rome", "Is Rome bigger than Paris"),
+        CACHE_GUARD_ENTITIES);
+    assert_int_equal(g("Fly from Paris to Rome", "fly from paris to rome"),
+                     CACHE_GUARD_AGREE);
     /* a sentence opener is not a name */
     assert_int_equal(g("Explain photosynthesis", "explain photosynthesis"),
                      CACHE_GUARD_AGREE);
