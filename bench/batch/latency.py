@@ -9,7 +9,7 @@ every line is accounted for exactly once.
 
 Usage: python3 bench/batch/latency.py [--build-dir build] [--lines 10000]
        [--clients 4] [--seconds 15] [--latency-ms 20] [--cap 24]
-       [--concurrency 32]
+       [--concurrency 32] [--no-admission]
 """
 import argparse
 import http.client
@@ -65,14 +65,16 @@ def main():
     ap.add_argument("--latency-ms", type=int, default=20)
     ap.add_argument("--cap", type=int, default=24)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--no-admission", action="store_true", help="the batch plugin alone in the pipeline")
     a = ap.parse_args()
 
     h = harness.Harness(os.path.abspath(a.build_dir))
     try:
         h.start_mock("--latency-ms", str(a.latency_ms), "--threads", "2")
-        h.start_gateway(h.config(pipeline=[
+        admission = [] if a.no_admission else [
             {"plugin": "admission", "config": {"max_concurrency": a.cap, "max_queue": 100000,
-                                               "queue_timeout_ms": 600000}},
+                                               "queue_timeout_ms": 600000}}]
+        h.start_gateway(h.config(pipeline=admission + [
             {"plugin": "batch", "config": {"dir": h.tmp + "/batch", "concurrency": a.concurrency,
                                            "backoff_base": "100ms", "backoff_max": "1s", "max_lines": 100000}},
         ], limits={"max_body_bytes": 64 << 20}))
