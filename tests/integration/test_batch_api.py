@@ -223,5 +223,41 @@ def test_expiry_sends_the_rest_to_the_error_file(h):
     eq(r.status, 400)
 
 
+def batch_state(h):
+    st = h.req("GET", "/admin/status").json()
+    return [p for p in st["plugins"] if p["plugin"] == "batch"][0]["state"]["batches"], st["health"]
+
+
+def test_admin_status_shows_counts_rate_and_eta(h):
+    start(h, concurrency=4)
+    n = 2000
+    failing = set(range(0, n, 20))  # 5%: rejected by the provider for good
+    lines = [line("a%04d" % i, mock={"status": 400} if i in failing else {"latency_ms": 5}) for i in range(n)]
+    r = upload(h, jsonl(lines))
+    eq(r.status, 200, r.body)
+    bid = create(h, r.json()["id"]).json()["id"]
+    seen = None
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        rows, health = batch_state(h)
+        if rows and rows[0]["completed"] > 0 and rows[0]["eta_seconds"] is not None:
+            seen = (rows[0], health)
+            break
+        time.sleep(0.05)
+    check(seen, "the admin status showed the running batch")
+    row, health = seen
+    eq((row["id"], row["tenant"], row["status"], row["total"]), (bid, "default", "in_progress", n))
+    check(0 <= row["in_flight"] <= 4, "concurrency cap: %r" % row)
+    check(row["lines_per_second"] > 0 and row["eta_seconds"] >= 0, row)
+    eq(health.get("batch.active"), 1)
+    b = wait(h, bid, timeout=240)
+    eq(b["request_counts"], {"total": n, "completed": n - len(failing), "failed": len(failing)})
+    out, err = content(h, b["output_file_id"]), content(h, b["error_file_id"])
+    eq(sorted(x["custom_id"] for x in out + err), ["a%04d" % i for i in range(n)], "every line exactly once")
+    eq({int(x["custom_id"][1:]) for x in err}, failing)
+    eq(batch_state(h)[0], [], "a finished batch leaves the status")
+    eq(h.mock_stats()["chat_completions"], n, "a 400 is neither retried by the gateway nor by the runner")
+
+
 if __name__ == "__main__":
     harness.main(globals())
