@@ -96,6 +96,34 @@ static void set_max_tokens(json_t *body, enum api_kind kind, uint64_t n)
             json_integer((json_int_t)n));
 }
 
+/* The client's bytes with only the model's value replaced, when only the
+ * model changed and its decoded value still points into the body (no
+ * escapes): a router or policy rewriting the model then costs a copy, not
+ * a parse and a re-serialisation. NULL: the caller re-serialises. */
+static char *with_model_spliced(const struct sluice_req *r, size_t *len)
+{
+    const char *b = r->body, *m = r->api.model, *t = r->target_model;
+    if (r->max_tokens_set || !t || r->api.model_copy || !m || m <= b ||
+        m + r->api.model_len >= b + r->body_len)
+        return NULL;
+    size_t start = (size_t)(m - b), end = start + r->api.model_len;
+    if (b[start - 1] != '"' || b[end] != '"')
+        return NULL;
+    size_t tlen = strlen(t);
+    for (size_t i = 0; i < tlen; i++)
+        if (t[i] == '"' || t[i] == '\\' || (unsigned char)t[i] < 0x20)
+            return NULL; /* needs escaping: leave it to jansson */
+    *len = r->body_len - r->api.model_len + tlen;
+    char *out = malloc(*len + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, b, start);
+    memcpy(out + start, t, tlen);
+    memcpy(out + start + tlen, b + end, r->body_len - end);
+    out[*len] = '\0';
+    return out;
+}
+
 /* The body to send: the client's bytes, unless the model was rewritten or
  * stream usage must be requested (so token accounting works for streams). */
 static char *upstream_body(struct sluice_req *r, size_t *len)
@@ -112,6 +140,11 @@ static char *upstream_body(struct sluice_req *r, size_t *len)
             r->strip_usage_chunk = true;
             return out;
         }
+    }
+    if (!want_usage) {
+        char *out = with_model_spliced(r, len);
+        if (out)
+            return out;
     }
     /* shallow: we only replace members */
     json_t *copy = json_copy(request_json(r));
