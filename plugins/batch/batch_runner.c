@@ -556,9 +556,11 @@ static void step(struct batch_runner *rn, const char *id)
     }
     a->running = final == NULL && strcmp(row.status, "in_progress") == 0;
     progress_update(rn, a, &row);
-    /* Lines of ours still out come back first: their results belong in
-     * the files. */
-    if (final && a->inflight == 0) {
+    /* Lines still out (ours, or an instance's before a reload) come back
+     * first: their results belong in the files. */
+    struct line_counts left;
+    if (final && a->inflight == 0 &&
+        batch_db_line_counts(b->db, id, &left) == 0 && left.inflight == 0) {
         finish(rn, &row, final);
         a->used = false;
         progress_drop(b, id);

@@ -259,5 +259,31 @@ def test_admin_status_shows_counts_rate_and_eta(h):
     eq(h.mock_stats()["chat_completions"], n, "a 400 is neither retried by the gateway nor by the runner")
 
 
+def test_reload_while_cancelling_keeps_every_line(h):
+    """A reload hands the batch to a new instance while the old one still
+    has lines out: the new one waits for their results before it writes
+    the files."""
+    import signal
+    start(h, concurrency=4)
+    lines = [line("z%02d" % i, mock={"latency_ms": 800}) for i in range(20)]
+    bid = create(h, upload(h, jsonl(lines)).json()["id"]).json()["id"]
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        rows, _ = batch_state(h)
+        if rows and rows[0]["in_flight"] == 4:
+            break
+        time.sleep(0.02)
+    gen0 = h.req("GET", "/admin/status").json()["config_generation"]
+    eq(h.req("POST", "/v1/batches/%s/cancel" % bid).status, 200)
+    h.gw.signal(signal.SIGHUP)
+    while h.req("GET", "/admin/status").json()["config_generation"] == gen0:
+        time.sleep(0.02)
+    b = wait(h, bid)
+    eq(b["status"], "cancelled")
+    out, err = content(h, b["output_file_id"]), content(h, b["error_file_id"])
+    eq(sorted(x["custom_id"] for x in out + err), ["z%02d" % i for i in range(20)], "every line in a file")
+    check(len(out) >= 4, "the lines in flight at the reload finished: %d" % len(out))
+
+
 if __name__ == "__main__":
     harness.main(globals())
