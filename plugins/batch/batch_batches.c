@@ -109,7 +109,7 @@ static enum sluice_action create(void *arg, struct sluice_req *r, void *state)
                            ? json_dumps(meta, JSON_COMPACT)
                            : NULL;
         if (batch_db_batch_insert(b->db, &row) != 0)
-            a = batch_error(b, r, 500, NULL, NULL,
+            a = batch_error(b, r, 503, NULL, NULL,
                             "the batch could not be recorded");
         else
             a = batch_json_reply(b, r, 200, batch_render_batch(&row));
@@ -135,7 +135,7 @@ static enum sluice_action list(void *arg, struct sluice_req *r, void *state)
     batch_tenant(b, r, tenant, sizeof tenant);
     struct batch_row *rows = calloc((size_t)limit, sizeof *rows);
     if (!rows)
-        return batch_error(b, r, 500, NULL, NULL, "out of memory");
+        return batch_error(b, r, 503, NULL, NULL, "out of memory");
     int more = 0;
     int n = batch_db_batch_list(b->db, tenant, has_after ? after : NULL, rows,
                                 limit, &more);

@@ -93,7 +93,7 @@ static enum sluice_action upload(void *arg, struct sluice_req *r, void *state)
     int64_t used = batch_db_bytes_stored(b->db);
     enum sluice_action a;
     if (used < 0) {
-        a = batch_error(b, r, 500, NULL, NULL, "the file index is unreadable");
+        a = batch_error(b, r, 503, NULL, NULL, "the file index is unreadable");
     } else if (used + f.bytes > b->cfg->max_storage_bytes) {
         a = batch_error(b, r, 413, "file", "storage_full",
                         "The gateway's batch file storage is full "
@@ -102,7 +102,7 @@ static enum sluice_action upload(void *arg, struct sluice_req *r, void *state)
                                  file->data.len) != 0 ||
                batch_db_file_insert(b->db, &f) != 0) {
         batch_store_remove(b->cfg->dir, f.id);
-        a = batch_error(b, r, 500, NULL, NULL, "the file could not be stored");
+        a = batch_error(b, r, 503, NULL, NULL, "the file could not be stored");
     } else {
         h->counter_add(b->m_uploads, 1);
         a = batch_json_reply(b, r, 200, batch_render_file(&f));
@@ -120,7 +120,7 @@ static enum sluice_action list(void *arg, struct sluice_req *r, void *state)
     enum { MAX = 1000 };
     struct batch_file_row *rows = calloc(MAX, sizeof *rows);
     if (!rows)
-        return batch_error(b, r, 500, NULL, NULL, "out of memory");
+        return batch_error(b, r, 503, NULL, NULL, "out of memory");
     int n = batch_db_file_list(b->db, tenant, rows, MAX);
     json_t *data = json_array();
     for (int i = 0; i < n; i++)
@@ -150,7 +150,7 @@ static enum sluice_action get(void *arg, struct sluice_req *r, void *state)
     size_t len = 0;
     char *data = batch_store_read(b->cfg->dir, f.id, &len);
     if (!data)
-        return batch_error(b, r, 500, NULL, NULL,
+        return batch_error(b, r, 503, NULL, NULL,
                            "the file's content is missing from storage");
     struct sluice_str body = {data, len};
     enum sluice_action a = b->h->respond(r, 200, "application/jsonl", body);

@@ -86,7 +86,7 @@ enum sluice_action batch_json_reply(const struct batch *b, struct sluice_req *r,
     char *text = json ? json_dumps(json, JSON_COMPACT) : NULL;
     json_decref(json);
     if (!text)
-        return b->h->reject(r, 500, "api_error", NULL, "out of memory", 0);
+        return b->h->reject(r, 503, "api_error", NULL, "out of memory", 0);
     struct sluice_str body = {text, strlen(text)};
     enum sluice_action a = b->h->respond(r, status, "application/json", body);
     free(text);
