@@ -73,6 +73,7 @@ struct run {
     double *not_before; /* WAITING: when the retry may go */
     size_t cursor;      /* next TODO candidate */
     size_t inflight, final_count;
+    size_t waiting; /* lines in WAITING: the retry scan is skipped at 0 */
     FILE *partial;
     char partial_path[4096], ckpt_path[4096];
     struct batch_ckpt ck;
@@ -203,6 +204,7 @@ static void finished(struct run *r, struct job *j, CURLcode cc)
             d = (double)retry_after;
         r->state[j->idx] = WAITING;
         r->not_before[j->idx] = now_s() + d;
+        r->waiting++;
     } else if (retryable(status) && interrupted) {
         r->state[j->idx] = TODO; /* not final: sent again on resume */
         if (j->idx < r->cursor)
@@ -286,9 +288,11 @@ static int start(struct run *r, size_t idx)
 /* The next line allowed to go now, or SIZE_MAX. */
 static size_t next_line(struct run *r, double now)
 {
-    for (size_t i = 0; i < r->in.count; i++)
-        if (r->state[i] == WAITING && r->not_before[i] <= now)
+    for (size_t i = 0; r->waiting > 0 && i < r->in.count; i++)
+        if (r->state[i] == WAITING && r->not_before[i] <= now) {
+            r->waiting--;
             return i;
+        }
     while (r->cursor < r->in.count && r->state[r->cursor] != TODO)
         r->cursor++;
     return r->cursor < r->in.count ? r->cursor : SIZE_MAX;
@@ -560,6 +564,9 @@ static int parse(int argc, char **argv, struct opts *o)
             if (progress_mode_parse(optarg, &o->progress) != 0)
                 return -1;
             break;
+        case 'h':
+            fputs(usage, stdout);
+            exit(0);
         default:
             return -1;
         }

@@ -27,7 +27,8 @@ static const struct sluice_cfg_field config_fields[] = {
      .default_value = "\"10GiB\"",
      .min = 1024,
      .offset = F(max_storage_bytes),
-     .help = "total size of the stored input files; uploads past it get 413"},
+     .help = "total size of the stored files (inputs and results); uploads "
+             "past it get 413"},
     {.name = "max_lines",
      .type = SLUICE_CFG_INT,
      .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX,
