@@ -26,6 +26,6 @@ for (const f of files) {
     best = Math.min(best, t / reps);
   }
   console.log(JSON.stringify({ encoding: encName, file: f, bytes: bytes.length, tokens,
-                               mb_s: +(bytes.length / best / 1e6).toFixed(1) }));
+                               mb_s: +(bytes.length / best / 1e6).toFixed(4) }));
 }
 enc.free();

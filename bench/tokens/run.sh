@@ -26,7 +26,7 @@ FILES="$TMP/english.txt $TMP/code.txt $TMP/cjk.txt $TMP/a_20k.txt"
         "$BUILD/bench_tokens" --worst $enc | sed 's/^{/{"impl":"sluice",/'
     done
     "$BUILD/bench_tokens" --chat "$TMP/chat2k.json" | sed 's/^{/{"impl":"sluice",/'
-} > "$TMP/results.jsonl"
-python3 bench/tokens/report.py "$TMP/results.jsonl" "$(nproc) cores, $(uname -m)" \
+} > bench/results/tokens.jsonl
+python3 bench/tokens/report.py bench/results/tokens.jsonl "$(nproc) cores, $(uname -m)" \
     > bench/results/tokens.md
 cat bench/results/tokens.md

@@ -104,14 +104,57 @@ static uint64_t heap_pop(uint64_t *h, size_t *n)
     return top;
 }
 
-static void heap_make(uint64_t *h, size_t n)
+#define DEAD UINT32_MAX
+
+/* Candidates live in two places: a queue kept sorted (the initial local
+ * minima, sorted once, then every push not below its last entry: merging
+ * left to right at one rank creates its new pairs in that order) and a
+ * 4-ary heap for the rest. Runs and alternating patterns then cost O(1)
+ * per candidate instead of a heap's O(log n). */
+struct candidates {
+    uint64_t *q;
+    size_t qhead, qtail;
+    uint64_t *h;
+    size_t hn;
+};
+
+static void cand_push(struct candidates *c, uint64_t key)
 {
-    for (size_t i = n / 4 + 1; i-- > 0;)
-        if (i < n)
-            sift_down(h, n, i, h[i]);
+    if (c->qhead == c->qtail || key >= c->q[c->qtail - 1])
+        c->q[c->qtail++] = key;
+    else
+        heap_push(c->h, &c->hn, key);
 }
 
-#define DEAD UINT32_MAX
+static bool cand_pop(struct candidates *c, uint64_t *key)
+{
+    bool q = c->qhead < c->qtail;
+    if (!q && c->hn == 0)
+        return false;
+    if (q && (c->hn == 0 || c->q[c->qhead] <= c->h[0]))
+        *key = c->q[c->qhead++];
+    else
+        *key = heap_pop(c->h, &c->hn);
+    return true;
+}
+
+/* Stable LSD radix sort of keys (rank << 32 | start, given in start order)
+ * by rank: two passes of 9 bits cover ranks below 2^18. */
+static void sort_by_rank(uint64_t *a, uint64_t *tmp, size_t n)
+{
+    for (int shift = 32; shift < 50; shift += 9) {
+        size_t count[513] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[((a[i] >> shift) & 511) + 1]++;
+        for (int b = 0; b < 512; b++)
+            count[b + 1] += count[b];
+        for (size_t i = 0; i < n; i++)
+            tmp[count[(a[i] >> shift) & 511]++] = a[i];
+        uint64_t *x = a;
+        a = tmp;
+        tmp = x;
+    }
+}
 
 struct heap_merge {
     const struct tok_rank_table *t;
@@ -120,15 +163,14 @@ struct heap_merge {
     uint32_t *end;    /* start of the next token; DEAD once merged away */
     uint32_t *prev;   /* start of the previous token (not for 0) */
     uint32_t *pair;   /* rank of merging this token with the next one */
-    uint32_t *queued; /* the pair rank this token has a heap entry for */
-    uint64_t *h;
-    size_t hn;
+    uint32_t *queued; /* the pair rank this token has a candidate for */
+    struct candidates c;
 };
 
 /* Whether token x's pair could be the next merge: lower than the pair on
  * its left (an equal one there goes first, being leftmost) and not higher
  * than the pair on its right. The lowest pair always is such a local
- * minimum, so only these need to be in the heap. */
+ * minimum, so only these need to be candidates. */
 static bool local_min(const struct heap_merge *m, uint32_t x)
 {
     uint32_t r = m->pair[x];
@@ -140,31 +182,36 @@ static void consider(struct heap_merge *m, uint32_t x)
 {
     if (m->queued[x] != m->pair[x] && local_min(m, x)) {
         m->queued[x] = m->pair[x];
-        heap_push(m->h, &m->hn, (uint64_t)m->pair[x] << 32 | x);
+        cand_push(&m->c, (uint64_t)m->pair[x] << 32 | x);
     }
 }
 
-/* Tokens form a linked list by start offset. The heap holds (rank, start)
+/* Tokens form a linked list by start offset. Candidates are (rank, start)
  * of pairs that were local minima when last changed; one whose rank is no
  * longer pair[start] is stale (a pair only grows, so a rank never comes
- * back) and is skipped. The first valid entry popped is the lowest pair,
- * leftmost on ties: tiktoken's next merge. After a merge only the pairs
- * around it can change, so runs of one character keep the heap tiny. */
+ * back) and is skipped. The first valid candidate taken is the lowest
+ * pair, leftmost on ties: tiktoken's next merge. After a merge only the
+ * pairs around it can change. */
 size_t tok_bpe_merge_heap(const struct tok_rank_table *t,
                           const unsigned char *p, size_t n, uint32_t *starts)
 {
-    struct heap_merge m = {t, p, (uint32_t)n, malloc(sizeof(uint32_t) * n),
+    /* n - 1 initial candidates + at most 4 per merge, in either place. */
+    struct heap_merge m = {t,
+                           p,
+                           (uint32_t)n,
                            malloc(sizeof(uint32_t) * n),
                            malloc(sizeof(uint32_t) * n),
                            malloc(sizeof(uint32_t) * n),
-                           /* n - 1 initial pairs + at most 4 per merge */
-                           malloc(sizeof(uint64_t) * 5 * n), 0};
-    if (!m.end || !m.prev || !m.pair || !m.queued || !m.h) {
+                           malloc(sizeof(uint32_t) * n),
+                           {malloc(sizeof(uint64_t) * 5 * n), 0, 0,
+                            malloc(sizeof(uint64_t) * 5 * n), 0}};
+    if (!m.end || !m.prev || !m.pair || !m.queued || !m.c.q || !m.c.h) {
         free(m.end);
         free(m.prev);
         free(m.pair);
         free(m.queued);
-        free(m.h);
+        free(m.c.q);
+        free(m.c.h);
         return (size_t)-1;
     }
     size_t count = n;
@@ -177,12 +224,12 @@ size_t tok_bpe_merge_heap(const struct tok_rank_table *t,
         m.queued[i] = TOK_NO_RANK;
         if (local_min(&m, i)) {
             m.queued[i] = m.pair[i];
-            m.h[m.hn++] = (uint64_t)m.pair[i] << 32 | i;
+            m.c.q[m.c.qtail++] = (uint64_t)m.pair[i] << 32 | i;
         }
     }
-    heap_make(m.h, m.hn);
-    while (m.hn > 0) {
-        uint64_t e = heap_pop(m.h, &m.hn);
+    sort_by_rank(m.c.q, m.c.h, m.c.qtail);
+    uint64_t e;
+    while (cand_pop(&m.c, &e)) {
         uint32_t s = (uint32_t)e;
         if (m.end[s] == DEAD || m.pair[s] != (uint32_t)(e >> 32))
             continue;
@@ -213,6 +260,7 @@ size_t tok_bpe_merge_heap(const struct tok_rank_table *t,
     free(m.prev);
     free(m.pair);
     free(m.queued);
-    free(m.h);
+    free(m.c.q);
+    free(m.c.h);
     return count;
 }
