@@ -66,6 +66,7 @@ struct job {
 
 struct run {
     const struct opts *o;
+    bool io_error; /* a result could not be written: stop */
     struct batch_input in;
     struct batch_prices *prices;
     unsigned char *state;
@@ -136,6 +137,7 @@ static int record(struct run *r, size_t idx, long status, json_t *body,
     json_decref(o);
     if (!text || fprintf(r->partial, "%s\n", text) < 0) {
         free(text);
+        r->io_error = true;
         return -1;
     }
     r->ck.partial_bytes += strlen(text) + 1;
@@ -442,6 +444,10 @@ static int run_all(struct run *r)
         double now = now_s();
         if (interrupted >= 2)
             break; /* abandon what is in flight: resent on resume */
+        if (r->io_error) {
+            fprintf(stderr, "sluice batch: cannot write %s\n", r->partial_path);
+            return -1;
+        }
         if (!interrupted) {
             while (r->inflight < (size_t)r->o->concurrency) {
                 size_t i = next_line(r, now);
