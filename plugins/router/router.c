@@ -70,6 +70,33 @@ static int check_upstreams(const struct sluice_host *h,
     return 0;
 }
 
+static char *name_of(const char *a, const char *b, const char *c)
+{
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s%s%s", a, b, c);
+    return s;
+}
+
+/* The health names a pick reads and the member's metric series, made once. */
+static int member_init(struct router *rt, struct router_member *m,
+                       const struct router_member_cfg *cfg, const char *model)
+{
+    const struct sluice_host *h = rt->h;
+    const char *const label[] = {cfg->name};
+    char *up_model = name_of(cfg->name, "/", model);
+    m->name = cfg->name;
+    m->weight = cfg->weight;
+    m->health[0] = name_of("breaker.", cfg->name, ".open");
+    m->health[1] = up_model ? name_of("breaker.", up_model, ".open") : NULL;
+    m->health[2] = name_of("upstream.", cfg->name, ".down");
+    free(up_model);
+    m->picks = h->metric_with(rt->picks, label);
+    m->skipped = h->metric_with(rt->skipped, label);
+    return m->health[0] && m->health[1] && m->health[2] ? 0 : -1;
+}
+
 static int build_pools(struct router *rt)
 {
     const struct router_config *cfg = rt->cfg;
@@ -90,8 +117,8 @@ static int build_pools(struct router *rt)
         for (size_t j = 0; j < p->n; j++) {
             const struct router_member_cfg *m =
                 SLUICE_CFG_ITEM(pc->upstreams, struct router_member_cfg, j);
-            p->members[j].name = m->name;
-            p->members[j].weight = m->weight;
+            if (member_init(rt, &p->members[j], m, p->model) != 0)
+                return -1;
         }
     }
     return 0;
@@ -147,8 +174,12 @@ static void destroy(void *self)
     struct router *rt = self;
     if (!rt)
         return;
-    for (size_t i = 0; rt->pools && i < rt->n_pools; i++)
+    for (size_t i = 0; rt->pools && i < rt->n_pools; i++) {
+        for (size_t j = 0; rt->pools[i].members && j < rt->pools[i].n; j++)
+            for (int k = 0; k < 3; k++)
+                free(rt->pools[i].members[j].health[k]);
         free(rt->pools[i].members);
+    }
     free(rt->pools);
     router_rate_fini(&rt->rate429);
     free(rt);
@@ -173,12 +204,12 @@ static int create(const struct sluice_host *host, const void *config,
     rt->h = host;
     rt->cfg = cfg;
     router_rate_init(&rt->rate429, (uint64_t)cfg->rate_window_s * 1000000000u);
+    make_metrics(rt);
     if (build_pools(rt) != 0) {
         destroy(rt);
         snprintf(err->message, sizeof err->message, "out of memory");
         return -1;
     }
-    make_metrics(rt);
     *self = rt;
     return 0;
 }

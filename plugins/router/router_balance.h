@@ -7,12 +7,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sluice_metric;
+
 /* One upstream of a pool; the counters are shared by every worker. */
 struct router_member {
     const char *name;
     int64_t weight;
     _Atomic int64_t inflight;
     _Atomic uint64_t ewma_ns; /* 0 until the first observation */
+    /* Made once in create() so a pick formats no names (router.c). */
+    char *health[3]; /* breaker.<up>.open, breaker.<up>/<model>.open,
+                        upstream.<up>.down */
+    struct sluice_metric *picks, *skipped;
 };
 
 struct router_pool {

@@ -91,24 +91,19 @@ static struct router_pool *pool_of(struct router *rt, const char *model)
     return NULL;
 }
 
-static bool health_up(struct router *rt, const char *fmt, const char *a,
-                      const char *b)
-{
-    char name[300];
-    double v = 0;
-    snprintf(name, sizeof name, fmt, a, b);
-    return rt->h->health_get(rt->h, name, &v) != SLUICE_OK || v < 1;
-}
-
 /* Not behind an open breaker (per upstream or per upstream and model) and
  * not marked down by the core. */
-static bool member_usable(struct router *rt, const char *up, const char *model)
+static bool member_usable(struct router *rt, const struct router_member *m)
 {
     if (!SLUICE_HOST_HAS(rt->h, health_get))
         return true;
-    return health_up(rt, "breaker.%s.open%s", up, "") &&
-           health_up(rt, "breaker.%s/%s.open", up, model) &&
-           health_up(rt, "upstream.%s.down%s", up, "");
+    for (int i = 0; i < 3; i++) {
+        double v = 0;
+        if (m->health[i] &&
+            rt->h->health_get(rt->h, m->health[i], &v) == SLUICE_OK && v >= 1)
+            return false;
+    }
+    return true;
 }
 
 static int strategy_named(const char *s, int fallback)
@@ -121,18 +116,14 @@ static int strategy_named(const char *s, int fallback)
 }
 
 static void balance(struct router *rt, struct sluice_req *r,
-                    struct router_state *st, struct router_pool *p,
-                    const char *model)
+                    struct router_state *st, struct router_pool *p)
 {
     const struct sluice_host *h = rt->h;
     bool usable[32];
     for (size_t i = 0; i < p->n && i < 32; i++) {
-        usable[i] = member_usable(rt, p->members[i].name, model);
+        usable[i] = member_usable(rt, &p->members[i]);
         if (!usable[i])
-            h->counter_add(
-                h->metric_with(rt->skipped,
-                               (const char *const[]){p->members[i].name}),
-                1);
+            h->counter_add(p->members[i].skipped, 1);
     }
     char sbuf[32];
     const char *s = router_var(rt, r, "router.strategy", sbuf, sizeof sbuf);
@@ -148,8 +139,7 @@ static void balance(struct router *rt, struct sluice_req *r,
     atomic_fetch_add(&m->inflight, 1);
     st->held = m;
     st->pool = p;
-    h->counter_add(h->metric_with(rt->picks, (const char *const[]){m->name}),
-                   1);
+    h->counter_add(m->picks, 1);
 }
 
 /* The first configured upstream that lists `model` by name. */
@@ -239,7 +229,7 @@ void router_route(struct router *rt, struct sluice_req *r,
         return;
     struct router_pool *p = pool_of(rt, model);
     if (p)
-        balance(rt, r, st, p, model);
+        balance(rt, r, st, p);
     else if (changed)
         upstream_for_model(rt, r, model);
 }

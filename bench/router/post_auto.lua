@@ -1,0 +1,4 @@
+-- wrk script: bench/post.lua's request, asking for the model "auto".
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"auto","messages":[{"role":"user","content":"Say hello in one short sentence, please."}]}'
