@@ -28,7 +28,8 @@ struct act {
     double credit; /* lines the rate cap allows now */
     int64_t credit_ms;
     int64_t started_ms, finished_here;
-    int64_t counts_ms; /* when progress counts were last read */
+    int64_t counts_ms;       /* when progress counts were last read */
+    int64_t finish_check_ms; /* when "all lines done?" was last asked */
     bool used;
     bool running; /* in_progress and not expired: answers may pump */
 };
@@ -545,7 +546,10 @@ static void step(struct batch_runner *rn, const char *id)
         final = "completed";
     } else if (strcmp(row.status, "in_progress") == 0) {
         pump(rn, a);
-        if (a->inflight == 0) {
+        /* Nothing of ours out: maybe all done. The count scans the
+         * batch's lines, so at most every 200 ms while retries wait. */
+        if (a->inflight == 0 && now_ms(b) - a->finish_check_ms >= 200) {
+            a->finish_check_ms = now_ms(b);
             struct line_counts c;
             if (batch_db_line_counts(b->db, id, &c) == 0 &&
                 c.pending + c.inflight == 0 &&
