@@ -110,9 +110,12 @@ enum sluice_action cache_serve(struct cache *c, struct sluice_req *r,
                                double similarity)
 {
     const struct sluice_host *h = c->host;
-    size_t len = 0;
-    char *body = cache_answer_serve(stored, stored_len, h->random_u64(h),
-                                    h->wall_ms(h) / 1000, &len);
+    uint64_t rnd = h->random_u64(h);
+    int64_t now_s = h->wall_ms(h) / 1000;
+    size_t len = stored_len;
+    char *body = cache_answer_fill(stored, stored_len, rnd, now_s);
+    if (!body) /* not a template: an entry from elsewhere */
+        body = cache_answer_serve(stored, stored_len, rnd, now_s, &len);
     if (!body)
         return cache_miss(c, r, st);
     h->counter_add(
@@ -323,13 +326,19 @@ static void cache_on_response(void *self, struct sluice_req *r, void *state)
     if (!body.len || body.len > c->max_entry_bytes ||
         !cache_answer_storable(body.ptr, body.len, &c->finish_rules))
         goto not_stored;
-    if (cache_store_put(&c->store, st->key, body.ptr, body.len, h->now_ns(h),
-                        c->ttl_ns) != 0)
+    size_t tlen = 0;
+    char *t = cache_answer_template(body.ptr, body.len, &tlen);
+    if (!t || tlen > c->max_entry_bytes ||
+        cache_store_put(&c->store, st->key, t, tlen, h->now_ns(h), c->ttl_ns) !=
+            0) {
+        free(t);
         goto not_stored;
+    }
     h->counter_add(c->m_stored, 1);
     if (rl_backend_is_redis(&c->shared))
-        cache_redis_set(&c->shared, h->req_worker(r), st->key, body.ptr,
-                        body.len, c->ttl_ns / 1000000);
+        cache_redis_set(&c->shared, h->req_worker(r), st->key, t, tlen,
+                        c->ttl_ns / 1000000);
+    free(t);
     if (c->sem && st->embed == EMBED_DONE)
         cache_sem_insert(c, r, st);
     publish_sizes(c);

@@ -97,3 +97,70 @@ char *cache_answer_serve(const char *body, size_t len, uint64_t random,
         *out_len = strlen(out);
     return out;
 }
+
+#define HEX_DIGITS 24
+#define CREATED_DIGITS 10
+
+char *cache_answer_template(const char *body, size_t len, size_t *out_len)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    json_t *out = json_object();
+    char prefix[24], id[64];
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(root) || !out) {
+        json_decref(root);
+        json_decref(out);
+        return NULL;
+    }
+    id_prefix(root, prefix, sizeof prefix);
+    snprintf(id, sizeof id, "%ssluice%0*d", prefix, HEX_DIGITS, 0);
+    mark_cached(root);
+    /* id and created first, at offsets cache_answer_fill can find */
+    json_object_set_new(out, "id", json_string(id));
+    json_object_set_new(out, "created", json_integer(1000000000));
+    json_object_foreach(root, key, v)
+    {
+        if (strcmp(key, "id") != 0 && strcmp(key, "created") != 0)
+            json_object_set(out, key, v);
+    }
+    char *text = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(out);
+    json_decref(root);
+    if (text)
+        *out_len = strlen(text);
+    return text;
+}
+
+char *cache_answer_fill(const char *t, size_t len, uint64_t random,
+                        int64_t created_s)
+{
+    static const char head[] = "{\"id\":\"", mid[] = "\",\"created\":";
+    const size_t hl = sizeof head - 1, ml = sizeof mid - 1;
+    if (len < hl || memcmp(t, head, hl) != 0 || created_s < 1000000000 ||
+        created_s > 9999999999)
+        return NULL;
+    const char *q = memchr(t + hl, '"', len - hl);
+    if (!q || (size_t)(q - t) < hl + 6 + HEX_DIGITS ||
+        memcmp(q - HEX_DIGITS - 6, "sluice", 6) != 0 ||
+        (size_t)(t + len - q) < ml + CREATED_DIGITS + 1 ||
+        memcmp(q, mid, ml) != 0 || q[ml + CREATED_DIGITS] != ',')
+        return NULL;
+    char *out = malloc(len + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, t, len);
+    out[len] = '\0';
+    static const char hex[] = "0123456789abcdef";
+    char *h = out + (q - t) - HEX_DIGITS;
+    uint64_t r2 = random * 0x9E3779B97F4A7C15ull ^ (uint64_t)created_s;
+    for (int i = 0; i < 16; i++)
+        h[i] = hex[(random >> (60 - 4 * i)) & 15];
+    for (int i = 0; i < 8; i++)
+        h[16 + i] = hex[(r2 >> (60 - 4 * i)) & 15];
+    char *c = out + (q - t) + ml;
+    for (int i = CREATED_DIGITS - 1; i >= 0; i--, created_s /= 10)
+        c[i] = (char)('0' + created_s % 10);
+    return out;
+}

@@ -27,4 +27,18 @@ bool cache_answer_storable(const char *body, size_t len,
 char *cache_answer_serve(const char *body, size_t len, uint64_t random,
                          int64_t created_s, size_t *out_len);
 
+/* What the store keeps: the answer as served, with `id` and `created`
+ * moved to the front as fixed-width placeholders
+ * ({"id":"chatcmpl-sluice<24 hex>","created":<10 digits>,...}) and
+ * cached_tokens set, so a hit only copies the bytes and overwrites the
+ * placeholders (cache_answer_fill) instead of parsing and re-encoding.
+ * malloc'd; NULL when memory ran out or body is not a JSON object. */
+char *cache_answer_template(const char *body, size_t len, size_t *out_len);
+
+/* A copy of a template with a fresh id and created_s; NULL when t is not a
+ * template (e.g. an entry written by an older version): serve it with
+ * cache_answer_serve() instead. */
+char *cache_answer_fill(const char *t, size_t len, uint64_t random,
+                        int64_t created_s);
+
 #endif

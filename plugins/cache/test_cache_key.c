@@ -260,6 +260,55 @@ static void test_served_answer_is_fresh_and_cached(void **unused)
     free(b);
 }
 
+static void test_template_filled_on_each_hit(void **unused)
+{
+    (void)unused;
+    const char *stored =
+        "{\"object\":\"chat.completion\",\"id\":\"chatcmpl-abc\",\"created\":"
+        "1,\"model\":\"m\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+        "\"assistant\",\"content\":\"say \\\",\\\"created\\\":1 now\"},"
+        "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":12,"
+        "\"completion_tokens\":1,\"total_tokens\":13}}";
+    size_t tlen = 0;
+    char *t = cache_answer_template(stored, strlen(stored), &tlen);
+    assert_non_null(t);
+    char *a = cache_answer_fill(t, tlen, 0x0123456789abcdefull, 1700000000);
+    char *b = cache_answer_fill(t, tlen, 42, 1700000001);
+    assert_non_null(a);
+    assert_non_null(b);
+    json_t *ja = json_loads(a, 0, NULL), *jb = json_loads(b, 0, NULL);
+    assert_non_null(ja);
+    assert_non_null(jb);
+    const char *ida = json_string_value(json_object_get(ja, "id"));
+    assert_true(strncmp(ida, "chatcmpl-sluice0123456789abcdef", 31) == 0);
+    assert_int_equal(strlen(ida), strlen("chatcmpl-sluice") + 24);
+    assert_string_not_equal(ida, json_string_value(json_object_get(jb, "id")));
+    assert_int_equal(json_integer_value(json_object_get(ja, "created")),
+                     1700000000);
+    assert_int_equal(json_integer_value(json_object_get(jb, "created")),
+                     1700000001);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_object_get(ja, "usage"),
+                                         "prompt_tokens_details"),
+                         "cached_tokens")),
+                     12);
+    /* the content kept its look-alike text untouched */
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_array_get(json_object_get(ja, "choices"), 0),
+                            "message"),
+            "content")),
+        "say \",\"created\":1 now");
+    /* what is not a template is refused (served the slow way) */
+    assert_null(cache_answer_fill(stored, strlen(stored), 1, 1700000000));
+    assert_null(cache_answer_fill(t, 10, 1, 1700000000));
+    json_decref(ja);
+    json_decref(jb);
+    free(a);
+    free(b);
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_temperature),
         cmocka_unit_test(test_storable_answers),
         cmocka_unit_test(test_served_answer_is_fresh_and_cached),
+        cmocka_unit_test(test_template_filled_on_each_hit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
