@@ -4,8 +4,11 @@
  * so TLS and h2) goes to libcurl. */
 #include "upstream_client.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "upstream_transport.h"
 
@@ -81,4 +84,12 @@ uint64_t upstream_client_connects(const struct upstream_client *uc)
 {
     return uc ? upstream_h1_connects(uc->h1) + upstream_curl_connects(uc->curl)
               : 0;
+}
+
+void upstream_socket_prepare(int fd)
+{
+    int one = 1, rcvbuf = UPSTREAM_RCVBUF_BYTES;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 }

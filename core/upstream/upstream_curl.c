@@ -713,6 +713,14 @@ static const struct upstream_call_ops curl_ops = {
     .cancel = curl_call_cancel,
 };
 
+static int on_curl_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+    (void)arg;
+    if (purpose == CURLSOCKTYPE_IPCXN)
+        upstream_socket_prepare(fd);
+    return CURL_SOCKOPT_OK;
+}
+
 /* Everything that ties the easy handle to this call. */
 static void set_call_callbacks(struct curl_call *c)
 {
@@ -725,6 +733,7 @@ static void set_call_callbacks(struct curl_call *c)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, c);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_curl_sockopt);
 }
 
 struct upstream_call *upstream_curl_start(struct upstream_curl *uc,

@@ -222,9 +222,7 @@ static struct h1_conn *conn_open(struct h1_host *host, int *err)
         *err = errno;
         return NULL;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    upstream_socket_prepare(fd);
     bool connecting = false;
     if (connect(fd, (const struct sockaddr *)addr,
                 host->addr_lens[host->cur_addr]) != 0) {

@@ -19,6 +19,15 @@ struct upstream_call {
     const struct upstream_call_ops *ops;
 };
 
+/* The receive buffer of every upstream socket, set before it connects.
+ * Linux autotunes a loopback or LAN receive buffer up to tcp_rmem's max
+ * (32 MiB here): a stream the gateway has paused for a slow client would
+ * go on filling that much kernel memory per connection before the pause
+ * reached the provider. 1 MiB (the kernel doubles it) still carries
+ * 20 MB/s at 100 ms round trips, far above any model's output rate. */
+#define UPSTREAM_RCVBUF_BYTES (1 << 20)
+void upstream_socket_prepare(int fd);
+
 /* libcurl (upstream_curl.c): https://, h2, and http:// on request. */
 struct upstream_curl;
 struct upstream_curl *upstream_curl_new(struct event_base *base);
