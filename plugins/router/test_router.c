@@ -147,6 +147,14 @@ static void moving_weight_moves_only_the_slice(void **unused)
     }
     /* exactly the users in [0.8, 0.9) of the hash move: about 10% */
     assert_true(fabs((double)moved / USERS - 0.10) <= 0.01);
+    /* past half: the canary grows into stable's slice, nobody goes back */
+    assign(split_cfg(40, 60), after);
+    moved = 0;
+    for (int i = 0; i < USERS; i++) {
+        assert_false(before[i] && !after[i]);
+        moved += !before[i] && after[i];
+    }
+    assert_true(fabs((double)moved / USERS - 0.50) <= 0.01);
     free(before);
     free(after);
 }
