@@ -74,6 +74,15 @@ static const struct sluice_cfg_field semantic_fields[] = {
      .offset = SEM(ann_threshold),
      .help = "a scope with this many vectors is searched by HNSW graph "
              "instead of a scan (0: always scan)"},
+    {.name = "ef_search",
+     .type = SLUICE_CFG_INT,
+     .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX,
+     .default_value = "64",
+     .min = 8,
+     .max = 4096,
+     .offset = SEM(ef_search),
+     .help = "candidates a graph search keeps: higher is more exact and "
+             "slower"},
     {0},
 };
 #undef SEM

@@ -20,6 +20,7 @@ struct cache_semantic_config {
     int64_t max_text_bytes;
     int64_t max_entries;
     int64_t ann_threshold;
+    int64_t ef_search;
 };
 
 struct cache_snapshot_config {

@@ -29,6 +29,7 @@ struct scope {
 
 struct cache_index {
     size_t dim, max, count, ann_threshold;
+    unsigned ef_search;
     struct keymap scopes, items;
     uint64_t seed;
 };
@@ -205,7 +206,8 @@ static int grow(struct cache_index *ix, struct scope *s)
 /* The scope got big: link every row into a graph. */
 static void build_graph(struct cache_index *ix, struct scope *s)
 {
-    struct cache_hnsw_params p = {.seed = ix->seed++};
+    struct cache_hnsw_params p = {.seed = ix->seed++,
+                                  .ef_search = ix->ef_search};
     s->graph = cache_hnsw_new(ix->dim, (const float *const *)&s->vecs, &p);
     for (size_t i = 0; s->graph && i < s->rows; i++) {
         if (cache_hnsw_insert(s->graph, (uint32_t)i)) {
@@ -311,6 +313,11 @@ size_t cache_index_search(const struct cache_index *ix,
             consider(out, &n, max, s->items[i], sim);
     }
     return n;
+}
+
+void cache_index_set_ef_search(struct cache_index *ix, unsigned ef)
+{
+    ix->ef_search = ef;
 }
 
 size_t cache_index_count(const struct cache_index *ix)

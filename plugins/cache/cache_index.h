@@ -28,6 +28,9 @@ struct cache_index_hit {
  * (0: always scanned). */
 struct cache_index *cache_index_new(size_t dimensions, size_t max_vectors,
                                     size_t ann_threshold);
+/* Candidates a graph search keeps (HNSW ef; default 64): higher finds the
+ * true nearest neighbour more often, at a proportional cost. */
+void cache_index_set_ef_search(struct cache_index *ix, unsigned ef);
 void cache_index_free(struct cache_index *ix);
 
 /* Adds (or replaces) the vector for exact key `key`. `vec` has the index's

@@ -65,6 +65,7 @@ struct cache_sem *cache_sem_new(const struct sluice_host *h,
         snprintf(err->message, sizeof err->message, "out of memory");
         return NULL;
     }
+    cache_index_set_ef_search(s->ix, (unsigned)cfg->ef_search);
     s->host = h;
     s->upstream = cfg->upstream;
     s->model = cfg->model;

@@ -348,6 +348,9 @@ static void test_config_errors(void **unused)
     assert_null(sluice_test_open(t, sluice_plugin_v1(),
                                  "{\"semantic\":{\"threshold\":1.5}}"));
     assert_non_null(strstr(sluice_test_open_error(t), "semantic.threshold"));
+    assert_null(sluice_test_open(t, sluice_plugin_v1(),
+                                 "{\"semantic\":{\"ef_search\":2}}"));
+    assert_non_null(strstr(sluice_test_open_error(t), "semantic.ef_search"));
     sluice_test_host_free(t);
 }
 
