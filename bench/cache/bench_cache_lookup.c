@@ -4,7 +4,7 @@
  * system prompt, the worst case) searched by exact scan and by HNSW graph
  * at 256 and 1536 dimensions, with recall@1 of the graph against the scan
  * and heap bytes per vector. Random unit vectors; single thread.
- *     bench_cache_lookup [MAX_ENTRIES [MAX_ENTRIES_1536]] */
+ *     bench_cache_lookup [MAX_ENTRIES [MAX_ENTRIES_1536 [MAX_SEMANTIC]]] */
 #include <malloc.h>
 #include <math.h>
 #include <stdbool.h>
@@ -272,6 +272,7 @@ int main(int argc, char **argv)
 {
     size_t max = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
     size_t max1536 = argc > 2 ? strtoull(argv[2], NULL, 10) : 100000;
+    size_t max_semantic = argc > 3 ? strtoull(argv[3], NULL, 10) : max;
     uniform_data = getenv("UNIFORM") != NULL;
     printf("Exact store (600-byte answers):\n\n");
     printf("| layer | entries | - | p50 ns | p99 ns | bytes/entry |\n");
@@ -287,7 +288,7 @@ int main(int argc, char **argv)
            "recall@1 HNSW vs scan (near-dup / new point) | bytes/vector "
            "(HNSW) | build s |\n");
     printf("|---|---|---|---|---|---|---|---|\n");
-    for (size_t n = 10000; n <= max; n *= 10) {
+    for (size_t n = 10000; n <= max_semantic; n *= 10) {
         semantic(n, 256, true);
         if (n <= max1536)
             semantic(n, 1536, true);
