@@ -9,7 +9,7 @@ every line is accounted for exactly once.
 
 Usage: python3 bench/batch/latency.py [--build-dir build] [--lines 10000]
        [--clients 4] [--seconds 15] [--latency-ms 20] [--cap 24]
-       [--concurrency 32] [--no-admission]
+       [--concurrency 32] [--no-admission] [--fail-every 20]
 """
 import argparse
 import http.client
@@ -66,6 +66,7 @@ def main():
     ap.add_argument("--cap", type=int, default=24)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--no-admission", action="store_true", help="the batch plugin alone in the pipeline")
+    ap.add_argument("--fail-every", type=int, default=20, help="every Nth line fails with 503 (0: none)")
     a = ap.parse_args()
 
     h = harness.Harness(os.path.abspath(a.build_dir))
@@ -80,7 +81,7 @@ def main():
         ], limits={"max_body_bytes": 64 << 20}))
         alone = load(h.gw.port, a.seconds, a.clients)
 
-        failing = set(range(0, a.lines, 20))  # 5%
+        failing = set(range(0, a.lines, a.fail_every)) if a.fail_every else set()  # 5% by default
         lines = [line("l%05d" % i, mock={"status": 503} if i in failing else None) for i in range(a.lines)]
         r = upload(h, jsonl(lines))
         assert r.status == 200, r.body
