@@ -203,18 +203,16 @@ static int grow(struct cache_index *ix, struct scope *s)
     return 0;
 }
 
-/* The scope got big: link every row into a graph. */
-static void build_graph(struct cache_index *ix, struct scope *s)
+/* With a threshold, a scope keeps its graph from its first vector, so
+ * crossing the threshold costs nothing: each insert links one row. */
+static int ensure_graph(struct cache_index *ix, struct scope *s)
 {
+    if (s->graph || !ix->ann_threshold)
+        return 0;
     struct cache_hnsw_params p = {.seed = ix->seed++,
                                   .ef_search = ix->ef_search};
     s->graph = cache_hnsw_new(ix->dim, (const float *const *)&s->vecs, &p);
-    for (size_t i = 0; s->graph && i < s->rows; i++) {
-        if (cache_hnsw_insert(s->graph, (uint32_t)i)) {
-            cache_hnsw_free(s->graph); /* no memory: keep scanning */
-            s->graph = NULL;
-        }
-    }
+    return s->graph ? 0 : -1;
 }
 
 int cache_index_add(struct cache_index *ix, const unsigned char *scope,
@@ -231,7 +229,8 @@ int cache_index_add(struct cache_index *ix, const unsigned char *scope,
     if (!unit || !it)
         goto out;
     memcpy(unit, vec, ix->dim * sizeof *unit);
-    if (!cache_vec_normalise(unit, ix->dim) || !(s = get_scope(ix, scope)))
+    if (!cache_vec_normalise(unit, ix->dim) || !(s = get_scope(ix, scope)) ||
+        ensure_graph(ix, s))
         goto out;
     size_t pos = s->rows;
     uint32_t reuse = s->graph ? cache_hnsw_free_row(s->graph) : UINT32_MAX;
@@ -259,8 +258,6 @@ int cache_index_add(struct cache_index *ix, const unsigned char *scope,
     ix->count++;
     it = NULL;
     rc = 0;
-    if (!s->graph && ix->ann_threshold && s->rows >= ix->ann_threshold)
-        build_graph(ix, s);
 out:
     if (rc && s && s->live == 0)
         forget_scope(ix, s);
@@ -297,7 +294,7 @@ size_t cache_index_search(const struct cache_index *ix,
     size_t n = 0;
     if (!s || !max)
         return 0;
-    if (s->graph) {
+    if (s->graph && s->live >= ix->ann_threshold) {
         uint32_t ids[64];
         float sims[64];
         size_t k =
@@ -308,6 +305,8 @@ size_t cache_index_search(const struct cache_index *ix,
         return n;
     }
     for (size_t i = 0; i < s->rows; i++) {
+        if (!s->items[i]) /* a dead row of a graph */
+            continue;
         float sim = cache_vec_dot(query, s->vecs + i * ix->dim, ix->dim);
         if (sim >= min_similarity)
             consider(out, &n, max, s->items[i], sim);

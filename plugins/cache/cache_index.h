@@ -4,9 +4,10 @@
  *
  * One interface, two ways to search a scope: an exact scan (float dot
  * products over L2-normalised vectors, written so the compiler vectorises
- * them) while the scope holds fewer than `ann_threshold` vectors, then an
- * HNSW graph (cache_hnsw.c) built over the same rows, which stays with
- * the scope. Not thread-safe: the caller locks. */
+ * them) while the scope holds fewer than `ann_threshold` live vectors, then
+ * an HNSW graph (cache_hnsw.c) over the same rows. With a threshold the
+ * graph is kept from the scope's first vector (each insert links its row),
+ * so crossing it is free. Not thread-safe: the caller locks. */
 #ifndef SLUICE_CACHE_INDEX_H
 #define SLUICE_CACHE_INDEX_H
 
