@@ -96,30 +96,77 @@ static void set_max_tokens(json_t *body, enum api_kind kind, uint64_t n)
             json_integer((json_int_t)n));
 }
 
-/* The client's bytes with only the model's value replaced, when only the
- * model changed and its decoded value still points into the body (no
- * escapes): a router or policy rewriting the model then costs a copy, not
- * a parse and a re-serialisation. NULL: the caller re-serialises. */
-static char *with_model_spliced(const struct sluice_req *r, size_t *len)
+/* Where the model's value sits in the client's bytes: [*start, *end),
+ * between its quotes. False when the decoded model is a copy (it had
+ * escapes) or the new one would need escaping. */
+static bool model_span(const struct sluice_req *r, size_t *start, size_t *end)
 {
     const char *b = r->body, *m = r->api.model, *t = r->target_model;
-    if (r->max_tokens_set || !t || r->api.model_copy || !m || m <= b ||
+    if (r->api.model_copy || !m || m <= b ||
         m + r->api.model_len >= b + r->body_len)
+        return false;
+    *start = (size_t)(m - b);
+    *end = *start + r->api.model_len;
+    if (b[*start - 1] != '"' || b[*end] != '"')
+        return false;
+    for (; *t; t++)
+        if (*t == '"' || *t == '\\' || (unsigned char)*t < 0x20)
+            return false;
+    return true;
+}
+
+/* A length field is added only to a body that names none (a mention in
+ * the text also counts: then jansson decides). */
+static bool names_no_length(const struct sluice_req *r)
+{
+    static const char *const fields[] = {
+        "max_tokens\"", "max_completion_tokens\"", "max_output_tokens\""};
+    for (size_t i = 0; i < 3; i++)
+        if (memmem(r->body, r->body_len, fields[i], strlen(fields[i])))
+            return false;
+    return true;
+}
+
+/* The client's bytes with the model's value replaced and/or the length
+ * field added after the opening brace, when that is all that changed and
+ * can be done without re-serialising: a router or policy rewriting the
+ * model, or a clamp on a request without max_tokens, then costs a copy,
+ * not a parse and a dump. NULL: the caller re-serialises. */
+static char *with_body_spliced(const struct sluice_req *r, size_t *len)
+{
+    size_t start = 0, end = 0, open = 0;
+    const char *t = r->target_model ? r->target_model : "";
+    if (r->target_model && !model_span(r, &start, &end))
         return NULL;
-    size_t start = (size_t)(m - b), end = start + r->api.model_len;
-    if (b[start - 1] != '"' || b[end] != '"')
-        return NULL;
-    size_t tlen = strlen(t);
-    for (size_t i = 0; i < tlen; i++)
-        if (t[i] == '"' || t[i] == '\\' || (unsigned char)t[i] < 0x20)
-            return NULL; /* needs escaping: leave it to jansson */
-    *len = r->body_len - r->api.model_len + tlen;
-    char *out = malloc(*len + 1);
+    char field[64] = "";
+    if (r->max_tokens_set) {
+        if (!names_no_length(r))
+            return NULL;
+        while (open < r->body_len && r->body[open] != '{')
+            open++;
+        if (open >= r->body_len || (r->target_model && open >= start))
+            return NULL;
+        open++;
+        snprintf(field, sizeof field, "\"%s\":%llu,",
+                 r->kind == API_RESPONSES ? "max_output_tokens" : "max_tokens",
+                 (unsigned long long)r->api.max_tokens);
+    }
+    size_t flen = strlen(field), tlen = strlen(t);
+    if (!r->target_model)
+        start = end = r->body_len; /* nothing replaced */
+    *len = r->body_len + flen + tlen - (end - start);
+    char *out = malloc(*len + 1), *at = out;
     if (!out)
         return NULL;
-    memcpy(out, b, start);
-    memcpy(out + start, t, tlen);
-    memcpy(out + start + tlen, b + end, r->body_len - end);
+    memcpy(at, r->body, open);
+    at += open;
+    memcpy(at, field, flen);
+    at += flen;
+    memcpy(at, r->body + open, start - open);
+    at += start - open;
+    memcpy(at, t, tlen);
+    at += tlen;
+    memcpy(at, r->body + end, r->body_len - end);
     out[*len] = '\0';
     return out;
 }
@@ -142,7 +189,7 @@ static char *upstream_body(struct sluice_req *r, size_t *len)
         }
     }
     if (!want_usage) {
-        char *out = with_model_spliced(r, len);
+        char *out = with_body_spliced(r, len);
         if (out)
             return out;
     }

@@ -104,7 +104,7 @@ def test_pool_prefers_the_faster_and_routes_around_an_open_breaker(h):
 def test_token_budget_clamps_and_refuses(h):
     h.start_mock()
     h.start_gateway(h.config(pipeline=[router(
-        budget_by="header:x-request-type",
+        aliases={"fast": SMALL_MODEL}, budget_by="header:x-request-type",
         token_budgets={"summary": {"max_tokens": 5, "max_input_tokens": 100}})]))
     big = {"completion_tokens": 50}  # the mock's answer size, capped by max_tokens
     r = h.chat("hi", max_tokens=200, mock=big, headers={"x-request-type": "summary"})
@@ -114,6 +114,8 @@ def test_token_budget_clamps_and_refuses(h):
     eq(r.json()["usage"]["completion_tokens"], 5, "max_completion_tokens clamped too")
     r = h.chat("hi", mock=big, headers={"x-request-type": "summary"})
     eq(r.json()["usage"]["completion_tokens"], 5, "no max_tokens: the ceiling is sent")
+    r = h.chat("hi", model="fast", mock=big, headers={"x-request-type": "summary"})
+    eq((r.json()["model"], r.json()["usage"]["completion_tokens"]), (SMALL_MODEL, 5), "alias and clamp together")
     r = h.chat("hi", max_tokens=200, mock=big)
     eq(r.json()["usage"]["completion_tokens"], 50, "other request types are untouched")
 
