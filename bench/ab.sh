@@ -1,0 +1,90 @@
+#!/bin/sh
+# Two sluice builds side by side in one run, beside the mock directly and
+# nginx: did a change make the request path slower? Same machine, same mock,
+# wrk cells run back to back and time to first byte measured interleaved
+# (bench/ttfb.py), so a busy second of a shared machine falls on all alike.
+#   bench/ab.sh OLD_BUILD_DIR NEW_BUILD_DIR [SECONDS]
+# Each build dir needs sluice and plugins/noop.so (a Release build). The
+# mock comes from NEW. Results: bench/results/ab.md
+set -eu
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OLD=$(cd "$1" && pwd)
+NEW=$(cd "$2" && pwd)
+DUR=${3:-10}
+TMP=$(mktemp -d)
+cleanup() { [ -f "$TMP/pids" ] && kill $(cat "$TMP/pids") 2>/dev/null; rm -rf "$TMP"; }
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { i=0; until curl -s -o /dev/null "http://127.0.0.1:$1/healthz" 2>/dev/null || curl -s -o /dev/null "http://127.0.0.1:$1/v1/models"; do i=$((i+1)); [ $i -gt 100 ] && { echo "port $1 never came up" >&2; exit 1; }; sleep 0.1; done; }
+
+MOCK=$(free_port)
+"$NEW/sluice-mock" --listen 127.0.0.1:$MOCK --quiet >/dev/null 2>&1 &
+echo $! >> "$TMP/pids"
+wait_port $MOCK
+NGINX=$(free_port)
+sed -e "s|@DIR@|$TMP|g" -e "s|@MOCK_PORT@|$MOCK|g" -e "s|@PORT@|$NGINX|g" bench/nginx.conf.in > "$TMP/nginx.conf"
+nginx -c "$TMP/nginx.conf" -p "$TMP" >/dev/null 2>&1 &
+echo $! >> "$TMP/pids"
+
+start_sluice() { # build name pipeline-json extra
+    port=$(free_port)
+    cat > "$TMP/$2.json" <<CFG
+{"listen": "127.0.0.1:$port", "workers": 1,
+ "upstreams": [{"name": "mock", "base_url": "http://127.0.0.1:$MOCK/v1", "models": ["*"], "max_connections": 128}],
+ "plugin_dir": "$1/plugins", "pipeline": $3, $4
+ "log": {"level": "warn", "access_log": ""}}
+CFG
+    "$1/sluice" serve -c "$TMP/$2.json" >/dev/null 2>"$TMP/$2.log" &
+    echo $! >> "$TMP/pids"
+    wait_port $port
+    echo $port
+}
+NOOPS='[{"plugin":"noop","name":"a","config":{}},{"plugin":"noop","name":"b","config":{}},{"plugin":"noop","name":"c","config":{}}]'
+POLICY="\"policy\": {\"script\": \"$ROOT/policies/default.lua\"},"
+OLD_EMPTY=$(start_sluice "$OLD" old-empty '[]' '')
+NEW_EMPTY=$(start_sluice "$NEW" new-empty '[]' '')
+OLD_NOOP=$(start_sluice "$OLD" old-noop "$NOOPS" "$POLICY")
+NEW_NOOP=$(start_sluice "$NEW" new-noop "$NOOPS" "$POLICY")
+wait_port $NGINX
+TARGETS="direct:$MOCK nginx:$NGINX old-empty:$OLD_EMPTY new-empty:$NEW_EMPTY old-noop+policy:$OLD_NOOP new-noop+policy:$NEW_NOOP"
+
+run_wrk() { # port conns → "rps p50_us p99_us non2xx"
+    wrk -t1 -c"$2" -d"${DUR}s" --latency -s bench/post.lua "http://127.0.0.1:$1/v1/chat/completions" > "$TMP/wrk.out" 2>&1
+    python3 - "$TMP/wrk.out" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def us(v, unit): return float(v) * {"us": 1, "ms": 1000, "s": 1e6}[unit]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+p = dict((k, us(v, u)) for k, v, u in re.findall(r"\s(50|99)%\s+([\d.]+)(us|ms|s)", t))
+errs = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+print("%.0f %.0f %.0f %s" % (rps, p["50"], p["99"], errs.group(1) if errs else "0"))
+PY
+}
+
+{
+echo "# old vs new build ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${DUR}s per cell, wrk -t1)"
+echo
+echo "old: $OLD ($(git -C "$OLD/.." rev-parse --short HEAD 2>/dev/null || echo '?')), new: $NEW. sluice: 1 worker; nginx: 1 worker."
+echo
+echo "| target | conns | req/s | p50 µs | p99 µs | non-2xx |"
+echo "|---|---|---|---|---|---|"
+for c in ${BENCH_CONNS-1 64}; do
+    for t in $TARGETS; do
+        set -- $(run_wrk "${t##*:}" "$c")
+        echo "| ${t%%:*} | $c | $1 | $2 | $3 | $4 |"
+    done
+done
+echo
+echo "Time to first streamed byte (${TTFB_N:-1000} requests per target, targets interleaved):"
+echo
+echo "| target | median µs | p99 µs |"
+echo "|---|---|---|"
+python3 bench/ttfb.py "${TTFB_N:-1000}" $(for t in $TARGETS; do printf '%s ' "${t##*:}"; done) > "$TMP/ttfb.out"
+for t in $TARGETS; do
+    set -- $(head -n1 "$TMP/ttfb.out")
+    sed -i 1d "$TMP/ttfb.out"
+    echo "| ${t%%:*} | $1 | $2 |"
+done
+} | tee bench/results/ab.md
