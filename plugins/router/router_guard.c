@@ -115,6 +115,17 @@ static const struct router_budget_cfg *budget_of(struct router *rt,
     return NULL;
 }
 
+/* Endpoints whose answer max_tokens bounds (not embeddings). */
+static bool generates(struct sluice_str ep)
+{
+    static const char *const eps[] = {"/v1/chat/completions", "/v1/completions",
+                                      "/v1/responses"};
+    for (size_t i = 0; i < 3; i++)
+        if (ep.len == strlen(eps[i]) && memcmp(ep.ptr, eps[i], ep.len) == 0)
+            return true;
+    return false;
+}
+
 enum sluice_action router_token_budget(struct router *rt, struct sluice_req *r)
 {
     const struct sluice_host *h = rt->h;
@@ -146,7 +157,8 @@ enum sluice_action router_token_budget(struct router *rt, struct sluice_req *r)
     if (v[0] && *end == '\0' && pv > 0 && (ceiling == 0 || pv < ceiling))
         ceiling = pv;
     uint64_t asked = h->req_max_tokens(r);
-    if (ceiling && (asked == 0 || asked > ceiling) &&
+    if (ceiling && generates(h->req_endpoint(r)) &&
+        (asked == 0 || asked > ceiling) &&
         SLUICE_HOST_HAS(h, upstream_set_max_tokens) &&
         h->upstream_set_max_tokens(r, ceiling) == SLUICE_OK)
         h->counter_add(rt->clamped, 1);

@@ -426,6 +426,11 @@ static void token_budget_clamps_max_tokens(void **unused)
     run(&f, r); /* the policy lowers the ceiling (ladder level 1) */
     assert_int_equal(sluice_test_upstream_max_tokens(r), 64);
     done(&f, r);
+    r = send(&f, "m", "u", "free"); /* embeddings have no answer length */
+    sluice_test_req_set_endpoint(r, "/v1/embeddings");
+    run(&f, r);
+    assert_int_equal(sluice_test_upstream_max_tokens(r), 0);
+    done(&f, r);
     assert_true(
         sluice_test_metric(f.t, "sluice_router_max_tokens_clamped_total") == 3);
     sluice_test_host_free(f.t);
