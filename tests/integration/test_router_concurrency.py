@@ -1,26 +1,13 @@
 """router under concurrent load on 2 workers (concurrency label: CI runs it
 under TSan too): the pool's in-flight counts and the split's metrics are
 shared by the workers and must add up."""
-import os
 import threading
 
 import harness
 from harness import check, eq
+from test_router import start_second_mock, upstream
 
 CLIENTS, PER_CLIENT = 8, 25
-
-
-def start_second_mock(h):
-    m = harness.Proc([os.path.join(h.build_dir, "sluice-mock"), "--listen", "127.0.0.1:0", "--quiet"],
-                     r"listening on 127\.0\.0\.1:(\d+)")
-    h.procs.append(m)
-    return m
-
-
-def upstream(h, name, port):
-    base = dict(h.config()["upstreams"][0])
-    base.update(name=name, base_url="http://127.0.0.1:%d/v1" % port, models=["*"])
-    return base
 
 
 def test_pool_and_split_under_concurrency(h):
