@@ -295,6 +295,32 @@ static void on_log(void *self, struct sluice_req *r, void *state)
     }
 }
 
+/* A retry or fallback the core sends elsewhere: the in-flight count follows
+ * it when the new upstream is in the same pool (the core, not the pool,
+ * picked it: the hook cannot reroute). */
+static enum sluice_action on_attempt(void *self, struct sluice_req *r,
+                                     void *state)
+{
+    struct router *rt = self;
+    struct router_state *st = state;
+    if (!st->held)
+        return SLUICE_CONTINUE;
+    struct sluice_str up = rt->h->req_upstream(r);
+    if (up.len == strlen(st->held->name) &&
+        memcmp(up.ptr, st->held->name, up.len) == 0)
+        return SLUICE_CONTINUE;
+    atomic_fetch_sub(&st->held->inflight, 1);
+    st->held = NULL;
+    for (size_t i = 0; i < st->pool->n; i++) {
+        struct router_member *m = &st->pool->members[i];
+        if (up.len == strlen(m->name) && memcmp(up.ptr, m->name, up.len) == 0) {
+            atomic_fetch_add(&m->inflight, 1);
+            st->held = m;
+        }
+    }
+    return SLUICE_CONTINUE;
+}
+
 static void on_cleanup(void *self, struct sluice_req *r, void *state)
 {
     (void)r;
@@ -350,6 +376,7 @@ static const struct sluice_plugin router_plugin = {
     .on_request = on_request,
     .on_log = on_log,
     .on_cleanup = on_cleanup,
+    .on_attempt = on_attempt,
     .status_json = status_json,
 };
 

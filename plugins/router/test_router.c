@@ -273,6 +273,31 @@ static void p2c_counts_requests_in_flight(void **unused)
     sluice_test_host_free(f.t);
 }
 
+static void retry_elsewhere_moves_the_in_flight_count(void **unused)
+{
+    (void)unused;
+    struct fixture f;
+    open_router(&f, "{\"pools\":{\"m\":{\"strategy\":\"least_inflight\","
+                    "\"upstreams\":[{\"name\":\"a\"},{\"name\":\"b\"}]}}}");
+    struct router_pool *p = first_pool(&f);
+    struct sluice_req *r = send(&f, "m", "u", "");
+    run(&f, r);
+    int first = strcmp(upstream(&f, r), "a") == 0 ? 0 : 1;
+    assert_int_equal(atomic_load(&p->members[first].inflight), 1);
+    sluice_test_req_set_response(r, 503, SLUICE_OUTCOME_HTTP_ERROR);
+    sluice_test_req_set_upstream(r, first ? "a" : "b"); /* the core's retry */
+    assert_int_equal(f.p->on_attempt(f.self, r, &f.st), SLUICE_CONTINUE);
+    assert_int_equal(atomic_load(&p->members[first].inflight), 0);
+    assert_int_equal(atomic_load(&p->members[!first].inflight), 1);
+    sluice_test_req_set_upstream(r, "elsewhere"); /* out of the pool */
+    f.p->on_attempt(f.self, r, &f.st);
+    assert_int_equal(atomic_load(&p->members[!first].inflight), 0);
+    done(&f, r);
+    assert_int_equal(atomic_load(&p->members[0].inflight), 0);
+    assert_int_equal(atomic_load(&p->members[1].inflight), 0);
+    sluice_test_host_free(f.t);
+}
+
 static void ewma_moves_towards_new_latency(void **unused)
 {
     (void)unused;
@@ -599,6 +624,7 @@ int main(void)
         cmocka_unit_test(p2c_prefers_the_faster_upstream),
         cmocka_unit_test(p2c_counts_requests_in_flight),
         cmocka_unit_test(ewma_moves_towards_new_latency),
+        cmocka_unit_test(retry_elsewhere_moves_the_in_flight_count),
         cmocka_unit_test(open_breaker_is_skipped),
         cmocka_unit_test(weighted_follows_weights),
         cmocka_unit_test(least_inflight_takes_the_idle_one),
