@@ -198,6 +198,13 @@ static int create(const struct sluice_host *host, const void *config,
     const struct router_config *cfg = config;
     if (check_upstreams(host, cfg, err) != 0)
         return -1;
+    if (strcmp(cfg->budget_by, "tier") != 0 &&
+        !(strncmp(cfg->budget_by, "header:", 7) == 0 && cfg->budget_by[7])) {
+        snprintf(err->message, sizeof err->message,
+                 "budget_by: '%.60s' is neither tier nor header:NAME",
+                 cfg->budget_by);
+        return -1;
+    }
     struct router *rt = calloc(1, sizeof *rt);
     if (!rt)
         return -1;

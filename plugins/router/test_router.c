@@ -611,6 +611,10 @@ static void bad_config_is_refused(void **unused)
         sluice_test_open(t, p,
                          "{\"splits\":{\"s\":{\"variants\":[{\"weight\":-1,"
                          "\"name\":\"x\"}]}}}"));
+    assert_null(sluice_test_open(
+        t, p, "{\"splits\":{\"s\":{\"variants\":[{\"name\":\"x\"}]}}}"));
+    assert_null(sluice_test_open(t, p, "{\"budget_by\":\"teir\"}"));
+    assert_non_null(strstr(sluice_test_open_error(t), "budget_by"));
     sluice_test_host_free(t);
 }
 
