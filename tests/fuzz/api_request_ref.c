@@ -201,6 +201,14 @@ static json_t *decode(enum api_kind kind, const char *body, size_t len,
                     NULL);
     out->model = json_string_value(model);
     out->model_len = json_string_length(model);
+    if (out->model_len > API_MODEL_NAME_MAX) {
+        char limit[24];
+        snprintf(limit, sizeof limit, "%d", API_MODEL_NAME_MAX);
+        return fail(err, root, "model",
+                    "Invalid 'model': longer than the gateway's limit of %s "
+                    "bytes.",
+                    limit);
+    }
     for (size_t i = 0; i < out->model_len; i++)
         if ((unsigned char)out->model[i] < 0x20 || out->model[i] == 0x7f)
             return fail(err, root, "model",

@@ -10,7 +10,11 @@ if(CMAKE_C_COMPILER_ID STREQUAL "Clang" AND NOT SANITIZE STREQUAL "thread")
     ${CMAKE_SOURCE_DIR}/core/config/config_parse.c
     ${CMAKE_SOURCE_DIR}/core/config/config_retry.c
     ${CMAKE_SOURCE_DIR}/core/config/config_keys.c
-    ${CMAKE_SOURCE_DIR}/core/config/config_route.c)
+    ${CMAKE_SOURCE_DIR}/core/config/config_route.c
+    ${CMAKE_SOURCE_DIR}/core/config/config_tokens.c
+    ${CMAKE_SOURCE_DIR}/core/tokens/tokens_config.c
+    ${CMAKE_SOURCE_DIR}/core/tokens/model_encoding.c
+    ${CMAKE_SOURCE_DIR}/core/tokens/encoding_names.c)
   target_include_directories(fuzz_config PRIVATE ${CMAKE_SOURCE_DIR}/core)
   target_compile_definitions(fuzz_config PRIVATE
     SLUICE_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
