@@ -524,12 +524,6 @@ void http_stream_on_drain(struct http_exchange *ex, size_t low_water,
         conn_defer(c); /* already drained: no write will tell us */
 }
 
-void http_stream_flush(struct http_exchange *ex)
-{
-    if (exchange_usable(ex, "http_stream_flush"))
-        conn_flush(ex->conn);
-}
-
 void http_stream_end(struct http_exchange *ex)
 {
     if (!exchange_usable(ex, "http_stream_end"))

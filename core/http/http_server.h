@@ -101,9 +101,6 @@ size_t http_stream_write(struct http_exchange *ex, const char *data,
 /* Calls cb once when the output buffer drops to <= low_water bytes. */
 void http_stream_on_drain(struct http_exchange *ex, size_t low_water,
                           http_drain_cb cb, void *arg);
-/* Writes what is queued now instead of at the end of this loop pass:
- * for the first bytes of a stream, whose latency the client sees. */
-void http_stream_flush(struct http_exchange *ex);
 /* Sends the final chunk; the exchange is freed once written. */
 void http_stream_end(struct http_exchange *ex);
 bool http_headers_sent(const struct http_exchange *ex);
