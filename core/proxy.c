@@ -456,19 +456,6 @@ static void leave(struct sluice_req *r)
 
 /* ---- what the upstream answered: compressed, too large, over budget ---- */
 
-/* The coding an upstream applied, from its Content-Encoding line. */
-static enum content_coding response_coding(const char *const *headers, size_t n,
-                                           const char **value)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (strncasecmp(headers[i], "content-encoding:", 17) == 0) {
-            *value = headers[i] + 17 + strspn(headers[i] + 17, " \t");
-            return content_coding_parse(*value, strlen(*value));
-        }
-    }
-    return CODING_IDENTITY;
-}
-
 /* Gives up on an answer mid-way: the transfer is cancelled (an endless
  * upstream would otherwise be read to its end) and the client told why. */
 static void abandon_answer(struct sluice_req *r, int status, const char *code,
@@ -580,14 +567,18 @@ static void on_headers(struct upstream_call *c, void *arg, int status,
                                    (double)(r->first_byte_ns - r->started_ns) /
                                        1e9);
     }
-    const char *coding_name = "";
-    enum content_coding coding = response_coding(headers, n, &coding_name);
+    size_t coding_len = 0;
+    const char *coding_name =
+        request_resp_header(r, "content-encoding", &coding_len);
+    enum content_coding coding =
+        coding_name ? content_coding_parse(coding_name, coding_len)
+                    : CODING_IDENTITY;
     if (coding == CODING_UNSUPPORTED) {
         char msg[160];
         snprintf(msg, sizeof msg,
-                 "The upstream answered with Content-Encoding '%.40s', which "
+                 "The upstream answered with Content-Encoding '%.*s', which "
                  "the gateway cannot decode.",
-                 coding_name);
+                 (int)(coding_len < 40 ? coding_len : 40), coding_name);
         abandon_answer(r, 502, "upstream_error", msg, 0);
         leave(r);
         return;

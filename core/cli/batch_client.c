@@ -53,7 +53,7 @@ struct opts {
     enum progress_mode progress;
 };
 
-enum line_state { TODO = 0, RUNNING = 1, WAITING = 2, FINAL = 3 };
+enum line_state { PENDING = 0, RUNNING = 1, WAITING = 2, FINAL = 3 };
 
 struct job {
     struct job *prev, *next; /* the jobs in flight */
@@ -72,7 +72,7 @@ struct run {
     unsigned char *state;
     int *attempts;
     double *not_before; /* WAITING: when the retry may go */
-    size_t cursor;      /* next TODO candidate */
+    size_t cursor;      /* next PENDING candidate */
     size_t inflight, final_count;
     size_t waiting; /* lines in WAITING: the retry scan is skipped at 0 */
     FILE *partial;
@@ -208,7 +208,7 @@ static void finished(struct run *r, struct job *j, CURLcode cc)
         r->not_before[j->idx] = now_s() + d;
         r->waiting++;
     } else if (retryable(status) && interrupted) {
-        r->state[j->idx] = TODO; /* not final: sent again on resume */
+        r->state[j->idx] = PENDING; /* not final: sent again on resume */
         if (j->idx < r->cursor)
             r->cursor = j->idx;
     } else {
@@ -295,7 +295,7 @@ static size_t next_line(struct run *r, double now)
             r->waiting--;
             return i;
         }
-    while (r->cursor < r->in.count && r->state[r->cursor] != TODO)
+    while (r->cursor < r->in.count && r->state[r->cursor] != PENDING)
         r->cursor++;
     return r->cursor < r->in.count ? r->cursor : SIZE_MAX;
 }
