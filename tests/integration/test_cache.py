@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import harness
 from harness import check, eq
@@ -260,6 +261,13 @@ def test_two_instances_share_through_redis(h):
         "model": "gpt-4o-mini", "temperature": 0,
         "messages": [{"role": "user", "content": "shared between instances"}]})
     eq(cache_header(first), "miss")
+    # a stores the answer in Redis after answering its client (an async
+    # SET): wait for the key before asking b, instead of racing it.
+    deadline = time.time() + 10
+    while time.time() < deadline and not subprocess.run(
+            ["redis-cli", "-p", str(redis.port), "--scan", "--pattern", "sluice:cache:*"],
+            capture_output=True, text=True).stdout.strip():
+        time.sleep(0.02)
     second = harness.request(b.port, "POST", "/v1/chat/completions", {
         "model": "gpt-4o-mini", "temperature": 0,
         "messages": [{"role": "user", "content": "shared between instances"}]})
