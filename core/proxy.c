@@ -454,6 +454,18 @@ static void leave(struct sluice_req *r)
     }
 }
 
+/* A relayed stream ended. The response hooks run before the client's
+ * stream closes: a client that reads the end and asks again at once must
+ * find what they recorded (a cached answer, the spend). */
+static void finish_stream(struct sluice_req *r, enum upstream_result result)
+{
+    end_attempt(r, stream_relay_end(r, result));
+    r->response_reported = true;
+    pipeline_response(r);
+    stream_relay_close(r);
+    request_finish(r);
+}
+
 /* ---- what the upstream answered: compressed, too large, over budget ---- */
 
 /* Gives up on an answer mid-way: the transfer is cancelled (an endless
@@ -464,8 +476,7 @@ static void abandon_answer(struct sluice_req *r, int status, const char *code,
     upstream_call_cancel(r->call);
     r->call = NULL;
     if (r->stream_to_client) {
-        end_attempt(r, stream_relay_end(r, UPSTREAM_BROKEN));
-        request_finish(r);
+        finish_stream(r, UPSTREAM_BROKEN);
         return;
     }
     end_attempt(r, SLUICE_OUTCOME_TRUNCATED);
@@ -640,8 +651,7 @@ static void on_done(struct upstream_call *c, void *arg,
         result = UPSTREAM_BROKEN;
 
     if (r->stream_to_client) {
-        end_attempt(r, stream_relay_end(r, result));
-        request_finish(r);
+        finish_stream(r, result);
         leave(r);
         return;
     }

@@ -180,13 +180,17 @@ enum sluice_outcome stream_relay_end(struct sluice_req *r,
             "\"stream_truncated\"}}\n\n";
         http_stream_write(r->ex, cut, sizeof cut - 1);
     }
+    if (complete)
+        return SLUICE_OUTCOME_OK;
+    return res == UPSTREAM_TIMEOUT ? SLUICE_OUTCOME_TIMEOUT
+                                   : SLUICE_OUTCOME_TRUNCATED;
+}
+
+void stream_relay_close(struct sluice_req *r)
+{
     if (r->ex) {
         http_set_close_cb(r->ex, NULL, NULL);
         http_stream_end(r->ex);
         r->ex = NULL;
     }
-    if (complete)
-        return SLUICE_OUTCOME_OK;
-    return res == UPSTREAM_TIMEOUT ? SLUICE_OUTCOME_TIMEOUT
-                                   : SLUICE_OUTCOME_TRUNCATED;
 }

@@ -21,9 +21,12 @@ void stream_relay_start(struct sluice_req *r);
  * been ended with an error event, and the caller must cancel the upstream
  * transfer (else the whole oversized event would still be read). */
 bool stream_relay_chunk(struct sluice_req *r, const char *data, size_t len);
-/* The upstream stream ended with `res`: records usage, marks a cut stream,
- * ends the client's stream. Returns the attempt's outcome. */
+/* The upstream stream ended with `res`: records usage and marks a cut
+ * stream. Returns the attempt's outcome. The client's stream stays open
+ * until stream_relay_close. */
 enum sluice_outcome stream_relay_end(struct sluice_req *r,
                                      enum upstream_result res);
+/* Ends the client's stream (the last chunk leaves). */
+void stream_relay_close(struct sluice_req *r);
 
 #endif

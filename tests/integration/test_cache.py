@@ -144,6 +144,13 @@ def test_stream_and_plain_share_answers(h):
     eq(len(usage), 1, "one usage chunk")
     check(usage[0]["prompt_tokens_details"]["cached_tokens"] > 0, usage)
     eq(upstream_chats(h), 1)
+    # The answer is stored before the client's stream ends: asking again
+    # the moment a stream is read to its end is a hit, every time (the
+    # store once ran after the last chunk left, and lost this race).
+    for i in range(30):
+        body["messages"][0]["content"] = "stream me story %d" % i
+        eq(cache_header(h.req("POST", "/v1/chat/completions", body)), "miss")
+        eq(cache_header(ask(h, "stream me story %d" % i)), "hit-exact", "story %d" % i)
 
 
 def openai_client(h, content, usage):
