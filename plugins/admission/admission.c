@@ -4,8 +4,10 @@
  * A request takes a free slot and goes on, or waits in its upstream's
  * queue: on_request returns SUSPEND with resume_after(queue_timeout) as
  * the deadline. When a slot frees (on_log of a request that held one, which
- * runs exactly once however the request ended), the next waiter is popped,
- * marked granted (the slot passes to it directly) and woken with wake().
+ * runs exactly once however the request ended, or a failed attempt in
+ * on_upstream_response, so a retry's backoff holds no slot), the next
+ * waiter is popped, marked granted (the slot passes to it directly) and
+ * woken with wake().
  * On re-entry the waiter finds itself granted and goes on, or past its
  * deadline and leaves with 504. The core re-enters on the wake or on the
  * timer, whichever comes first; both orders are handled under the lane
@@ -618,16 +620,15 @@ static enum sluice_action admission_on_request(void *self, struct sluice_req *r,
     return enqueue(a, r, st, l, level, now);
 }
 
-static void admission_on_log(void *self, struct sluice_req *r, void *state)
+/* Gives back what the request holds on its lane: its slot (passed to the
+ * next waiter) or its place in the queue. */
+static void leave_lane(struct admission *a, struct admission_req *st)
 {
-    struct admission *a = self;
-    struct admission_req *st = state;
     struct lane *l = st->lane;
     struct waiter *w = st->waiter;
     sluice_wake_t next = 0;
     uint64_t now = a->host->now_ns(a->host);
 
-    (void)r;
     if (!l)
         return;
     pthread_mutex_lock(&l->lock);
@@ -656,8 +657,29 @@ static void admission_on_log(void *self, struct sluice_req *r, void *state)
     wake(a, next);
 }
 
-/* A fallback to another upstream gives back this one's slot and queues
- * for one of the new upstream; a retry on the same upstream keeps its. */
+static void admission_on_log(void *self, struct sluice_req *r, void *state)
+{
+    (void)r;
+    leave_lane(self, state);
+}
+
+/* A failed attempt gives its slot back at once: the upstream is no longer
+ * working on it, and a retry waiting out its backoff must not keep other
+ * requests (another tenant's, interactive ones behind failing batch
+ * lines) from the upstream. The retry queues again in on_attempt. */
+static enum sluice_action
+admission_on_upstream_response(void *self, struct sluice_req *r, void *state)
+{
+    struct admission *a = self;
+    struct admission_req *st = state;
+    int status = a->host->resp_status(r);
+    if (st->holds_slot && (status == 0 || status >= 400))
+        leave_lane(a, st);
+    return SLUICE_CONTINUE;
+}
+
+/* A retry or fallback takes a slot of the upstream it goes to (queueing
+ * for one if need be); a fallback first gives back the old upstream's. */
 static enum sluice_action admission_on_attempt(void *self, struct sluice_req *r,
                                                void *state)
 {
@@ -666,7 +688,7 @@ static enum sluice_action admission_on_attempt(void *self, struct sluice_req *r,
     if (st->lane && !st->waiter &&
         (up.len != st->lane->name_len ||
          memcmp(up.ptr, st->lane->name, up.len) != 0))
-        admission_on_log(self, r, state);
+        leave_lane(self, st);
     return admission_on_request(self, r, state);
 }
 
@@ -848,6 +870,7 @@ static const struct sluice_plugin admission_plugin = {
     .create = admission_create,
     .destroy = admission_destroy,
     .on_request = admission_on_request,
+    .on_upstream_response = admission_on_upstream_response,
     .on_log = admission_on_log,
     .on_attempt = admission_on_attempt,
     .status_json = admission_status_json,

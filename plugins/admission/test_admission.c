@@ -500,6 +500,51 @@ static void test_cancelled_granted_passes_slot_on(void **unused)
     fx_close(&f);
 }
 
+/* A failed attempt hands its slot on at once: while it waits out its retry
+ * backoff, the next request runs; the retry then queues like a new one. */
+static void test_failed_attempt_frees_slot_during_backoff(void **unused)
+{
+    struct fx f;
+    (void)unused;
+    fx_open(&f, "{\"max_concurrency\":1}");
+    struct rq failing = admitted(&f, "up");
+    struct rq other = queued(&f, "up", "t", SLUICE_PRIO_STANDARD);
+    sluice_test_req_set_response(failing.r, 500, SLUICE_OUTCOME_HTTP_ERROR);
+    assert_int_equal(
+        f.p->on_upstream_response(f.self, failing.r, failing.state),
+        SLUICE_CONTINUE);
+    assert_int_equal(wakes(&other), 1);
+    assert_int_equal(again(&f, &other), SLUICE_CONTINUE);
+    /* The retry waits for a slot behind the request that took it. */
+    assert_int_equal(f.p->on_attempt(f.self, failing.r, failing.state),
+                     SLUICE_SUSPEND);
+    assert_true(metric(&f, "sluice_admission_in_flight") == 1);
+    end(&f, &other);
+    assert_int_equal(wakes(&failing), 1);
+    sluice_test_req_mark_resumed(failing.r);
+    assert_int_equal(f.p->on_attempt(f.self, failing.r, failing.state),
+                     SLUICE_CONTINUE);
+    /* A failure without any answer (connect error) frees it as well. */
+    struct rq next = queued(&f, "up", "t", SLUICE_PRIO_STANDARD);
+    sluice_test_req_set_response(failing.r, 0, SLUICE_OUTCOME_CONNECT_ERROR);
+    f.p->on_upstream_response(f.self, failing.r, failing.state);
+    assert_int_equal(wakes(&next), 1);
+    assert_int_equal(again(&f, &next), SLUICE_CONTINUE);
+    end(&f, &failing); /* gave up: holds nothing, frees nothing */
+    assert_true(metric(&f, "sluice_admission_in_flight") == 1);
+    /* A successful answer keeps its slot until the request ends. */
+    struct rq waits = queued(&f, "up", "t", SLUICE_PRIO_STANDARD);
+    sluice_test_req_set_response(next.r, 200, SLUICE_OUTCOME_OK);
+    f.p->on_upstream_response(f.self, next.r, next.state);
+    assert_int_equal(wakes(&waits), 0);
+    end(&f, &next);
+    assert_int_equal(wakes(&waits), 1);
+    assert_int_equal(again(&f, &waits), SLUICE_CONTINUE);
+    end(&f, &waits);
+    assert_true(metric(&f, "sluice_admission_in_flight") == 0);
+    fx_close(&f);
+}
+
 /* ---- shedding ---- */
 
 static void test_urgent_sheds_batch_when_full(void **unused)
@@ -886,6 +931,7 @@ int main(void)
         cmocka_unit_test(test_granted_then_timer_still_admits),
         cmocka_unit_test(test_cancelled_queued_leaves_queue),
         cmocka_unit_test(test_cancelled_granted_passes_slot_on),
+        cmocka_unit_test(test_failed_attempt_frees_slot_during_backoff),
         cmocka_unit_test(test_urgent_sheds_batch_when_full),
         cmocka_unit_test(test_fair_share_displaces_flooder),
         cmocka_unit_test(test_fair_share_weights_and_furthest_over),
