@@ -192,10 +192,25 @@ static const char *provider_key(const struct upstream_config *u)
     return key && *key ? key : NULL;
 }
 
-int host_call_upstream(const struct sluice_host *h, struct sluice_req *r,
-                       const char *upstream, const char *path,
-                       struct sluice_str body, const char *const *headers,
-                       sluice_call_fn done, void *arg, sluice_call_t *out)
+/* "POST", "DELETE": an upper-case token the request line can carry. */
+static bool method_ok(const char *m)
+{
+    size_t len = m ? strlen(m) : 0;
+    if (len == 0 || len > 16)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (m[i] < 'A' || m[i] > 'Z')
+            return false;
+    return true;
+}
+
+/* Both call_upstream and call_upstream_raw: content_type NULL sends no
+ * Content-Type header. */
+static int start_call(const struct sluice_host *h, struct sluice_req *r,
+                      const char *upstream, const char *method,
+                      const char *path, const char *content_type,
+                      struct sluice_str body, const char *const *headers,
+                      sluice_call_fn done, void *arg, sluice_call_t *out)
 {
     struct host_services *s = host_services_of(h);
     struct worker *w = worker_current();
@@ -206,7 +221,9 @@ int host_call_upstream(const struct sluice_host *h, struct sluice_req *r,
     if (!w || host_services_leaving(s) ||
         (r && (r->w != w || r->logged || r->client_gone || r == tl_ending)))
         return SLUICE_EPHASE;
-    if (!done || !upstream || !path_ok(path))
+    if (!done || !upstream || !path_ok(path) || !method_ok(method) ||
+        (content_type &&
+         (strlen(content_type) > 400 || strpbrk(content_type, "\r\n"))))
         return SLUICE_EINVAL;
     const struct upstream_config *u =
         config_upstream(s->cfg, upstream, strlen(upstream));
@@ -215,7 +232,7 @@ int host_call_upstream(const struct sluice_host *h, struct sluice_req *r,
 
     const char *list[CALL_MAX_HEADERS + 5];
     size_t n = 0;
-    char auth[600], rid[80], url[1100];
+    char auth[600], rid[80], url[1100], ctype[420];
     const char *key = provider_key(u);
     if (key) {
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
@@ -225,8 +242,10 @@ int host_call_upstream(const struct sluice_host *h, struct sluice_req *r,
         snprintf(rid, sizeof rid, "x-request-id: %s", r->id);
         list[n++] = rid;
     }
-    if (body.ptr)
-        list[n++] = "Content-Type: application/json";
+    if (content_type) {
+        snprintf(ctype, sizeof ctype, "Content-Type: %s", content_type);
+        list[n++] = ctype;
+    }
     for (size_t i = 0; headers && headers[i]; i++) {
         if (i == CALL_MAX_HEADERS || !header_ok(headers[i]))
             return SLUICE_EINVAL;
@@ -251,7 +270,7 @@ int host_call_upstream(const struct sluice_host *h, struct sluice_req *r,
         c->max_body = s->cfg->max_response_bytes;
     struct upstream_request req = {
         .url = url,
-        .method = body.ptr ? "POST" : "GET",
+        .method = method,
         .headers = list,
         .body = body.ptr,
         .body_len = body.ptr ? body.len : 0,
@@ -284,6 +303,28 @@ int host_call_upstream(const struct sluice_host *h, struct sluice_req *r,
     if (out)
         *out = c->id;
     return SLUICE_OK;
+}
+
+int host_call_upstream(const struct sluice_host *h, struct sluice_req *r,
+                       const char *upstream, const char *path,
+                       struct sluice_str body, const char *const *headers,
+                       sluice_call_fn done, void *arg, sluice_call_t *out)
+{
+    return start_call(h, r, upstream, body.ptr ? "POST" : "GET", path,
+                      body.ptr ? "application/json" : NULL, body, headers, done,
+                      arg, out);
+}
+
+int host_call_upstream_raw(const struct sluice_host *h, struct sluice_req *r,
+                           const char *upstream, const char *method,
+                           const char *path, const char *content_type,
+                           struct sluice_str body, const char *const *headers,
+                           sluice_call_fn done, void *arg, sluice_call_t *out)
+{
+    if (out)
+        *out = 0;
+    return start_call(h, r, upstream, method, path, content_type, body, headers,
+                      done, arg, out);
 }
 
 static void abort_call(struct plugin_call *c)

@@ -132,6 +132,7 @@ static struct sluice_str h_upstream_model(const struct sluice_host *h, size_t i,
 void host_services_fill(struct sluice_host *h)
 {
     h->call_upstream = host_call_upstream;
+    h->call_upstream_raw = host_call_upstream_raw;
     h->call_cancel = host_call_cancel;
     h->timer_start = host_timer_start;
     h->timer_cancel = host_timer_cancel;

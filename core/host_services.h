@@ -77,6 +77,11 @@ int host_call_upstream(const struct sluice_host *h, struct sluice_req *r,
                        const char *upstream, const char *path,
                        struct sluice_str body, const char *const *headers,
                        sluice_call_fn done, void *arg, sluice_call_t *out);
+int host_call_upstream_raw(const struct sluice_host *h, struct sluice_req *r,
+                           const char *upstream, const char *method,
+                           const char *path, const char *content_type,
+                           struct sluice_str body, const char *const *headers,
+                           sluice_call_fn done, void *arg, sluice_call_t *out);
 int host_call_cancel(const struct sluice_host *h, sluice_call_t call);
 int host_timer_start(const struct sluice_host *h, unsigned worker,
                      uint64_t delay_ms, uint64_t period_ms, sluice_timer_fn fn,

@@ -22,6 +22,9 @@ struct batch_config {
     int64_t backoff_max_ns;
     int64_t tick_ns;
     int64_t worker;
+    struct sluice_cfg_list forward; /* upstream names (const char *) */
+    int64_t forward_poll_ns;
+    int64_t forward_poll_max_ns;
 };
 
 /* What the admin status shows of one running batch (runner-owned, read
@@ -37,6 +40,7 @@ struct batch_progress {
 #define BATCH_MAX_ACTIVE 64
 
 struct batch_runner;
+struct batch_forwarder;
 
 struct batch {
     const struct sluice_host *h;
@@ -44,6 +48,7 @@ struct batch {
     struct batch_db *db;
     pthread_mutex_t upload_mu; /* storage cap check + insert */
     struct batch_runner *runner;
+    struct batch_forwarder *fwd; /* NULL on a core without call_upstream_raw */
     pthread_mutex_t progress_mu;
     struct batch_progress progress[BATCH_MAX_ACTIVE];
     int n_progress;
@@ -63,7 +68,22 @@ int batch_runner_start(struct batch_runner *rn);
  * send nothing more. */
 void batch_runner_stop(struct batch_runner *rn);
 
+/* ---- forwarding to an upstream's own Batch API (batch_forward.c) ----
+ * Runner worker only, like the runner. */
+struct batch_forwarder *batch_forwarder_new(struct batch *b);
+void batch_forwarder_free(struct batch_forwarder *fw);
+/* True, with the upstream's name in out, when every line (parsed JSONL
+ * objects, json_t *) routes to one upstream listed in `forward`. */
+bool batch_forward_pick(const struct batch *b, void *const *lines, size_t n,
+                        char *out, size_t cap);
+/* One tick of a forwarded batch: at most one call to the provider. */
+void batch_forward_step(struct batch_forwarder *fw, const struct batch_row *row,
+                        const struct batch_forward_row *f);
+
 /* ---- helpers shared by the routes (batch_http.c) ---- */
+/* The index of the upstream the core routes `model` to by config: the
+ * first listing it by name or "*" (as config_route_model); -1: none. */
+long batch_route_model(const struct sluice_host *h, const char *model);
 /* The caller's tenant ("default" when auth is off), copied into out. */
 void batch_tenant(const struct batch *b, const struct sluice_req *r, char *out,
                   size_t cap);

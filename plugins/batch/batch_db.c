@@ -40,7 +40,15 @@ static const char schema[] =
     " status INTEGER, request_id TEXT, result TEXT, last_error TEXT,"
     " prompt_tokens INTEGER DEFAULT 0, completion_tokens INTEGER DEFAULT 0,"
     " PRIMARY KEY(batch_id, idx));"
-    "CREATE INDEX IF NOT EXISTS lines_due ON lines(batch_id, state, next_ms);";
+    "CREATE INDEX IF NOT EXISTS lines_due ON lines(batch_id, state, next_ms);"
+    "CREATE TABLE IF NOT EXISTS forwards("
+    " batch_id TEXT PRIMARY KEY, upstream TEXT NOT NULL,"
+    " provider_file_id TEXT, provider_batch_id TEXT, provider_status TEXT,"
+    " completed INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,"
+    " provider_output_id TEXT, provider_error_id TEXT,"
+    " cancel_sent INTEGER NOT NULL DEFAULT 0,"
+    " prompt_tokens INTEGER NOT NULL DEFAULT 0,"
+    " completion_tokens INTEGER NOT NULL DEFAULT 0);";
 
 struct batch_db *batch_db_open(const char *path, char *err, size_t errlen)
 {
@@ -243,18 +251,35 @@ int batch_db_batch_insert(struct batch_db *d, const struct batch_row *b)
     return run(s);
 }
 
+/* A forwarded batch has no lines: its counts are the provider's. */
+#define FWD_COL(c)                                                             \
+    "COALESCE((SELECT f." c " FROM forwards f WHERE f.batch_id=b.id),0)"
 #define BATCH_COLS                                                             \
     "b.id,b.tenant,b.user,b.tier,b.key,b.input_file_id,b.endpoint,"            \
     "b.completion_window,b.status,b.output_file_id,b.error_file_id,"           \
     "b.created_at,b.in_progress_at,b.finalizing_at,b.completed_at,"            \
     "b.failed_at,b.expired_at,b.cancelling_at,b.cancelled_at,b.expires_at,"    \
     "b.metadata,b.errors,b.total,"                                             \
-    "(SELECT COUNT(*) FROM lines l WHERE l.batch_id=b.id AND l.state=2),"      \
-    "(SELECT COUNT(*) FROM lines l WHERE l.batch_id=b.id AND l.state=3),"      \
-    "(SELECT COALESCE(SUM(prompt_tokens),0) FROM lines l WHERE "               \
-    "l.batch_id=b.id),"                                                        \
-    "(SELECT COALESCE(SUM(completion_tokens),0) FROM lines l WHERE "           \
-    "l.batch_id=b.id)"
+    "(SELECT COUNT(*) FROM lines l WHERE l.batch_id=b.id AND l.state=2)"       \
+    "+" FWD_COL(                                                               \
+        "completed") ","                                                       \
+                     "(SELECT COUNT(*) FROM lines l WHERE l.batch_id=b.id "    \
+                     "AND l.state=3)"                                          \
+                     "+" FWD_COL(                                              \
+                         "failed") ","                                         \
+                                   "(SELECT COALESCE(SUM(prompt_tokens),0) "   \
+                                   "FROM lines l WHERE "                       \
+                                   "l.batch_id=b.id)+" FWD_COL(                \
+                                       "prompt_tokens") ","                    \
+                                                        "(SELECT "             \
+                                                        "COALESCE(SUM("        \
+                                                        "completion_tokens),"  \
+                                                        "0) FROM lines l "     \
+                                                        "WHERE "               \
+                                                        "l.batch_id=b.id)"     \
+                                                        "+" FWD_COL(           \
+                                                            "completion_"      \
+                                                            "tokens")
 
 static void batch_from_row(sqlite3_stmt *s, struct batch_row *b)
 {
@@ -642,4 +667,115 @@ int batch_db_lines_each(struct batch_db *d, const char *batch_id,
                 (const char *)sqlite3_column_text(s, 5));
     sqlite3_finalize(s);
     return rc;
+}
+
+/* ---- forwarded batches ---- */
+
+int batch_db_forward_start(struct batch_db *d, const char *batch_id,
+                           const char *upstream, int64_t total)
+{
+    pthread_mutex_lock(&d->mu);
+    int rc = exec(d, "BEGIN IMMEDIATE");
+    sqlite3_stmt *s = rc ? NULL
+                         : prep(d, "INSERT OR IGNORE INTO forwards(batch_id,"
+                                   "upstream) VALUES(?,?)");
+    const char *t[] = {batch_id, upstream};
+    if (s)
+        bind_texts(s, 1, t, 2);
+    rc = rc ? rc : run(s);
+    s = rc ? NULL : prep(d, "UPDATE batches SET total=? WHERE id=?");
+    if (s) {
+        sqlite3_bind_int64(s, 1, total);
+        sqlite3_bind_text(s, 2, batch_id, -1, SQLITE_TRANSIENT);
+    }
+    rc = rc ? rc : run(s);
+    exec(d, rc ? "ROLLBACK" : "COMMIT");
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+int batch_db_forward_get(struct batch_db *d, const char *batch_id,
+                         struct batch_forward_row *out)
+{
+    sqlite3_stmt *s =
+        prep(d, "SELECT upstream,provider_file_id,provider_batch_id,"
+                "provider_status,completed,failed,provider_output_id,"
+                "provider_error_id,cancel_sent FROM forwards WHERE batch_id=?");
+    if (!s)
+        return -1;
+    sqlite3_bind_text(s, 1, batch_id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        col_copy(s, 0, out->upstream, sizeof out->upstream);
+        col_copy(s, 1, out->file_id, sizeof out->file_id);
+        col_copy(s, 2, out->batch_id, sizeof out->batch_id);
+        col_copy(s, 3, out->status, sizeof out->status);
+        out->completed = sqlite3_column_int64(s, 4);
+        out->failed = sqlite3_column_int64(s, 5);
+        col_copy(s, 6, out->output_id, sizeof out->output_id);
+        col_copy(s, 7, out->error_id, sizeof out->error_id);
+        out->cancel_sent = sqlite3_column_int(s, 8) != 0;
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
+}
+
+int batch_db_forward_file(struct batch_db *d, const char *batch_id,
+                          const char *provider_file_id)
+{
+    sqlite3_stmt *s = prep(d, "UPDATE forwards SET provider_file_id=? WHERE "
+                              "batch_id=? AND provider_file_id IS NULL");
+    if (!s)
+        return -1;
+    const char *t[] = {provider_file_id, batch_id};
+    bind_texts(s, 1, t, 2);
+    return run(s);
+}
+
+int batch_db_forward_mirror(struct batch_db *d, const char *batch_id,
+                            const struct batch_forward_row *f, int64_t total)
+{
+    pthread_mutex_lock(&d->mu);
+    int rc = exec(d, "BEGIN IMMEDIATE");
+    sqlite3_stmt *s =
+        rc ? NULL
+           : prep(d, "UPDATE forwards SET provider_batch_id=?1,"
+                     "provider_status=?2,provider_output_id=?3,"
+                     "provider_error_id=?4,completed=?5,failed=?6,"
+                     "cancel_sent=?7 WHERE batch_id=?8");
+    if (s) {
+        const char *t[] = {f->batch_id, f->status, f->output_id, f->error_id};
+        for (int i = 0; i < 4; i++)
+            if (t[i][0])
+                sqlite3_bind_text(s, i + 1, t[i], -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 5, f->completed);
+        sqlite3_bind_int64(s, 6, f->failed);
+        sqlite3_bind_int(s, 7, f->cancel_sent);
+        sqlite3_bind_text(s, 8, batch_id, -1, SQLITE_TRANSIENT);
+    }
+    rc = rc ? rc : run(s);
+    s = rc || total <= 0 ? NULL
+                         : prep(d, "UPDATE batches SET total=? WHERE id=?");
+    if (s) {
+        sqlite3_bind_int64(s, 1, total);
+        sqlite3_bind_text(s, 2, batch_id, -1, SQLITE_TRANSIENT);
+        rc = run(s);
+    }
+    exec(d, rc ? "ROLLBACK" : "COMMIT");
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+int batch_db_forward_usage(struct batch_db *d, const char *batch_id,
+                           int64_t prompt_tokens, int64_t completion_tokens)
+{
+    sqlite3_stmt *s = prep(d, "UPDATE forwards SET prompt_tokens=?,"
+                              "completion_tokens=? WHERE batch_id=?");
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, prompt_tokens);
+    sqlite3_bind_int64(s, 2, completion_tokens);
+    sqlite3_bind_text(s, 3, batch_id, -1, SQLITE_TRANSIENT);
+    return run(s);
 }

@@ -144,4 +144,32 @@ typedef int (*batch_line_fn)(void *arg, int64_t idx, const char *custom_id,
 int batch_db_lines_each(struct batch_db *db, const char *batch_id,
                         batch_line_fn fn, void *arg);
 
+/* ---- forwarded batches (batch_forward.c) ----
+ * A batch sent to its upstream's own Batch API: the provider's file and
+ * batch ids are committed as soon as they are known, so a restart polls
+ * the same provider batch and never uploads again. */
+struct batch_forward_row {
+    char upstream[64];
+    char file_id[96];  /* provider file id; "" before the upload answered */
+    char batch_id[96]; /* provider batch id; "" before creation answered */
+    char status[16];   /* the provider's last status */
+    char output_id[96], error_id[96];
+    int64_t completed, failed;
+    bool cancel_sent;
+};
+/* Marks the batch as forwarded to `upstream` with `total` lines. */
+int batch_db_forward_start(struct batch_db *db, const char *batch_id,
+                           const char *upstream, int64_t total);
+/* 0 found, 1 not forwarded, -1 error. */
+int batch_db_forward_get(struct batch_db *db, const char *batch_id,
+                         struct batch_forward_row *out);
+int batch_db_forward_file(struct batch_db *db, const char *batch_id,
+                          const char *provider_file_id);
+/* Stores the provider batch id, status, counts, file ids and cancel_sent
+ * (and the batch's total when > 0), in one transaction. */
+int batch_db_forward_mirror(struct batch_db *db, const char *batch_id,
+                            const struct batch_forward_row *f, int64_t total);
+int batch_db_forward_usage(struct batch_db *db, const char *batch_id,
+                           int64_t prompt_tokens, int64_t completion_tokens);
+
 #endif

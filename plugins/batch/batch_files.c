@@ -19,17 +19,7 @@ static bool str_is(struct sluice_str s, const char *lit)
 
 static bool model_known(void *arg, const char *model)
 {
-    const struct sluice_host *h = arg;
-    size_t n = h->upstream_count(h);
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0;; j++) {
-            struct sluice_str m = h->upstream_model(h, i, j);
-            if (!m.ptr || m.len == 0)
-                break;
-            if (str_is(m, "*") || str_is(m, model))
-                return true;
-        }
-    return false;
+    return batch_route_model(arg, model) >= 0;
 }
 
 static enum sluice_action not_found(struct batch *b, struct sluice_req *r,

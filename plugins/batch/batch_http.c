@@ -104,3 +104,18 @@ enum sluice_action batch_error(const struct batch *b, struct sluice_req *r,
                           message, "type", type, "param", param, "code", code);
     return batch_json_reply(b, r, status, e);
 }
+
+long batch_route_model(const struct sluice_host *h, const char *model)
+{
+    size_t n = h->upstream_count(h), len = strlen(model);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0;; j++) {
+            struct sluice_str m = h->upstream_model(h, i, j);
+            if (!m.ptr || m.len == 0)
+                break;
+            if ((m.len == 1 && m.ptr[0] == '*') ||
+                (m.len == len && memcmp(m.ptr, model, len) == 0))
+                return (long)i;
+        }
+    return -1;
+}

@@ -15,6 +15,10 @@
 
 #define F(field) offsetof(struct batch_config, field)
 
+static const struct sluice_cfg_field upstream_name = {
+    .type = SLUICE_CFG_STRING,
+};
+
 static const struct sluice_cfg_field config_fields[] = {
     {.name = "dir",
      .type = SLUICE_CFG_STRING,
@@ -83,6 +87,26 @@ static const struct sluice_cfg_field config_fields[] = {
      .min = 0,
      .offset = F(worker),
      .help = "the worker thread that runs the batches"},
+    {.name = "forward",
+     .type = SLUICE_CFG_ARRAY,
+     .flags = SLUICE_CFG_ONE_OR_MANY,
+     .default_value = "[]",
+     .offset = F(forward),
+     .help = "upstreams whose batches go to their own Batch API (all lines "
+             "routed to one of them), e.g. [\"openai\"]",
+     .elem = &upstream_name,
+     .max_items = 64},
+    {.name = "forward_poll",
+     .type = SLUICE_CFG_DURATION,
+     .default_value = "\"30s\"",
+     .offset = F(forward_poll_ns),
+     .help = "how often a forwarded batch is polled at the provider"},
+    {.name = "forward_poll_max",
+     .type = SLUICE_CFG_DURATION,
+     .default_value = "\"10m\"",
+     .offset = F(forward_poll_max_ns),
+     .help = "longest wait between provider calls after failures (the "
+             "wait doubles from forward_poll)"},
     {0},
 };
 
@@ -92,10 +116,48 @@ static void batch_destroy(void *self)
     if (!b)
         return;
     batch_runner_free(b->runner);
+    batch_forwarder_free(b->fwd);
     batch_db_close(b->db);
     pthread_mutex_destroy(&b->upload_mu);
     pthread_mutex_destroy(&b->progress_mu);
     free(b);
+}
+
+/* Every name in `forward` is a configured upstream, and the core can make
+ * the calls forwarding needs. */
+static int check_forward(const struct sluice_host *h,
+                         const struct batch_config *cfg,
+                         struct sluice_error *err)
+{
+    if (cfg->forward.count == 0)
+        return SLUICE_OK;
+    if (!SLUICE_HOST_HAS(h, call_upstream_raw) ||
+        !SLUICE_HOST_HAS(h, upstream_count)) {
+        snprintf(err->message, sizeof err->message,
+                 "forward: needs a core with call_upstream_raw (SDK 1.1)");
+        return SLUICE_EINVAL;
+    }
+    if (cfg->forward_poll_ns < 1000000 ||
+        cfg->forward_poll_max_ns < cfg->forward_poll_ns) {
+        snprintf(err->message, sizeof err->message,
+                 "forward_poll: must be >= 1ms and <= forward_poll_max");
+        return SLUICE_EINVAL;
+    }
+    for (size_t i = 0; i < cfg->forward.count; i++) {
+        const char *name = *SLUICE_CFG_ITEM(cfg->forward, const char *, i);
+        bool found = false;
+        for (size_t u = 0; u < h->upstream_count(h) && !found; u++) {
+            struct sluice_str n = h->upstream_name(h, u);
+            found = n.len == strlen(name) && memcmp(n.ptr, name, n.len) == 0;
+        }
+        if (!found) {
+            snprintf(err->message, sizeof err->message,
+                     "forward[%zu]: '%.100s' is not a configured upstream", i,
+                     name);
+            return SLUICE_EINVAL;
+        }
+    }
+    return SLUICE_OK;
 }
 
 static int batch_create(const struct sluice_host *h, const void *config,
@@ -120,6 +182,8 @@ static int batch_create(const struct sluice_host *h, const void *config,
         snprintf(err->message, sizeof err->message, "tick: must be >= 1ms");
         return SLUICE_EINVAL;
     }
+    if (check_forward(h, cfg, err) != SLUICE_OK)
+        return SLUICE_EINVAL;
     if (batch_store_init(cfg->dir) != 0) {
         snprintf(err->message, sizeof err->message,
                  "dir: cannot create %s/files", cfg->dir);
@@ -163,8 +227,11 @@ static int batch_create(const struct sluice_host *h, const void *config,
     b->m_inflight = h->gauge(h, "sluice_batch_inflight",
                              "lines of the current batch in flight");
     b->runner = batch_runner_new(b);
-    if (!b->runner || batch_files_routes(b) != 0 ||
-        batch_batches_routes(b) != 0 || batch_runner_start(b->runner) != 0) {
+    if (SLUICE_HOST_HAS(h, call_upstream_raw))
+        b->fwd = batch_forwarder_new(b);
+    if (!b->runner || (SLUICE_HOST_HAS(h, call_upstream_raw) && !b->fwd) ||
+        batch_files_routes(b) != 0 || batch_batches_routes(b) != 0 ||
+        batch_runner_start(b->runner) != 0) {
         snprintf(err->message, sizeof err->message,
                  "cannot register the batch routes or the runner timer");
         batch_destroy(b);

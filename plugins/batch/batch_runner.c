@@ -346,8 +346,17 @@ static void validate(struct batch_runner *rn, const struct batch_row *row)
         in[i].body = bodies[i];
         in[i].body_len = strlen(bodies[i]);
     }
-    if (ok && batch_db_lines_insert(b->db, row->id, in, c.lines,
-                                    now_ms(b) / 1000) != 0)
+    char upstream[64];
+    if (ok && b->fwd &&
+        batch_forward_pick(b, (void *const *)keep, c.lines, upstream,
+                           sizeof upstream)) {
+        /* The provider runs it (batch_forward.c); no lines here. */
+        if (batch_db_forward_start(b->db, row->id, upstream,
+                                   (int64_t)c.lines) != 0)
+            b->h->log(b->h, SLUICE_LOG_ERROR, "batch %s: not recorded",
+                      row->id);
+    } else if (ok && batch_db_lines_insert(b->db, row->id, in, c.lines,
+                                           now_ms(b) / 1000) != 0)
         b->h->log(b->h, SLUICE_LOG_ERROR, "batch %s: lines not stored",
                   row->id);
     for (size_t i = 0; keep && bodies && i < c.lines; i++) {
@@ -521,6 +530,15 @@ static void step(struct batch_runner *rn, const char *id)
     struct batch_row row;
     if (batch_db_batch_state(b->db, id, &row) != 0)
         return;
+    struct batch_forward_row fr;
+    if (batch_db_forward_get(b->db, id, &fr) == 0) {
+        /* Forwarded: the provider runs it. A core that cannot make the
+         * calls (a 1.0 core after a downgrade) leaves it waiting. */
+        if (b->fwd && !rn->stopped)
+            batch_forward_step(b->fwd, &row, &fr);
+        batch_row_clear(&row);
+        return;
+    }
     if (strcmp(row.status, "validating") == 0) {
         validate(rn, &row);
         batch_row_clear(&row);

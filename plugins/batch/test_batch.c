@@ -18,6 +18,7 @@
 
 #include "batch.h"
 #include "batch_db.h"
+#include "batch_forward_wire.h"
 #include "batch_jsonl.h"
 #include "batch_store.h"
 
@@ -325,6 +326,155 @@ static void test_store_atomic(void **s)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- forwarding: the pure parts ---- */
+
+static void test_forward_status_mapping(void **s)
+{
+    (void)s;
+    static const char *const cases[][3] = {
+        /* provider, local, shown locally */
+        {"validating", "validating", "validating"},
+        {"in_progress", "validating", "in_progress"},
+        {"finalizing", "in_progress", "finalizing"},
+        /* ended at the provider: finalizing until its files are here */
+        {"completed", "in_progress", "finalizing"},
+        {"expired", "in_progress", "finalizing"},
+        {"cancelled", "in_progress", "finalizing"},
+        /* a local cancel is not undone by a poll that predates it */
+        {"in_progress", "cancelling", "cancelling"},
+        {"validating", "cancelling", "cancelling"},
+        {"completed", "cancelling", "cancelling"},
+        {"cancelling", "in_progress", "cancelling"},
+        {"failed", "in_progress", "failed"},
+        {"failed", "cancelling", "failed"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *got = batch_forward_local_status(cases[i][0], cases[i][1]);
+        assert_non_null(got);
+        assert_string_equal(got, cases[i][2]);
+    }
+    assert_null(batch_forward_local_status("paused", "in_progress"));
+    assert_true(batch_forward_ended("completed"));
+    assert_true(batch_forward_ended("expired"));
+    assert_true(batch_forward_ended("cancelled"));
+    assert_false(batch_forward_ended("cancelling"));
+    assert_false(batch_forward_ended("failed"));
+}
+
+static void test_forward_multipart_body(void **s)
+{
+    (void)s;
+    char ctype[128];
+    size_t len = 0;
+    /* The data holds the first boundary the nonce gives: another one. */
+    const char *data = "{\"a\":\"--sluice-batch-0000000000000001\"}\n";
+    char *body = batch_forward_multipart(1, "batch_x.jsonl", data, strlen(data),
+                                         ctype, sizeof ctype, &len);
+    assert_non_null(body);
+    const char *bnd = strstr(ctype, "boundary=");
+    assert_non_null(bnd);
+    bnd += 9;
+    assert_string_not_equal(bnd, "sluice-batch-0000000000000001");
+    assert_null(memmem(data, strlen(data), bnd, strlen(bnd)));
+    char want[512];
+    int n = snprintf(want, sizeof want,
+                     "--%s\r\nContent-Disposition: form-data; "
+                     "name=\"purpose\"\r\n\r\nbatch\r\n--%s\r\n"
+                     "Content-Disposition: form-data; name=\"file\"; "
+                     "filename=\"batch_x.jsonl\"\r\nContent-Type: "
+                     "application/jsonl\r\n\r\n%s\r\n--%s--\r\n",
+                     bnd, bnd, data, bnd);
+    assert_int_equal(len, (size_t)n);
+    assert_memory_equal(body, want, len);
+    free(body);
+}
+
+static void test_forward_reads_provider_answers(void **s)
+{
+    (void)s;
+    const char *b =
+        "{\"id\":\"batch_p1\",\"status\":\"in_progress\",\"output_file_id\""
+        ":null,\"error_file_id\":\"file-e\",\"request_counts\":{\"total\":"
+        "7,\"completed\":3,\"failed\":1}}";
+    struct batch_forward_row f = {0};
+    int64_t total = 0;
+    assert_true(batch_forward_read_batch(b, strlen(b), &f, &total));
+    assert_string_equal(f.batch_id, "batch_p1");
+    assert_string_equal(f.status, "in_progress");
+    assert_string_equal(f.output_id, "");
+    assert_string_equal(f.error_id, "file-e");
+    assert_int_equal(f.completed, 3);
+    assert_int_equal(f.failed, 1);
+    assert_int_equal(total, 7);
+    assert_false(batch_forward_read_batch("{\"error\":{}}", 12, &f, &total));
+
+    char id[96];
+    const char *up = "{\"id\":\"file-abc\",\"object\":\"file\"}";
+    assert_true(batch_forward_read_id(up, strlen(up), id, sizeof id));
+    assert_string_equal(id, "file-abc");
+    /* An id that would change the path of the next call is refused. */
+    const char *evil = "{\"id\":\"../admin\"}";
+    assert_false(batch_forward_read_id(evil, strlen(evil), id, sizeof id));
+
+    char why[300];
+    const char *e = "{\"error\":{\"message\":\"bad file\"}}";
+    batch_forward_reason("batch creation", "openai", 400, e, strlen(e), why,
+                         sizeof why);
+    assert_string_equal(why, "upstream 'openai' refused the batch creation "
+                             "(status 400): bad file");
+    batch_forward_reason("batch creation", "openai", 0, NULL, 0, why,
+                         sizeof why);
+    assert_string_equal(why,
+                        "upstream 'openai' did not answer the batch creation");
+
+    const char *out = "{\"response\":{\"body\":{\"usage\":{\"prompt_tokens\":5,"
+                      "\"completion_tokens\":2}}}}\n"
+                      "{\"response\":{\"body\":{\"usage\":{\"input_tokens\":1,"
+                      "\"output_tokens\":1}}}}\n";
+    int64_t pt = 0, ct = 0;
+    batch_forward_usage(out, strlen(out), &pt, &ct);
+    assert_int_equal(pt, 6);
+    assert_int_equal(ct, 3);
+}
+
+/* A forwarded batch has no lines: its counts and usage are the
+ * provider's, stored with its ids; the file id is set once. */
+static void test_forward_db_counts_and_ids(void **s)
+{
+    (void)s;
+    struct batch_db *db = db_with_lines(0);
+    assert_int_equal(batch_db_forward_start(db, "batch_1", "prov", 4), 0);
+    struct batch_forward_row f;
+    assert_int_equal(batch_db_forward_get(db, "batch_1", &f), 0);
+    assert_string_equal(f.upstream, "prov");
+    assert_string_equal(f.file_id, "");
+    assert_int_equal(batch_db_forward_get(db, "batch_2", &f), 1);
+    assert_int_equal(batch_db_forward_file(db, "batch_1", "file-p"), 0);
+    assert_int_equal(batch_db_forward_file(db, "batch_1", "file-q"), 0);
+    assert_int_equal(batch_db_forward_get(db, "batch_1", &f), 0);
+    assert_string_equal(f.file_id, "file-p");
+    snprintf(f.batch_id, sizeof f.batch_id, "batch_p");
+    snprintf(f.status, sizeof f.status, "in_progress");
+    f.completed = 2;
+    f.failed = 1;
+    assert_int_equal(batch_db_forward_mirror(db, "batch_1", &f, 0), 0);
+    assert_int_equal(batch_db_forward_usage(db, "batch_1", 10, 4), 0);
+    struct batch_row row;
+    assert_int_equal(batch_db_batch_get(db, "batch_1", "t", &row), 0);
+    assert_int_equal(row.total, 4);
+    assert_int_equal(row.completed, 2);
+    assert_int_equal(row.failed, 1);
+    assert_int_equal(row.prompt_tokens, 10);
+    assert_int_equal(row.completion_tokens, 4);
+    batch_row_clear(&row);
+    struct batch_forward_row g;
+    assert_int_equal(batch_db_forward_get(db, "batch_1", &g), 0);
+    assert_string_equal(g.batch_id, "batch_p");
+    assert_string_equal(g.file_id, "file-p");
+    assert_false(g.cancel_sent);
+    db_done(db);
+}
+
 /* ---- the config table, as the core validates it ---- */
 
 const struct sluice_plugin *sluice_plugin_v1(void);
@@ -363,6 +513,10 @@ int main(void)
         cmocka_unit_test(test_tenant_and_list),
         cmocka_unit_test(test_store_atomic),
         cmocka_unit_test(test_config_errors_and_sdk_check),
+        cmocka_unit_test(test_forward_status_mapping),
+        cmocka_unit_test(test_forward_multipart_body),
+        cmocka_unit_test(test_forward_reads_provider_answers),
+        cmocka_unit_test(test_forward_db_counts_and_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

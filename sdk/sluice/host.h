@@ -17,6 +17,8 @@
  *   1.1  counter_vec, gauge_vec, histogram_vec, metric_with (labelled
  *        metrics with bounded cardinality)
  *   1.1  upstream_set_max_tokens (clamp the answer's length)
+ *   1.1  call_upstream_raw (any method, content type and body: multipart
+ *        uploads and provider file APIs)
  */
 #ifndef SLUICE_HOST_H
 #define SLUICE_HOST_H
@@ -513,6 +515,22 @@ struct sluice_host {
      * none. req_max_tokens() reads the new value from then on, so later
      * plugins (budgets) reserve for it. SLUICE_EINVAL for 0. */
     int (*upstream_set_max_tokens)(struct sluice_req *r, uint64_t max_tokens);
+    /* ==== 1.1: upstream calls with any method and body ====
+     * Check with SLUICE_HOST_HAS(h, call_upstream_raw) before use. */
+    /* call_upstream() with the method and the body's content type chosen
+     * by the plugin: `method` is an upper-case token ("GET", "POST",
+     * "DELETE", ...); `content_type` (NULL: no Content-Type header) is sent
+     * as given, e.g. "multipart/form-data; boundary=..." for a file upload;
+     * `body` (NULL ptr: none) is sent as bytes, not parsed. Everything else
+     * (threads, phases, ownership, the provider key, pools, timeouts, the
+     * response limit, return codes, `done`) is exactly call_upstream()'s;
+     * SLUICE_EINVAL also for a bad method or content type (CR/LF). */
+    int (*call_upstream_raw)(const struct sluice_host *h, struct sluice_req *r,
+                             const char *upstream, const char *method,
+                             const char *path, const char *content_type,
+                             struct sluice_str body, const char *const *headers,
+                             sluice_call_fn done, void *arg,
+                             sluice_call_t *out);
 };
 
 /* True when the host table carries `member` (for members added after 1.0). */

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "mock_admin.h"
+#include "mock_batches.h"
 #include "mock_call.h"
 #include "mock_endpoints.h"
 #include "mock_http.h"
@@ -129,6 +130,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         r->fn(w, req, conn, num);
         return;
     }
+    if (mock_batches_handle(w, req, conn, rest))
+        return;
     if (!strncmp(rest, "/models/", 8) && rest[8] && method == EVHTTP_REQ_GET) {
         mock_stats_add(&s->models, 1);
         model_by_id(w, req, conn, rest + 8);

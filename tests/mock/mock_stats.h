@@ -32,7 +32,13 @@
     X(connections_open, 1)                                                     \
     X(peak_connections, 0)                                                     \
     X(in_flight, 1)                                                            \
-    X(max_in_flight, 0)
+    X(max_in_flight, 0)                                                        \
+    X(files_uploaded, 0)                                                       \
+    X(file_contents, 0)                                                        \
+    X(batches_created, 0)                                                      \
+    X(batch_retrievals, 0)                                                     \
+    X(batch_cancels, 0)                                                        \
+    X(batch_lines, 0)
 
 struct mock_stats {
 #define MOCK_STATS_DECLARE(name, gauge) atomic_long name;

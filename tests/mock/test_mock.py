@@ -444,6 +444,63 @@ def test_threads(binary):
     return m
 
 
+def test_files_and_batches(m):
+    lines = [{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+              "body": {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi a"}]}},
+             {"custom_id": "b", "method": "POST", "url": "/v1/chat/completions",
+              "body": {"model": "gpt-4o", "messages": [], "mock": {"status": 500}}}]
+    data = "".join(json.dumps(x) + "\n" for x in lines)
+    body = ("--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
+            "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"in.jsonl\"\r\n"
+            "Content-Type: application/jsonl\r\n\r\n" + data + "\r\n--XyZ--\r\n")
+    s, _, b = m.request("POST", "/v1/files", body,
+                        {"Content-Type": "multipart/form-data; boundary=XyZ"})
+    f = json.loads(b)
+    check("files: multipart upload answers a file object",
+          s == 200 and f["object"] == "file" and f["bytes"] == len(data), b)
+    s, _, b = m.request("GET", "/v1/files/%s/content" % f["id"])
+    check("files: content is the uploaded bytes", s == 200 and b.decode() == data, b)
+    s, _, b = m.request("POST", "/v1/batches", {"input_file_id": f["id"], "endpoint": "/v1/chat/completions",
+                                                "completion_window": "24h",
+                                                "metadata": {"mock_delay_ms": "200"}})
+    bt = json.loads(b)
+    check("batches: created in validating", s == 200 and bt["status"] == "validating", b)
+    seen = []
+    for _ in range(100):
+        bt = json.loads(m.request("GET", "/v1/batches/" + bt["id"])[2])
+        seen.append(bt["status"])
+        if bt["status"] == "completed":
+            break
+        time.sleep(0.02)
+    check("batches: in_progress, then completed after the delay",
+          "in_progress" in seen and seen[-1] == "completed", seen)
+    check("batches: request_counts", bt["request_counts"] == {"total": 2, "completed": 1, "failed": 1}, bt)
+    out = m.request("GET", "/v1/files/%s/content" % bt["output_file_id"])[2].decode().splitlines()
+    err = m.request("GET", "/v1/files/%s/content" % bt["error_file_id"])[2].decode().splitlines()
+    o, e = json.loads(out[0]), json.loads(err[0])
+    check("batches: output keyed by custom_id with the mock's answer",
+          len(out) == 1 and o["custom_id"] == "a" and o["response"]["status_code"] == 200
+          and o["response"]["body"]["choices"][0]["message"]["content"] == "mock reply to: hi a", out)
+    check("batches: a failing line goes to the error file",
+          len(err) == 1 and e["custom_id"] == "b" and e["response"]["status_code"] == 500, err)
+    s, _, b = m.request("POST", "/v1/batches", {"input_file_id": f["id"], "endpoint": "/v1/chat/completions",
+                                                "completion_window": "24h",
+                                                "metadata": {"mock_delay_ms": "600000"}})
+    bid = json.loads(b)["id"]
+    s, _, b = m.request("POST", "/v1/batches/%s/cancel" % bid)
+    check("batches: cancel answers cancelling", s == 200 and json.loads(b)["status"] == "cancelling", b)
+    bt = json.loads(m.request("GET", "/v1/batches/" + bid)[2])
+    check("batches: then cancelled, lines in the error file",
+          bt["status"] == "cancelled" and bt["request_counts"]["failed"] == 2, bt)
+    s, _, b = m.request("POST", "/v1/batches", {"input_file_id": f["id"], "endpoint": "/v1/chat/completions",
+                                                "completion_window": "24h", "metadata": {"mock_status": "400"}})
+    check("batches: metadata.mock_status refuses creation", s == 400, b)
+    d = json.loads(m.request("GET", "/mock/stats")[2])
+    check("stats: files and batches counters",
+          d["files_uploaded"] == 1 and d["batches_created"] == 2 and d["batch_cancels"] == 1
+          and d["batch_lines"] == 2 and d["file_contents"] == 3, d)
+
+
 def run(name, fn, *args):
     try:
         return fn(*args)
@@ -457,7 +514,7 @@ def main():
     check("starts on port 0 and prints its address", True)
     for fn in (test_chat, test_chat_stream, test_completions_and_responses,
                test_embeddings, test_models_and_errors, test_faults, test_config,
-               test_capacity, test_stats_and_connections):
+               test_capacity, test_stats_and_connections, test_files_and_batches):
         run(fn.__name__, fn, m)
     # Stop while a hung request and a slow stream are open: both must be
     # torn down cleanly (exit 0, no leak reports).
