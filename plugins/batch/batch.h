@@ -36,6 +36,8 @@ struct batch_progress {
     int64_t total, completed, failed, inflight;
     int64_t prompt_tokens, completion_tokens;
     int64_t started_ms, done_since_start;
+    int64_t done_at_start; /* forwarded: provider count when first seen */
+    char forwarded_to[64]; /* upstream, or "" when run here */
 };
 #define BATCH_MAX_ACTIVE 64
 

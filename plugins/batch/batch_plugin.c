@@ -274,6 +274,8 @@ static size_t batch_status_json(void *self, char *buf, size_t cap)
             i ? "," : "", p->id, p->tenant, p->status, (long long)p->total,
             (long long)p->completed, (long long)p->failed,
             (long long)p->inflight, rate);
+        if (p->forwarded_to[0])
+            OUT("\"forwarded_to\":\"%s\",", p->forwarded_to);
         if (rate > 0)
             OUT("\"eta_seconds\":%.0f}", (double)left / rate);
         else

@@ -524,6 +524,36 @@ static void progress_drop(struct batch *b, const char *id)
     pthread_mutex_unlock(&b->progress_mu);
 }
 
+/* A forwarded batch in the admin status: the provider's counts; the rate
+ * counts what finished since this process first saw it. */
+static void progress_forwarded(struct batch *b, const struct batch_row *row,
+                               const struct batch_forward_row *f)
+{
+    int64_t done = f->completed + f->failed;
+    pthread_mutex_lock(&b->progress_mu);
+    struct batch_progress *p = NULL;
+    for (int i = 0; i < b->n_progress; i++)
+        if (strcmp(b->progress[i].id, row->id) == 0)
+            p = &b->progress[i];
+    if (!p && b->n_progress < BATCH_MAX_ACTIVE) {
+        p = &b->progress[b->n_progress++];
+        memset(p, 0, sizeof *p);
+        snprintf(p->id, sizeof p->id, "%s", row->id);
+        snprintf(p->tenant, sizeof p->tenant, "%s", row->tenant);
+        p->started_ms = now_ms(b);
+        p->done_at_start = done;
+    }
+    if (p) {
+        snprintf(p->status, sizeof p->status, "%s", row->status);
+        snprintf(p->forwarded_to, sizeof p->forwarded_to, "%s", f->upstream);
+        p->total = row->total;
+        p->completed = f->completed;
+        p->failed = f->failed;
+        p->done_since_start = done - p->done_at_start;
+    }
+    pthread_mutex_unlock(&b->progress_mu);
+}
+
 static void step(struct batch_runner *rn, const char *id)
 {
     struct batch *b = rn->b;
@@ -536,6 +566,7 @@ static void step(struct batch_runner *rn, const char *id)
          * calls (a 1.0 core after a downgrade) leaves it waiting. */
         if (b->fwd && !rn->stopped)
             batch_forward_step(b->fwd, &row, &fr);
+        progress_forwarded(b, &row, &fr);
         batch_row_clear(&row);
         return;
     }
@@ -598,6 +629,19 @@ static void tick(void *arg, unsigned worker)
     int n = batch_db_batch_active(rn->b->db, ids, BATCH_MAX_ACTIVE);
     for (int i = 0; i < n; i++)
         step(rn, ids[i]);
+    /* Batches that ended (forwarded ones end in their callbacks) leave
+     * the admin status. */
+    pthread_mutex_lock(&rn->b->progress_mu);
+    for (int i = 0; n >= 0 && i < rn->b->n_progress;) {
+        bool active = false;
+        for (int k = 0; k < n && !active; k++)
+            active = strcmp(rn->b->progress[i].id, ids[k]) == 0;
+        if (active)
+            i++;
+        else
+            rn->b->progress[i] = rn->b->progress[--rn->b->n_progress];
+    }
+    pthread_mutex_unlock(&rn->b->progress_mu);
     rn->b->h->gauge_set(rn->b->m_active, n > 0 ? n : 0);
     rn->b->h->health_set(rn->b->h, "batch.active", n > 0 ? n : 0);
 }

@@ -66,19 +66,35 @@ def test_forwarded_batch_completes_with_output_keyed_by_custom_id(h):
     lines.append(line("bad", model=FORWARDED, mock={"status": 500}))
     bid = submit(h, lines, metadata={"mock_delay_ms": "2000"})
 
-    # While the provider runs it, the local batch shows its counts growing.
-    seen_partial = False
+    # While the provider runs it, the local batch and the admin status
+    # show its counts growing.
+    seen_partial = seen_admin = False
     deadline = time.time() + 60
     while time.time() < deadline:
         b = h.req("GET", "/v1/batches/" + bid).json()
         done = b["request_counts"]["completed"] + b["request_counts"]["failed"]
         if b["status"] == "in_progress" and 0 < done < n:
             seen_partial = True
+            st = h.req("GET", "/admin/status").json()
+            rows = [p for p in st["plugins"] if p["plugin"] == "batch"][0]["state"]["batches"]
+            for row in rows:
+                if row["id"] == bid and row["forwarded_to"] == "prov" and 0 < row["completed"] < n:
+                    eq(row["total"], n)
+                    seen_admin = True
         if b["status"] in ("completed", "failed", "expired", "cancelled"):
             break
         time.sleep(0.02)
     eq(b["status"], "completed", b)
     check(seen_partial, "request_counts were mirrored while in_progress")
+    check(seen_admin, "the admin status showed the forwarded batch's counts")
+    deadline = time.time() + 10  # the runner's next tick drops it
+    while time.time() < deadline:
+        st = h.req("GET", "/admin/status").json()
+        rows = [p for p in st["plugins"] if p["plugin"] == "batch"][0]["state"]["batches"]
+        if not rows:
+            break
+        time.sleep(0.02)
+    eq(rows, [], "an ended batch leaves the admin status")
     eq(b["request_counts"], {"total": n, "completed": n - 1, "failed": 1})
     check(b["usage"]["input_tokens"] > 0 and b["usage"]["output_tokens"] > 0, b["usage"])
 
