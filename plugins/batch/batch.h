@@ -79,8 +79,8 @@ void batch_forwarder_free(struct batch_forwarder *fw);
 bool batch_forward_pick(const struct batch *b, void *const *lines, size_t n,
                         char *out, size_t cap);
 /* One tick of a forwarded batch: at most one call to the provider. */
-void batch_forward_step(struct batch_forwarder *fw, const struct batch_row *row,
-                        const struct batch_forward_row *f);
+void batch_forward_step(struct batch_forwarder *fw,
+                        const struct batch_row *row);
 
 /* ---- helpers shared by the routes (batch_http.c) ---- */
 /* The index of the upstream the core routes `model` to by config: the

@@ -48,7 +48,7 @@ static const char schema[] =
     " provider_output_id TEXT, provider_error_id TEXT,"
     " cancel_sent INTEGER NOT NULL DEFAULT 0,"
     " prompt_tokens INTEGER NOT NULL DEFAULT 0,"
-    " completion_tokens INTEGER NOT NULL DEFAULT 0);";
+    " completion_tokens INTEGER NOT NULL DEFAULT 0, call_owner TEXT);";
 
 struct batch_db *batch_db_open(const char *path, char *err, size_t errlen)
 {
@@ -777,5 +777,37 @@ int batch_db_forward_usage(struct batch_db *d, const char *batch_id,
     sqlite3_bind_int64(s, 1, prompt_tokens);
     sqlite3_bind_int64(s, 2, completion_tokens);
     sqlite3_bind_text(s, 3, batch_id, -1, SQLITE_TRANSIENT);
+    return run(s);
+}
+
+int batch_db_forward_claim(struct batch_db *d, const char *batch_id,
+                           const char *me, const char *my_pid)
+{
+    /* Free, ours, or left by another process (one process per dir: it
+     * is gone). Another instance of this process (a reload) keeps it. */
+    sqlite3_stmt *s =
+        prep(d, "UPDATE forwards SET call_owner=?1 WHERE batch_id=?2 AND "
+                "(call_owner IS NULL OR call_owner=?1 OR "
+                "substr(call_owner,1,length(?3)+1)<>?3||':')");
+    if (!s)
+        return -1;
+    const char *t[] = {me, batch_id, my_pid};
+    bind_texts(s, 1, t, 3);
+    pthread_mutex_lock(&d->mu);
+    int rc = run(s);
+    int changed = sqlite3_changes(d->db);
+    pthread_mutex_unlock(&d->mu);
+    return rc < 0 ? -1 : changed ? 0 : 1;
+}
+
+int batch_db_forward_release(struct batch_db *d, const char *batch_id,
+                             const char *me)
+{
+    sqlite3_stmt *s = prep(d, "UPDATE forwards SET call_owner=NULL WHERE "
+                              "batch_id=? AND call_owner=?");
+    if (!s)
+        return -1;
+    const char *t[] = {batch_id, me};
+    bind_texts(s, 1, t, 2);
     return run(s);
 }

@@ -171,5 +171,14 @@ int batch_db_forward_mirror(struct batch_db *db, const char *batch_id,
                             const struct batch_forward_row *f, int64_t total);
 int batch_db_forward_usage(struct batch_db *db, const char *batch_id,
                            int64_t prompt_tokens, int64_t completion_tokens);
+/* One call to the provider at a time per batch, across the instances of a
+ * reload: `me` is "<pid>:<instance>". Taken when free, already ours, or
+ * held by another process (gone: one process per dir). 0 taken, 1 held
+ * by another instance of this process, -1 error. Released once the
+ * call's answer is stored. */
+int batch_db_forward_claim(struct batch_db *db, const char *batch_id,
+                           const char *me, const char *my_pid);
+int batch_db_forward_release(struct batch_db *db, const char *batch_id,
+                             const char *me);
 
 #endif

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "batch.h"
 #include "batch_forward_wire.h"
@@ -40,6 +41,7 @@ struct slot {
 struct batch_forwarder {
     struct batch *b;
     struct slot slots[BATCH_MAX_ACTIVE];
+    char pid[24], me[64]; /* "<pid>", "<pid>:<instance>" (claims) */
 };
 
 struct call {
@@ -76,8 +78,12 @@ static struct slot *slot_get(struct batch_forwarder *fw, const char *id,
 struct batch_forwarder *batch_forwarder_new(struct batch *b)
 {
     struct batch_forwarder *fw = calloc(1, sizeof *fw);
-    if (fw)
-        fw->b = b;
+    if (!fw)
+        return NULL;
+    fw->b = b;
+    snprintf(fw->pid, sizeof fw->pid, "%ld", (long)getpid());
+    snprintf(fw->me, sizeof fw->me, "%s:%016llx", fw->pid,
+             (unsigned long long)b->h->random_u64(b->h));
     return fw;
 }
 
@@ -284,12 +290,14 @@ static void on_answer(void *arg, const struct sluice_call_result *res)
         /* The instance leaves the worker: the next one takes over. */
         if (s)
             s->busy = false;
+        batch_db_forward_release(b->db, c->id, fw->me);
         free(c);
         return;
     }
     s->busy = false;
     struct batch_forward_row f;
     if (batch_db_forward_get(b->db, c->id, &f) != 0) {
+        batch_db_forward_release(b->db, c->id, fw->me);
         free(c);
         return;
     }
@@ -338,6 +346,8 @@ static void on_answer(void *arg, const struct sluice_call_result *res)
                   c->id, why);
         back_off(fw, s);
     }
+    /* After the answer is stored: another instance may go on from it. */
+    batch_db_forward_release(b->db, c->id, fw->me);
     free(c);
 }
 
@@ -352,8 +362,10 @@ static void call_provider(struct batch_forwarder *fw, struct slot *s,
     struct batch *b = fw->b;
     const struct sluice_host *h = b->h;
     struct call *c = calloc(1, sizeof *c);
-    if (!c)
+    if (!c) {
+        batch_db_forward_release(b->db, s->id, fw->me);
         return;
+    }
     c->fw = fw;
     snprintf(c->id, sizeof c->id, "%s", s->id);
     c->kind = kind;
@@ -366,6 +378,7 @@ static void call_provider(struct batch_forwarder *fw, struct slot *s,
         return;
     }
     free(c);
+    batch_db_forward_release(b->db, s->id, fw->me);
     if (rc == SLUICE_ENOENT) {
         char why[200];
         snprintf(why, sizeof why,
@@ -424,13 +437,12 @@ static void create(struct batch_forwarder *fw, struct slot *s,
     free(text);
 }
 
-void batch_forward_step(struct batch_forwarder *fw, const struct batch_row *row,
-                        const struct batch_forward_row *f)
+/* Decides and makes this tick's call (s->busy then), or ends the local
+ * batch; the caller holds the claim. */
+static void act(struct batch_forwarder *fw, struct slot *s,
+                const struct batch_row *row, const struct batch_forward_row *f)
 {
     struct batch *b = fw->b;
-    struct slot *s = slot_get(fw, row->id, true);
-    if (!s || s->busy || now_ms(b) < s->next_ms)
-        return; /* a call is out, or it is not time yet */
     bool cancelling = strcmp(row->status, "cancelling") == 0;
     char path[200];
     if (cancelling && !f->batch_id[0]) {
@@ -461,4 +473,31 @@ void batch_forward_step(struct batch_forwarder *fw, const struct batch_row *row,
         snprintf(path, sizeof path, "/v1/batches/%s", f->batch_id);
         call_provider(fw, s, f, CALL_POLL, 0, "GET", path, NULL, NULL, 0);
     }
+}
+
+void batch_forward_step(struct batch_forwarder *fw, const struct batch_row *row)
+{
+    struct batch *b = fw->b;
+    struct slot *s = slot_get(fw, row->id, true);
+    if (!s || s->busy || now_ms(b) < s->next_ms)
+        return; /* a call is out, or it is not time yet */
+    /* One call per batch at a time across a reload's two instances: the
+     * claim first, then the state as the other one may have left it. */
+    struct batch_forward_row f;
+    struct batch_row now;
+    if (batch_db_forward_claim(b->db, row->id, fw->me, fw->pid) != 0)
+        return;
+    if (batch_db_batch_state(b->db, row->id, &now) == 0) {
+        bool ended = strcmp(now.status, "completed") == 0 ||
+                     strcmp(now.status, "failed") == 0 ||
+                     strcmp(now.status, "cancelled") == 0 ||
+                     strcmp(now.status, "expired") == 0;
+        if (!ended && batch_db_forward_get(b->db, row->id, &f) == 0)
+            act(fw, s, &now, &f);
+        else if (ended)
+            s->used = false; /* the other instance finished it */
+        batch_row_clear(&now);
+    }
+    if (!s->busy)
+        batch_db_forward_release(b->db, row->id, fw->me);
 }

@@ -565,7 +565,7 @@ static void step(struct batch_runner *rn, const char *id)
         /* Forwarded: the provider runs it. A core that cannot make the
          * calls (a 1.0 core after a downgrade) leaves it waiting. */
         if (b->fwd && !rn->stopped)
-            batch_forward_step(b->fwd, &row, &fr);
+            batch_forward_step(b->fwd, &row);
         progress_forwarded(b, &row, &fr);
         batch_row_clear(&row);
         return;

@@ -472,6 +472,18 @@ static void test_forward_db_counts_and_ids(void **s)
     assert_string_equal(g.batch_id, "batch_p");
     assert_string_equal(g.file_id, "file-p");
     assert_false(g.cancel_sent);
+
+    /* One call at a time: another instance of this process waits, a
+     * claim left by another process (gone) is taken over. */
+    assert_int_equal(batch_db_forward_claim(db, "batch_1", "7:a", "7"), 0);
+    assert_int_equal(batch_db_forward_claim(db, "batch_1", "7:a", "7"), 0);
+    assert_int_equal(batch_db_forward_claim(db, "batch_1", "7:b", "7"), 1);
+    assert_int_equal(batch_db_forward_release(db, "batch_1", "7:b"), 0);
+    assert_int_equal(batch_db_forward_claim(db, "batch_1", "7:b", "7"), 1);
+    assert_int_equal(batch_db_forward_claim(db, "batch_1", "71:c", "71"), 0);
+    assert_int_equal(batch_db_forward_claim(db, "batch_1", "7:b", "7"), 0);
+    assert_int_equal(batch_db_forward_release(db, "batch_1", "7:b"), 0);
+    assert_int_equal(batch_db_forward_claim(db, "batch_1", "7:a", "7"), 0);
     db_done(db);
 }
 

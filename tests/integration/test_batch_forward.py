@@ -211,6 +211,23 @@ def test_kill_9_while_polling_then_restart_resumes_without_second_upload(h):
     check(s["batch_retrievals"] > retrievals, "the restarted gateway polled")
 
 
+def test_reload_while_polling_keeps_the_provider_batch(h):
+    gateway(h)
+    n = 6
+    bid = submit(h, [line("r%d" % i, content="r%d" % i, model=FORWARDED) for i in range(n)],
+                 metadata={"mock_delay_ms": "1500"})
+    wait(h, bid, until=("in_progress",), timeout=30)
+    gen0 = h.req("GET", "/admin/status").json()["config_generation"]
+    h.gw.signal(signal.SIGHUP)
+    while h.req("GET", "/admin/status").json()["config_generation"] == gen0:
+        time.sleep(0.02)
+    b = wait(h, bid, timeout=60)
+    eq(b["status"], "completed", b)
+    eq(sorted(x["custom_id"] for x in content(h, b["output_file_id"])), ["r%d" % i for i in range(n)])
+    s = h.mock_stats()
+    eq((s["files_uploaded"], s["batches_created"]), (1, 1), "the new instance polled the same batch")
+
+
 def test_forward_naming_an_unknown_upstream_refuses_the_config(h):
     h.start_mock()
     cfg = h.config(pipeline=[{"plugin": "batch", "config": {"dir": h.tmp + "/batch",
