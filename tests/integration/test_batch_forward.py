@@ -124,16 +124,18 @@ def test_forwarded_batch_completes_with_output_keyed_by_custom_id(h):
 
 def test_batch_for_several_upstreams_runs_in_sluice(h):
     gateway(h)
+    # Either order: one line for another upstream keeps the batch here.
     mixed = submit(h, [line("a", model=FORWARDED), line("b", model=LOCAL)])
-    local = submit(h, [line("c", model=LOCAL)])
-    for bid, n in ((mixed, 2), (local, 1)):
+    mixed2 = submit(h, [line("c", model=LOCAL), line("d", model=FORWARDED)])
+    local = submit(h, [line("e", model=LOCAL)])
+    for bid, n in ((mixed, 2), (mixed2, 2), (local, 1)):
         b = wait(h, bid, timeout=60)
         eq(b["status"], "completed", b)
         eq(b["request_counts"], {"total": n, "completed": n, "failed": 0})
         eq(provider_ids(h, bid), None, "not forwarded")
     s = h.mock_stats()
     eq(s["files_uploaded"], 0)
-    eq(s["chat_completions"], 3, "each line ran in sluice")
+    eq(s["chat_completions"], 5, "each line ran in sluice")
 
 
 def test_cancel_is_forwarded(h):
