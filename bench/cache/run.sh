@@ -5,7 +5,8 @@
 #   2. the gateway serving exact hits beside the mock answering directly and
 #      nginx proxying to it, at 1 and 64 connections (wrk -t1).
 # Results: bench/results/cache.md
-#   bench/cache/run.sh [DURATION_SECONDS] [BUILD_DIR]   (BENCH_NO_BUILD=1: use BUILD_DIR as is)
+#   bench/cache/run.sh [DURATION_SECONDS] [BUILD_DIR]   (BENCH_NO_BUILD=1: use BUILD_DIR as is;
+#   LOOKUP_MAX, LOOKUP_MAX_1536, LOOKUP_MAX_SEMANTIC: largest sizes measured)
 set -eu
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -16,6 +17,9 @@ case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 # default; graph builds take minutes at 1M).
 LOOKUP_MAX=${LOOKUP_MAX:-1000000}
 LOOKUP_MAX_1536=${LOOKUP_MAX_1536:-100000}
+# ef_search values measured on each graph (bench/cache/index.sh runs the
+# semantic cells alone).
+export EF=${EF:-32,64,128}
 OUT=bench/results
 TMP=$(mktemp -d)
 mkdir -p "$OUT"
@@ -74,7 +78,7 @@ echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is sh
 echo
 echo "## Lookup cost (bench_cache_lookup, one thread)"
 echo
-"$BUILD"/plugins/cache/bench_cache_lookup "$LOOKUP_MAX" "$LOOKUP_MAX_1536"
+"$BUILD"/plugins/cache/bench_cache_lookup "$LOOKUP_MAX" "$LOOKUP_MAX_1536" "${LOOKUP_MAX_SEMANTIC:-$LOOKUP_MAX}"
 echo
 echo "## Exact hits served by the gateway"
 echo

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cache_index.h"
+#include "cache_vec.h"
 
 #define MAX_LEVEL 15
 
@@ -22,11 +22,16 @@ struct heap {
 struct cache_hnsw {
     size_t dim;
     const float *const *rows;
+    cache_dot_fn dot;
+    cache_dot8_fn dot8;
     unsigned m, m0, efc, efs;
     double ml;
     uint64_t rng;
 
     uint32_t n, cap;
+    int8_t *q8;    /* cap rows of dim int8: what the walk compares */
+    float *qscale; /* per row */
+    int8_t *qbuf;  /* the query, quantised */
     uint8_t *level;
     uint32_t *links0; /* cap rows of [count, m0 ids] */
     uint32_t **upper; /* per node: level rows of [count, m ids] */
@@ -47,9 +52,41 @@ static const float *row(const struct cache_hnsw *g, uint32_t id)
     return *g->rows + (size_t)id * g->dim;
 }
 
-static float sim_q(const struct cache_hnsw *g, const float *q, uint32_t id)
+static const int8_t *row8(const struct cache_hnsw *g, uint32_t id)
 {
-    return cache_vec_dot(q, row(g, id), g->dim);
+    return g->q8 + (size_t)id * g->dim;
+}
+
+/* A quantised query (qq, scale qs) against row id, as the walk sees it. */
+struct query {
+    const int8_t *v;
+    float scale;
+};
+
+static float sim_q(const struct cache_hnsw *g, struct query q, uint32_t id)
+{
+    return q.scale * g->qscale[id] * (float)g->dot8(q.v, row8(g, id), g->dim);
+}
+
+static struct query query_of_row(const struct cache_hnsw *g, uint32_t id)
+{
+    return (struct query){row8(g, id), g->qscale[id]};
+}
+
+static float sim_rows(const struct cache_hnsw *g, uint32_t a, uint32_t b)
+{
+    return sim_q(g, query_of_row(g, a), b);
+}
+
+/* A row's first cache lines, fetched while earlier rows are compared: a
+ * search visits rows scattered over the matrix, each a likely miss. */
+static void prefetch_row(const struct cache_hnsw *g, uint32_t id)
+{
+    const char *p = (const char *)row8(g, id);
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 64);
+    __builtin_prefetch(p + 128);
+    __builtin_prefetch(p + 192);
 }
 
 static uint32_t *links(const struct cache_hnsw *g, uint32_t id, int l)
@@ -106,7 +143,15 @@ struct cache_hnsw *cache_hnsw_new(size_t dim, const float *const *rows,
         return NULL;
     g->dim = dim;
     g->rows = rows;
+    g->dot = cache_vec_dot_kernel();
+    g->dot8 = cache_vec_dot8_kernel();
+    if (!(g->qbuf = malloc(dim))) {
+        free(g);
+        return NULL;
+    }
     g->m = p->m ? p->m : 16;
+    if (g->m > 32) /* search and relink keep a layer-0 list on the stack */
+        g->m = 32;
     g->m0 = 2 * g->m;
     g->efc = p->ef_construction ? p->ef_construction : 100;
     g->efs = p->ef_search ? p->ef_search : 64;
@@ -123,6 +168,9 @@ void cache_hnsw_free(struct cache_hnsw *g)
     for (uint32_t i = 0; i < g->n; i++)
         free(g->upper[i]);
     free(g->upper);
+    free(g->q8);
+    free(g->qscale);
+    free(g->qbuf);
     free(g->level);
     free(g->links0);
     free(g->dead);
@@ -144,6 +192,8 @@ static int grow(struct cache_hnsw *g)
     if (!(p = realloc(g->field, (size_t)(count) * sizeof *g->field)))          \
         return -1;                                                             \
     g->field = p;
+    GROW(q8, (size_t)cap * g->dim);
+    GROW(qscale, cap);
     GROW(level, cap);
     GROW(links0, (size_t)cap * (g->m0 + 1));
     GROW(upper, cap);
@@ -166,7 +216,7 @@ static uint32_t next_epoch(struct cache_hnsw *g)
 }
 
 /* Greedy walk to the closest node at layer l. */
-static uint32_t greedy(const struct cache_hnsw *g, const float *q, uint32_t ep,
+static uint32_t greedy(const struct cache_hnsw *g, struct query q, uint32_t ep,
                        int l)
 {
     float best = sim_q(g, q, ep);
@@ -174,6 +224,8 @@ static uint32_t greedy(const struct cache_hnsw *g, const float *q, uint32_t ep,
     while (moved) {
         moved = false;
         const uint32_t *ln = links(g, ep, l);
+        for (uint32_t i = 1; i <= ln[0]; i++)
+            prefetch_row(g, ln[i]);
         for (uint32_t i = 1; i <= ln[0]; i++) {
             float s = sim_q(g, q, ln[i]);
             if (s > best) {
@@ -188,7 +240,7 @@ static uint32_t greedy(const struct cache_hnsw *g, const float *q, uint32_t ep,
 
 /* The ef nodes closest to q at layer l found from ep, in g->res as a
  * min-heap (sims negated). */
-static int search_layer(struct cache_hnsw *g, const float *q, uint32_t ep,
+static int search_layer(struct cache_hnsw *g, struct query q, uint32_t ep,
                         size_t ef, int l)
 {
     uint32_t epoch = next_epoch(g);
@@ -203,11 +255,17 @@ static int search_layer(struct cache_hnsw *g, const float *q, uint32_t ep,
         if (c.sim < worst && g->res.n >= ef)
             break;
         const uint32_t *ln = links(g, c.id, l);
+        uint32_t fresh[64 + 1], nf = 0; /* m0 <= 64 */
         for (uint32_t i = 1; i <= ln[0]; i++) {
             uint32_t e = ln[i];
             if (g->mark[e] == epoch)
                 continue;
             g->mark[e] = epoch;
+            fresh[nf++] = e;
+            prefetch_row(g, e);
+        }
+        for (uint32_t i = 0; i < nf; i++) {
+            uint32_t e = fresh[i];
             float se = sim_q(g, q, e);
             if (g->res.n < ef || se > worst) {
                 if (!heap_push(&g->cand, se, e) || !heap_push(&g->res, -se, e))
@@ -240,8 +298,7 @@ static size_t select_neighbours(const struct cache_hnsw *g, struct cand *c,
     for (size_t i = 0; i < n && k < max; i++) {
         bool keep = true;
         for (size_t j = 0; j < k && keep; j++)
-            keep = cache_vec_dot(row(g, c[i].id), row(g, out[j]), g->dim) <
-                   c[i].sim;
+            keep = sim_rows(g, c[i].id, out[j]) < c[i].sim;
         if (keep) {
             out[k++] = c[i].id;
             c[i].id = UINT32_MAX; /* taken */
@@ -280,11 +337,9 @@ static int link_back(struct cache_hnsw *g, uint32_t nb, uint32_t id, int l)
     struct cand *c = scratch(g, cap + 1);
     if (!c)
         return -1;
-    const float *base = row(g, nb);
     for (uint32_t i = 0; i < ln[0]; i++)
-        c[i] = (struct cand){cache_vec_dot(base, row(g, ln[i + 1]), g->dim),
-                             ln[i + 1]};
-    c[cap] = (struct cand){cache_vec_dot(base, row(g, id), g->dim), id};
+        c[i] = (struct cand){sim_rows(g, nb, ln[i + 1]), ln[i + 1]};
+    c[cap] = (struct cand){sim_rows(g, nb, id), id};
     ln[0] = (uint32_t)select_neighbours(g, c, cap + 1, cap, ln + 1);
     return 0;
 }
@@ -304,19 +359,16 @@ static int unlink_old(struct cache_hnsw *g, uint32_t id, int l)
     for (uint32_t i = 1; i <= old[0]; i++) {
         uint32_t o = old[i];
         uint32_t *ln = links(g, o, l);
-        const float *base = row(g, o);
         size_t n = 0;
         for (uint32_t j = 1; j <= ln[0]; j++)
             if (ln[j] != id)
-                c[n++] = (struct cand){
-                    cache_vec_dot(base, row(g, ln[j]), g->dim), ln[j]};
+                c[n++] = (struct cand){sim_rows(g, o, ln[j]), ln[j]};
         for (uint32_t j = 1; j <= old[0]; j++) {
             bool dup = old[j] == o || old[j] == id;
             for (uint32_t t = 1; t <= ln[0] && !dup; t++)
                 dup = ln[t] == old[j];
             if (!dup)
-                c[n++] = (struct cand){
-                    cache_vec_dot(base, row(g, old[j]), g->dim), old[j]};
+                c[n++] = (struct cand){sim_rows(g, o, old[j]), old[j]};
         }
         ln[0] = (uint32_t)select_neighbours(g, c, n, cap, ln + 1);
     }
@@ -355,6 +407,8 @@ int cache_hnsw_insert(struct cache_hnsw *g, uint32_t id)
             if (unlink_old(g, id, l))
                 return -1;
     }
+    g->qscale[id] =
+        cache_vec_quantise(row(g, id), g->dim, g->q8 + (size_t)id * g->dim);
     g->dead[id] = false;
     for (int l = 0; l <= L; l++)
         links(g, id, l)[0] = 0;
@@ -363,7 +417,7 @@ int cache_hnsw_insert(struct cache_hnsw *g, uint32_t id)
         g->top = L;
         return 0;
     }
-    const float *q = row(g, id);
+    struct query q = query_of_row(g, id);
     uint32_t ep = g->entry;
     for (int l = g->top; l > L; l--)
         ep = greedy(g, q, ep, l);
@@ -425,19 +479,25 @@ size_t cache_hnsw_search(struct cache_hnsw *g, const float *q, size_t k,
 {
     if (g->top < 0 || k == 0)
         return 0;
+    struct query qq = {g->qbuf, cache_vec_quantise(q, g->dim, g->qbuf)};
     uint32_t ep = g->entry;
     for (int l = g->top; l > 0; l--)
-        ep = greedy(g, q, ep, l);
+        ep = greedy(g, qq, ep, l);
     size_t ef = g->efs > k ? g->efs : k;
-    if (search_layer(g, q, ep, ef, 0))
+    if (search_layer(g, qq, ep, ef, 0))
         return 0;
     struct cand *c = scratch(g, g->res.n);
     if (!c)
         return 0;
+    /* The walk ranked by int8 similarity; the answer is re-ranked by the
+     * float vectors, so what it returns (and the threshold compares) is
+     * the exact cosine. */
     size_t n = 0;
-    for (size_t i = 0; i < g->res.n; i++)
-        if (!g->dead[g->res.v[i].id])
-            c[n++] = (struct cand){-g->res.v[i].sim, g->res.v[i].id};
+    for (size_t i = 0; i < g->res.n; i++) {
+        uint32_t id = g->res.v[i].id;
+        if (!g->dead[id])
+            c[n++] = (struct cand){g->dot(q, row(g, id), g->dim), id};
+    }
     qsort(c, n, sizeof *c, by_sim_desc);
     if (n > k)
         n = k;
@@ -448,10 +508,17 @@ size_t cache_hnsw_search(struct cache_hnsw *g, const float *q, size_t k,
     return n;
 }
 
+void cache_hnsw_set_ef(struct cache_hnsw *g, unsigned ef_search)
+{
+    if (ef_search)
+        g->efs = ef_search;
+}
+
 size_t cache_hnsw_bytes(const struct cache_hnsw *g)
 {
-    size_t b = sizeof *g + (size_t)g->cap * (1 + (g->m0 + 1) * 4 +
-                                             sizeof(uint32_t *) + 1 + 4 + 4);
+    size_t b = sizeof *g + g->dim +
+               (size_t)g->cap * (g->dim + 4 + 1 + (g->m0 + 1) * 4 +
+                                 sizeof(uint32_t *) + 1 + 4 + 4);
     for (uint32_t i = 0; i < g->n; i++)
         b += (size_t)g->level[i] * (g->m + 1) * 4;
     return b;

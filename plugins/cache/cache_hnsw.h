@@ -1,7 +1,10 @@
 /* cache_hnsw: an approximate nearest-neighbour graph (HNSW, Malkov and
  * Yashunin 2016) over rows of a float matrix it does not own, by inner
  * product of unit vectors. Used by cache_index for scopes above a size
- * threshold, where a full scan gets slow.
+ * threshold, where a full scan gets slow. The graph keeps an int8 copy of
+ * each row and walks by it (a quarter of the memory traffic); a search
+ * re-ranks what it found by the float rows, so its similarities are
+ * exact.
  *
  * Nodes are row numbers. Deleting marks a node dead: it still routes
  * searches but is never returned, and its row is handed out again for the
@@ -41,6 +44,7 @@ size_t cache_hnsw_nodes(const struct cache_hnsw *g); /* live and dead */
  * many. Similarities in sims. */
 size_t cache_hnsw_search(struct cache_hnsw *g, const float *q, size_t k,
                          uint32_t *ids, float *sims);
+void cache_hnsw_set_ef(struct cache_hnsw *g, unsigned ef_search);
 /* Bytes used by the graph (links and bookkeeping), for the bench. */
 size_t cache_hnsw_bytes(const struct cache_hnsw *g);
 

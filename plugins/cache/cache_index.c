@@ -29,38 +29,11 @@ struct scope {
 
 struct cache_index {
     size_t dim, max, count, ann_threshold;
+    cache_dot_fn dot;
     unsigned ef_search;
     struct keymap scopes, items;
     uint64_t seed;
 };
-
-bool cache_vec_normalise(float *v, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)v[i] * v[i];
-    if (!(s > 0) || !isfinite(s))
-        return false;
-    float inv = (float)(1.0 / sqrt(s));
-    for (size_t i = 0; i < n; i++)
-        v[i] *= inv;
-    return true;
-}
-
-/* Eight independent sums: the loop the compiler turns into SIMD without
- * reassociating a single float reduction. */
-float cache_vec_dot(const float *a, const float *b, size_t n)
-{
-    float s[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (size_t k = 0; k < 8; k++)
-            s[k] += a[i + k] * b[i + k];
-    float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    for (; i < n; i++)
-        t += a[i] * b[i];
-    return t;
-}
 
 struct cache_index *cache_index_new(size_t dimensions, size_t max_vectors,
                                     size_t ann_threshold)
@@ -71,6 +44,7 @@ struct cache_index *cache_index_new(size_t dimensions, size_t max_vectors,
     ix->dim = dimensions;
     ix->max = max_vectors;
     ix->ann_threshold = ann_threshold;
+    ix->dot = cache_vec_dot_kernel();
     ix->seed = 0x2545F4914F6CDD1Dull;
     size_t expect = max_vectors < (1u << 20) ? max_vectors : 1u << 20;
     if (keymap_init(&ix->items, expect)) {
@@ -307,16 +281,24 @@ size_t cache_index_search(const struct cache_index *ix,
     for (size_t i = 0; i < s->rows; i++) {
         if (!s->items[i]) /* a dead row of a graph */
             continue;
-        float sim = cache_vec_dot(query, s->vecs + i * ix->dim, ix->dim);
+        float sim = ix->dot(query, s->vecs + i * ix->dim, ix->dim);
         if (sim >= min_similarity)
             consider(out, &n, max, s->items[i], sim);
     }
     return n;
 }
 
+static void set_ef(struct keymap_node *n, void *arg)
+{
+    struct scope *s = keymap_entry(n, struct scope, node);
+    if (s->graph)
+        cache_hnsw_set_ef(s->graph, *(unsigned *)arg);
+}
+
 void cache_index_set_ef_search(struct cache_index *ix, unsigned ef)
 {
     ix->ef_search = ef;
+    keymap_each(&ix->scopes, set_ef, &ef);
 }
 
 size_t cache_index_count(const struct cache_index *ix)

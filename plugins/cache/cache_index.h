@@ -3,9 +3,10 @@
  * linked to the exact entry whose answer it stands for.
  *
  * One interface, two ways to search a scope: an exact scan (float dot
- * products over L2-normalised vectors, written so the compiler vectorises
- * them) while the scope holds fewer than `ann_threshold` live vectors, then
- * an HNSW graph (cache_hnsw.c) over the same rows. With a threshold the
+ * products over L2-normalised vectors, SIMD: cache_vec.c) while the scope
+ * holds fewer than `ann_threshold` live vectors, then an HNSW graph
+ * (cache_hnsw.c) over the same rows, whose answers carry the same exact
+ * float similarities. With a threshold the
  * graph is kept from the scope's first vector (each insert links its row),
  * so crossing it is free. Not thread-safe: the caller locks. */
 #ifndef SLUICE_CACHE_INDEX_H
@@ -15,6 +16,7 @@
 #include <stddef.h>
 
 #include "cache_key.h"
+#include "cache_vec.h"
 
 struct cache_index;
 
@@ -29,8 +31,9 @@ struct cache_index_hit {
  * (0: always scanned). */
 struct cache_index *cache_index_new(size_t dimensions, size_t max_vectors,
                                     size_t ann_threshold);
-/* Candidates a graph search keeps (HNSW ef; default 64): higher finds the
- * true nearest neighbour more often, at a proportional cost. */
+/* Candidates a graph search keeps (HNSW ef): higher finds the true nearest
+ * neighbour more often, at a proportional cost. Applies to existing
+ * scopes too. */
 void cache_index_set_ef_search(struct cache_index *ix, unsigned ef);
 void cache_index_free(struct cache_index *ix);
 
@@ -49,9 +52,5 @@ size_t cache_index_search(const struct cache_index *ix,
                           float min_similarity, struct cache_index_hit *out,
                           size_t max);
 size_t cache_index_count(const struct cache_index *ix);
-
-/* Scales v to unit length; false for a zero or non-finite vector. */
-bool cache_vec_normalise(float *v, size_t n);
-float cache_vec_dot(const float *a, const float *b, size_t n);
 
 #endif
