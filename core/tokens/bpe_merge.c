@@ -1,7 +1,11 @@
 #include "bpe_merge.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "merge_queue.h"
 
 /* Rank of p[a..b), or TOK_NO_RANK. */
 static inline uint32_t span_rank(const struct tok_rank_table *t,
@@ -61,87 +65,127 @@ size_t tok_bpe_merge_scan(const struct tok_rank_table *t,
     return m;
 }
 
-/* A 4-ary min-heap of rank << 32 | start (lowest rank first, then
- * leftmost): half the levels of a binary heap, children in one line. */
-static void heap_push(uint64_t *h, size_t *n, uint64_t key)
-{
-    size_t i = (*n)++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 4;
-        if (h[parent] <= key)
-            break;
-        h[i] = h[parent];
-        i = parent;
-    }
-    h[i] = key;
-}
+/* Pieces up to this many bytes are merged in stack memory. */
+#define SMALL_PIECE 256
 
-static void sift_down(uint64_t *h, size_t n, size_t i, uint64_t x)
-{
-    for (;;) {
-        size_t c = 4 * i + 1;
-        if (c >= n)
-            break;
-        size_t best = c;
-        size_t last = c + 4 < n ? c + 4 : n;
-        for (size_t k = c + 1; k < last; k++)
-            if (h[k] < h[best])
-                best = k;
-        if (x <= h[best])
-            break;
-        h[i] = h[best];
-        i = best;
-    }
-    h[i] = x;
-}
-
-static uint64_t heap_pop(uint64_t *h, size_t *n)
-{
-    uint64_t top = h[0];
-    size_t m = --*n;
-    if (m > 0)
-        sift_down(h, m, 0, h[m]);
-    return top;
-}
-
-#define DEAD UINT32_MAX
-
-/* Candidates live in two places: a queue kept sorted (the initial local
- * minima, sorted once, then every push not below its last entry: merging
- * left to right at one rank creates its new pairs in that order) and a
- * 4-ary heap for the rest. Runs and alternating patterns then cost O(1)
- * per candidate instead of a heap's O(log n). */
-struct candidates {
-    uint64_t *q;
-    size_t qhead, qtail;
-    uint64_t *h;
-    size_t hn;
+/* One token of the long-piece merge, 16 bytes: four to a cache line, and
+ * everything a merge reads about a token in one of them. */
+struct node {
+    uint32_t next; /* start of the next token (n at the end) */
+    uint32_t prev; /* start of the previous token (unused for 0) */
+    uint32_t tok;  /* this token's rank | QUEUED */
+    uint32_t pair; /* rank of this token + the next; TOK_NO_RANK if none
+                    * or once merged away */
 };
 
-static void cand_push(struct candidates *c, uint64_t key)
+/* In tok: the queue holds (pair, start) for the current pair. */
+#define QUEUED 0x80000000u
+#define TOK_OF(x) ((x) & ~QUEUED)
+
+/* Pair ranks by the ranks of the two tokens (the bytes of a pair are
+ * fixed by them): repetitive text asks for the same few pairs again and
+ * again, and this small table answers without hashing bytes or touching
+ * the big rank table. Direct-mapped; an entry is left << 38 | right << 20
+ * | rank (ranks fit in 18 bits, TOK_NO_RANK kept as 0xFFFFF). */
+struct pair_cache {
+    uint64_t *e;
+    unsigned shift;
+};
+
+#define PC_EMPTY UINT64_MAX
+#define PC_RANK_MASK 0xFFFFFu
+
+static inline uint32_t cached_pair_rank(const struct tok_rank_table *t,
+                                        struct pair_cache *c, uint32_t left,
+                                        uint32_t right, const unsigned char *p,
+                                        size_t len)
 {
-    if (c->qhead == c->qtail || key >= c->q[c->qtail - 1])
-        c->q[c->qtail++] = key;
-    else
-        heap_push(c->h, &c->hn, key);
+    if (!c->e)
+        return tok_rank_find(t, p, len);
+    uint64_t key = (uint64_t)left << 18 | right;
+    uint64_t *slot = &c->e[(key * 0x9E3779B97F4A7C15ull) >> c->shift];
+    if (*slot >> 20 == key)
+        return (uint32_t)(*slot & PC_RANK_MASK) == PC_RANK_MASK
+                   ? TOK_NO_RANK
+                   : (uint32_t)(*slot & PC_RANK_MASK);
+    uint32_t r = tok_rank_find(t, p, len);
+    *slot = key << 20 | (r == TOK_NO_RANK ? PC_RANK_MASK : r);
+    return r;
 }
 
-static bool cand_pop(struct candidates *c, uint64_t *key)
+struct long_merge {
+    const struct tok_rank_table *t;
+    const unsigned char *p;
+    uint32_t n;
+    struct node *v; /* by start offset */
+    struct pair_cache pc;
+    struct tok_mq q;
+};
+
+/* Rank of token x + the token after it (after < n). */
+static inline uint32_t pair_of(struct long_merge *m, uint32_t x, uint32_t after)
 {
-    bool q = c->qhead < c->qtail;
-    if (!q && c->hn == 0)
-        return false;
-    if (q && (c->hn == 0 || c->q[c->qhead] <= c->h[0]))
-        *key = c->q[c->qhead++];
-    else
-        *key = heap_pop(c->h, &c->hn);
-    return true;
+    const struct node *a = &m->v[after];
+    return cached_pair_rank(m->t, &m->pc, TOK_OF(m->v[x].tok), TOK_OF(a->tok),
+                            m->p + x, a->next - x);
 }
 
-/* Stable LSD radix sort of keys (rank << 32 | start, given in start order)
- * by rank: two passes of 9 bits cover ranks below 2^18. */
+/* Whether token x's pair could be the next merge: lower than the pair on
+ * its left (an equal one there goes first, being leftmost) and not higher
+ * than the pair on its right. The lowest pair always is such a local
+ * minimum, so only these need to be candidates; a merge changes the
+ * status of the four pairs around it at most. */
+static inline bool local_min(const struct long_merge *m, uint32_t x)
+{
+    const struct node *v = &m->v[x];
+    uint32_t r = v->pair;
+    return r != TOK_NO_RANK && (x == 0 || m->v[v->prev].pair > r) &&
+           (v->next >= m->n || m->v[v->next].pair >= r);
+}
+
+static inline void consider(struct long_merge *m, uint32_t x)
+{
+    struct node *v = &m->v[x];
+    if (!(v->tok & QUEUED) && local_min(m, x)) {
+        v->tok |= QUEUED;
+        tok_mq_push(&m->q, (uint64_t)v->pair << 32 | x);
+    }
+}
+
+/* Candidates are taken in rank order, so at scattered starts: fetch the
+ * nodes of the ones a few places ahead in each lane (and the heap's top)
+ * while this merge runs, or every merge waits for memory. */
+#define PREFETCH_DISTANCE 4
+
+static inline void prefetch_ahead(const struct long_merge *m)
+{
+    for (int i = 0; i < TOK_MQ_LANES; i++) {
+        const struct tok_mq_array *l = &m->q.lane[i];
+        if (l->head + PREFETCH_DISTANCE < l->tail)
+            __builtin_prefetch(
+                &m->v[(uint32_t)l->a[l->head + PREFETCH_DISTANCE]]);
+    }
+    if (m->q.heap.tail > 0)
+        __builtin_prefetch(&m->v[(uint32_t)m->q.heap.a[0]]);
+}
+
+/* Sorts keys (rank << 32 | start, distinct): insertion for a few, else
+ * a stable LSD radix sort by rank (given in start order), two passes of 9
+ * bits covering ranks below 2^18. */
+#define SORT_BY_INSERTION 64
+
 static void sort_by_rank(uint64_t *a, uint64_t *tmp, size_t n)
 {
+    if (n <= SORT_BY_INSERTION) {
+        for (size_t i = 1; i < n; i++) {
+            uint64_t x = a[i];
+            size_t j = i;
+            for (; j > 0 && a[j - 1] > x; j--)
+                a[j] = a[j - 1];
+            a[j] = x;
+        }
+        return;
+    }
     for (int shift = 32; shift < 50; shift += 9) {
         size_t count[513] = {0};
         for (size_t i = 0; i < n; i++)
@@ -156,111 +200,122 @@ static void sort_by_rank(uint64_t *a, uint64_t *tmp, size_t n)
     }
 }
 
-struct heap_merge {
-    const struct tok_rank_table *t;
-    const unsigned char *p;
-    uint32_t n;
-    uint32_t *end;    /* start of the next token; DEAD once merged away */
-    uint32_t *prev;   /* start of the previous token (not for 0) */
-    uint32_t *pair;   /* rank of merging this token with the next one */
-    uint32_t *queued; /* the pair rank this token has a candidate for */
-    struct candidates c;
-};
-
-/* Whether token x's pair could be the next merge: lower than the pair on
- * its left (an equal one there goes first, being leftmost) and not higher
- * than the pair on its right. The lowest pair always is such a local
- * minimum, so only these need to be candidates. */
-static bool local_min(const struct heap_merge *m, uint32_t x)
+/* Fills the nodes and queues the initial local minima, in (rank, start)
+ * order. False when out of memory. */
+static bool long_merge_start(struct long_merge *m)
 {
-    uint32_t r = m->pair[x];
-    return r != TOK_NO_RANK && (x == 0 || m->pair[m->prev[x]] > r) &&
-           (m->end[x] >= m->n || m->pair[m->end[x]] >= r);
-}
-
-static void consider(struct heap_merge *m, uint32_t x)
-{
-    if (m->queued[x] != m->pair[x] && local_min(m, x)) {
-        m->queued[x] = m->pair[x];
-        cand_push(&m->c, (uint64_t)m->pair[x] << 32 | x);
+    const struct tok_rank_table *t = m->t;
+    const unsigned char *p = m->p;
+    uint32_t n = m->n;
+    for (uint32_t i = 0; i < n; i++) {
+        m->v[i] =
+            (struct node){i + 1, i - 1, t->byte_rank[p[i]],
+                          i + 1 < n ? tok_rank_find(t, p + i, 2) : TOK_NO_RANK};
     }
+    size_t k = 0;
+    uint64_t *keys = m->q.lane[0].a; /* room for n / 2 + 1 */
+    for (uint32_t i = 0; i < n; i++)
+        if (local_min(m, i)) {
+            m->v[i].tok |= QUEUED;
+            keys[k++] = (uint64_t)m->v[i].pair << 32 | i;
+        }
+    uint64_t *tmp = k > SORT_BY_INSERTION ? malloc(sizeof(*tmp) * k) : NULL;
+    if (k > SORT_BY_INSERTION && !tmp)
+        return false;
+    sort_by_rank(keys, tmp, k);
+    free(tmp);
+    m->q.lane[0].tail = k;
+    return true;
 }
 
 /* Tokens form a linked list by start offset. Candidates are (rank, start)
  * of pairs that were local minima when last changed; one whose rank is no
- * longer pair[start] is stale (a pair only grows, so a rank never comes
- * back) and is skipped. The first valid candidate taken is the lowest
- * pair, leftmost on ties: tiktoken's next merge. After a merge only the
- * pairs around it can change. */
-size_t tok_bpe_merge_heap(const struct tok_rank_table *t,
-                          const unsigned char *p, size_t n, uint32_t *starts)
+ * longer the token's pair is stale (a pair only grows, so a rank never
+ * comes back; a merged-away token's pair is TOK_NO_RANK) and is skipped.
+ * The first valid candidate taken is the lowest pair, leftmost on ties:
+ * tiktoken's next merge. */
+size_t tok_bpe_merge_heap_ids(const struct tok_rank_table *t,
+                              const unsigned char *p, size_t n,
+                              uint32_t *starts, uint32_t *ids)
 {
-    /* n - 1 initial candidates + at most 4 per merge, in either place. */
-    struct heap_merge m = {t,
-                           p,
-                           (uint32_t)n,
-                           malloc(sizeof(uint32_t) * n),
-                           malloc(sizeof(uint32_t) * n),
-                           malloc(sizeof(uint32_t) * n),
-                           malloc(sizeof(uint32_t) * n),
-                           {malloc(sizeof(uint64_t) * 5 * n), 0, 0,
-                            malloc(sizeof(uint64_t) * 5 * n), 0}};
-    if (!m.end || !m.prev || !m.pair || !m.queued || !m.c.q || !m.c.h) {
-        free(m.end);
-        free(m.prev);
-        free(m.pair);
-        free(m.queued);
-        free(m.c.q);
-        free(m.c.h);
-        return (size_t)-1;
+    struct long_merge m;
+    memset(&m, 0, offsetof(struct long_merge, q));
+    m.t = t;
+    m.p = p;
+    m.n = (uint32_t)n;
+    /* A short piece works on the stack, and asks too few pairs twice for
+     * the pair cache to pay. */
+    struct node small_v[SMALL_PIECE];
+    uint64_t small_keys[SMALL_PIECE / 2 + 1];
+    bool small = n <= SMALL_PIECE;
+    m.v = small ? small_v : malloc(sizeof(*m.v) * n);
+    unsigned bits = 0;
+    if (!small && t->n < PC_RANK_MASK && t->n < 1u << 18) {
+        bits = 8;
+        while (bits < 14 && (1u << bits) < n / 4)
+            bits++;
+        m.pc.shift = 64 - bits;
+        m.pc.e = malloc(sizeof(*m.pc.e) << bits);
+    }
+    /* At most every other pair is a local minimum. */
+    bool ok = m.v && (!bits || m.pc.e) &&
+              tok_mq_init(&m.q, n / 2 + 1, small ? small_keys : NULL,
+                          SMALL_PIECE / 2 + 1);
+    if (ok) {
+        if (bits)
+            memset(m.pc.e, 0xFF, sizeof(*m.pc.e) << bits);
+        ok = long_merge_start(&m);
     }
     size_t count = n;
-    for (uint32_t i = 0; i < n; i++) {
-        m.end[i] = i + 1;
-        m.prev[i] = i - 1; /* unused for i = 0 */
-        m.pair[i] = i + 1 < n ? span_rank(t, p, i, i + 2) : TOK_NO_RANK;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        m.queued[i] = TOK_NO_RANK;
-        if (local_min(&m, i)) {
-            m.queued[i] = m.pair[i];
-            m.c.q[m.c.qtail++] = (uint64_t)m.pair[i] << 32 | i;
-        }
-    }
-    sort_by_rank(m.c.q, m.c.h, m.c.qtail);
     uint64_t e;
-    while (cand_pop(&m.c, &e)) {
-        uint32_t s = (uint32_t)e;
-        if (m.end[s] == DEAD || m.pair[s] != (uint32_t)(e >> 32))
+    while (ok && tok_mq_pop(&m.q, &e)) {
+        uint32_t s = (uint32_t)e, r = (uint32_t)(e >> 32);
+        struct node *v = m.v;
+        prefetch_ahead(&m);
+        if (v[s].pair != r)
             continue;
-        uint32_t mid = m.end[s], after = m.end[mid];
-        m.end[s] = after;
-        m.end[mid] = DEAD;
+        uint32_t mid = v[s].next, after = v[mid].next;
+        v[mid].pair = TOK_NO_RANK;
+        v[s].next = after;
+        v[s].tok = r; /* the merged token; no longer queued */
         count--;
-        m.pair[s] = TOK_NO_RANK;
         if (after < n) {
-            m.prev[after] = s;
-            m.pair[s] = span_rank(t, p, s, m.end[after]);
+            v[after].prev = s;
+            v[s].pair = pair_of(&m, s, after);
+        } else {
+            v[s].pair = TOK_NO_RANK;
         }
         if (s > 0) {
-            uint32_t q = m.prev[s];
-            m.pair[q] = span_rank(t, p, q, after);
+            uint32_t q = v[s].prev;
+            v[q].tok &= ~QUEUED;
+            v[q].pair = pair_of(&m, q, s);
             if (q > 0)
-                consider(&m, m.prev[q]);
+                consider(&m, v[q].prev);
             consider(&m, q);
         }
         consider(&m, s);
         if (after < n)
             consider(&m, after);
     }
-    size_t k = 0;
-    for (uint32_t s = 0; s < n; s = m.end[s])
-        starts[k++] = s;
-    free(m.end);
-    free(m.prev);
-    free(m.pair);
-    free(m.queued);
-    free(m.c.q);
-    free(m.c.h);
-    return count;
+    ok = ok && !m.q.failed;
+    if (ok) {
+        size_t k = 0;
+        for (uint32_t s = 0; s < n; s = m.v[s].next, k++) {
+            if (starts)
+                starts[k] = s;
+            if (ids)
+                ids[k] = TOK_OF(m.v[s].tok);
+        }
+    }
+    if (!small)
+        free(m.v);
+    free(m.pc.e);
+    tok_mq_free(&m.q);
+    return ok ? count : (size_t)-1;
+}
+
+size_t tok_bpe_merge_heap(const struct tok_rank_table *t,
+                          const unsigned char *p, size_t n, uint32_t *starts)
+{
+    return tok_bpe_merge_heap_ids(t, p, n, starts, NULL);
 }

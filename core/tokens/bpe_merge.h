@@ -8,7 +8,7 @@
 
 /* Pieces up to this length use the quadratic scan (fastest when short);
  * longer ones the heap, O(n log n). */
-#define TOK_BPE_HEAP_FROM 48
+#define TOK_BPE_HEAP_FROM 24
 
 /* Both write the start offset of every resulting token to starts (room for
  * n entries) and return how many tokens there are; the heap variant
@@ -17,5 +17,10 @@ size_t tok_bpe_merge_scan(const struct tok_rank_table *t,
                           const unsigned char *p, size_t n, uint32_t *starts);
 size_t tok_bpe_merge_heap(const struct tok_rank_table *t,
                           const unsigned char *p, size_t n, uint32_t *starts);
+/* The heap merge, also writing each token's id to ids; either array may
+ * be NULL. */
+size_t tok_bpe_merge_heap_ids(const struct tok_rank_table *t,
+                              const unsigned char *p, size_t n,
+                              uint32_t *starts, uint32_t *ids);
 
 #endif

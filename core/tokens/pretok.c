@@ -97,9 +97,29 @@ static const unsigned char byte_class[256] = {
 #undef NL
 #undef X
 
+/* U+FFFD (EF BF BD), what invalid UTF-8 becomes: a symbol (So), so
+ * "other" like ASCII punctuation. Random bytes turn into runs of it, and
+ * PCRE2 for each of those pieces would cost more than the merge. */
+static inline bool is_fffd(const unsigned char *s, size_t len, size_t i)
+{
+    return s[i] == 0xEF && i + 2 < len && s[i + 1] == 0xBF && s[i + 2] == 0xBD;
+}
+
+/* The class of the character at s[i]: U+FFFD is "other", any other
+ * non-ASCII character NONASCII. */
 static inline unsigned cls(const unsigned char *s, size_t len, size_t i)
 {
-    return i < len ? byte_class[s[i]] : END;
+    if (i >= len)
+        return END;
+    unsigned c = byte_class[s[i]];
+    return c == NONASCII && is_fffd(s, len, i) ? 0 : c;
+}
+
+/* Bytes of the character at s[i] when its class is known not to be
+ * NONASCII or END: 3 for U+FFFD, else 1. */
+static inline size_t width(const unsigned char *s, size_t i)
+{
+    return s[i] == 0xEF ? 3 : 1;
 }
 
 static inline bool is_other(unsigned c)
@@ -139,7 +159,7 @@ static inline size_t other_run(bool o200k, const unsigned char *s, size_t len,
 {
     size_t j = i;
     while (is_other(cls(s, len, j)))
-        j++;
+        j += width(s, j);
     if (cls(s, len, j) == NONASCII)
         return 0;
     for (;;) {
@@ -157,9 +177,11 @@ static inline size_t other_run(bool o200k, const unsigned char *s, size_t len,
 size_t tok_ascii_piece(bool o200k, const unsigned char *s, size_t len,
                        size_t pos)
 {
-    unsigned c0 = cls(s, len, pos), c1 = cls(s, len, pos + 1);
+    unsigned c0 = cls(s, len, pos);
     if (c0 == NONASCII)
         return 0;
+    size_t w0 = c0 == END ? 1 : width(s, pos);
+    unsigned c1 = cls(s, len, pos + w0);
     /* cl100k: a contraction first. */
     if (!o200k && s[pos] == '\'') {
         size_t k = contraction(s, len, pos);
@@ -174,7 +196,7 @@ size_t tok_ascii_piece(bool o200k, const unsigned char *s, size_t len,
         if (c1 == NONASCII)
             return 0; /* a non-ASCII letter may follow the prefix */
         if (c1 & C_LETTER)
-            i = pos + 1;
+            i = pos + w0;
     }
     if (cls(s, len, i) & C_LETTER) {
         size_t j = i;

@@ -19,7 +19,9 @@ bool tok_rank_table_init(struct tok_rank_table *t, const unsigned char *blob,
     t->offset = malloc(sizeof(*t->offset) * n);
     t->slots = malloc(sizeof(*t->slots) * cap);
     t->pair_rank = malloc(sizeof(*t->pair_rank) * 65536);
-    if (!t->offset || !t->slots || !t->pair_rank) {
+    t->filter_mask = (1u << 15) - 1; /* 2^21 bits: ~3% false positives */
+    t->filter = calloc((size_t)t->filter_mask + 1, sizeof(*t->filter));
+    if (!t->offset || !t->slots || !t->pair_rank || !t->filter) {
         tok_rank_table_free(t);
         return false;
     }
@@ -47,6 +49,7 @@ bool tok_rank_table_init(struct tok_rank_table *t, const unsigned char *blob,
         while (t->slots[i].rank != TOK_NO_RANK)
             i = (i + 1) & t->mask;
         t->slots[i] = (struct tok_rank_slot){head, r, tok_meta_of(len, h)};
+        t->filter[tok_filter_word(h, t->filter_mask)] |= tok_filter_bits(h);
     }
     /* Every byte must have a rank, or some input could not be encoded. */
     for (int b = 0; b < 256; b++)
@@ -62,6 +65,8 @@ void tok_rank_table_free(struct tok_rank_table *t)
     free(t->offset);
     free(t->slots);
     free(t->pair_rank);
+    free(t->filter);
+    t->filter = NULL;
     t->offset = NULL;
     t->slots = NULL;
     t->pair_rank = NULL;

@@ -29,6 +29,9 @@ struct tok_rank_table {
     uint32_t byte_rank[256];
     uint32_t *pair_rank; /* two-byte tokens, indexed directly (256 KB): the
                           * most frequent lookup while merging */
+    uint64_t *filter;    /* two bits per token of longer ones, in one word
+                          * chosen by the hash (256 KB, stays in cache) */
+    uint32_t filter_mask;
 };
 
 /* Indexes blob (size bytes). False on a malformed blob or no memory. */
@@ -84,12 +87,29 @@ static inline uint32_t tok_index_of(uint64_t h, uint32_t mask)
     return (uint32_t)(h >> 32) & mask;
 }
 
+/* The filter word of hash h and its two bits: a blocked Bloom filter
+ * that answers most lookups of bytes that are not a token (random text,
+ * long runs: most pairs tried while merging) without a cache miss in the
+ * big table. */
+static inline uint32_t tok_filter_word(uint64_t h, uint32_t mask)
+{
+    return (uint32_t)(h >> 44) & mask;
+}
+
+static inline uint64_t tok_filter_bits(uint64_t h)
+{
+    return 1ull << (h & 63) | 1ull << (h >> 6 & 63);
+}
+
 static inline uint32_t tok_rank_find_hashed(const struct tok_rank_table *t,
                                             const unsigned char *p, size_t n)
 {
     if (n > TOK_MAX_TOKEN_BYTES)
         return TOK_NO_RANK;
     uint64_t head = tok_head_of(p, n), h = tok_hash_bytes(p, n, head);
+    uint64_t bits = tok_filter_bits(h);
+    if ((t->filter[tok_filter_word(h, t->filter_mask)] & bits) != bits)
+        return TOK_NO_RANK;
     uint32_t meta = tok_meta_of(n, h);
     for (uint32_t i = tok_index_of(h, t->mask);; i = (i + 1) & t->mask) {
         const struct tok_rank_slot *s = &t->slots[i];

@@ -76,13 +76,27 @@ static size_t piece_tokens(const struct tok_rank_table *t,
             return 1;
         }
     }
+    if (n >= heap_from) {
+        /* Ids straight into out when they fit (the merge knows them). */
+        if (!out)
+            return tok_bpe_merge_heap_ids(t, p, n, NULL, NULL);
+        if (cap >= k && cap - k >= n)
+            return tok_bpe_merge_heap_ids(t, p, n, NULL, out + k);
+        uint32_t *ids = malloc(sizeof(*ids) * n);
+        if (!ids)
+            return (size_t)-1;
+        size_t m = tok_bpe_merge_heap_ids(t, p, n, NULL, ids);
+        for (size_t i = 0; m != (size_t)-1 && i < m && k + i < cap; i++)
+            out[k + i] = ids[i];
+        free(ids);
+        return m;
+    }
     uint32_t small[TOK_BPE_HEAP_FROM + 1];
     uint32_t *starts =
         n <= TOK_BPE_HEAP_FROM ? small : malloc(sizeof(*starts) * n);
     if (!starts)
         return (size_t)-1;
-    size_t m = n >= heap_from ? tok_bpe_merge_heap(t, p, n, starts)
-                              : tok_bpe_merge_scan(t, p, n, starts);
+    size_t m = tok_bpe_merge_scan(t, p, n, starts);
     if (m != (size_t)-1 && out)
         for (size_t i = 0; i < m && k + i < cap; i++) {
             size_t end = i + 1 < m ? starts[i + 1] : n;

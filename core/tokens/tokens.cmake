@@ -8,7 +8,8 @@ endif()
 set(tokens_dir ${CMAKE_SOURCE_DIR}/core/tokens)
 set(SLUICE_TOKENIZER_SOURCES
   ${tokens_dir}/tokens.c ${tokens_dir}/encoding_names.c
-  ${tokens_dir}/rank_table.c ${tokens_dir}/bpe_merge.c ${tokens_dir}/pretok.c
+  ${tokens_dir}/rank_table.c ${tokens_dir}/bpe_merge.c
+  ${tokens_dir}/merge_queue.c ${tokens_dir}/pretok.c
   ${tokens_dir}/utf8_repair.c ${tokens_dir}/ranks.c
   CACHE INTERNAL "tokenizer sources")
 # ranks.c embeds data/*.bin with .incbin: rebuild it when they change.

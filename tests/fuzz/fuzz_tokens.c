@@ -2,7 +2,8 @@
  * (ASCII pre-tokeniser + PCRE2, heap merge for long pieces) gives exactly
  * the ids of the reference (PCRE2 for every piece, tiktoken's quadratic
  * merge). The first byte picks the encoding and the heap threshold; the
- * heap merge is also run against the loop on the raw bytes as one piece. */
+ * heap merge is also run against the loop on the raw bytes as one piece,
+ * its token ids against the rank table. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,10 +34,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (tok_count(e, text, len) != na)
         abort();
     if (len >= 2 && len <= 160) { /* quadratic: keep runs fast */
-        size_t x = tok_bpe_merge_heap(&e->ranks, data + 1, len, a);
+        uint32_t ids[160];
+        size_t x = tok_bpe_merge_heap_ids(&e->ranks, data + 1, len, a, ids);
         size_t y = tok_bpe_merge_scan(&e->ranks, data + 1, len, b);
         if (x != y || memcmp(a, b, x * sizeof(*a)) != 0)
             abort();
+        /* The ids the long merge tracks are the ranks of its tokens. */
+        for (size_t i = 0; i < x; i++) {
+            size_t end = i + 1 < x ? b[i + 1] : len;
+            if (ids[i] != tok_rank_find(&e->ranks, data + 1 + b[i], end - b[i]))
+                abort();
+        }
     }
     free(a);
     free(b);

@@ -7,6 +7,9 @@ endif()
 sluice_add_unit_test(test_tokens
   ${CMAKE_SOURCE_DIR}/tests/tokens/test_tokens.c
   LIBS sluice_core PkgConfig::CMOCKA)
+sluice_add_unit_test(test_long_pieces
+  ${CMAKE_SOURCE_DIR}/tests/tokens/test_long_pieces.c
+  LIBS sluice_core PkgConfig::CMOCKA)
 sluice_add_unit_test(test_tokens_request
   ${CMAKE_SOURCE_DIR}/tests/tokens/test_tokens_request.c
   LIBS sluice_core PkgConfig::CMOCKA)
