@@ -48,7 +48,9 @@ static const char schema[] =
     " provider_output_id TEXT, provider_error_id TEXT,"
     " cancel_sent INTEGER NOT NULL DEFAULT 0,"
     " prompt_tokens INTEGER NOT NULL DEFAULT 0,"
-    " completion_tokens INTEGER NOT NULL DEFAULT 0, call_owner TEXT);";
+    " completion_tokens INTEGER NOT NULL DEFAULT 0, call_owner TEXT,"
+    " upload_sent INTEGER NOT NULL DEFAULT 0,"
+    " create_sent INTEGER NOT NULL DEFAULT 0);";
 
 struct batch_db *batch_db_open(const char *path, char *err, size_t errlen)
 {
@@ -700,7 +702,8 @@ int batch_db_forward_get(struct batch_db *d, const char *batch_id,
     sqlite3_stmt *s =
         prep(d, "SELECT upstream,provider_file_id,provider_batch_id,"
                 "provider_status,completed,failed,provider_output_id,"
-                "provider_error_id,cancel_sent FROM forwards WHERE batch_id=?");
+                "provider_error_id,cancel_sent,upload_sent,create_sent FROM "
+                "forwards WHERE batch_id=?");
     if (!s)
         return -1;
     sqlite3_bind_text(s, 1, batch_id, -1, SQLITE_TRANSIENT);
@@ -716,6 +719,8 @@ int batch_db_forward_get(struct batch_db *d, const char *batch_id,
         col_copy(s, 6, out->output_id, sizeof out->output_id);
         col_copy(s, 7, out->error_id, sizeof out->error_id);
         out->cancel_sent = sqlite3_column_int(s, 8) != 0;
+        out->upload_sent = sqlite3_column_int(s, 9) != 0;
+        out->create_sent = sqlite3_column_int(s, 10) != 0;
     }
     sqlite3_finalize(s);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
@@ -809,5 +814,17 @@ int batch_db_forward_release(struct batch_db *d, const char *batch_id,
         return -1;
     const char *t[] = {batch_id, me};
     bind_texts(s, 1, t, 2);
+    return run(s);
+}
+
+int batch_db_forward_sent(struct batch_db *d, const char *batch_id, bool create)
+{
+    sqlite3_stmt *s = prep(d, create ? "UPDATE forwards SET create_sent=1 "
+                                       "WHERE batch_id=?"
+                                     : "UPDATE forwards SET upload_sent=1 "
+                                       "WHERE batch_id=?");
+    if (!s)
+        return -1;
+    sqlite3_bind_text(s, 1, batch_id, -1, SQLITE_TRANSIENT);
     return run(s);
 }

@@ -156,6 +156,9 @@ struct batch_forward_row {
     char output_id[96], error_id[96];
     int64_t completed, failed;
     bool cancel_sent;
+    /* The upload / creation was sent at least once: after a restart the
+     * provider's list is searched for it before sending it again. */
+    bool upload_sent, create_sent;
 };
 /* Marks the batch as forwarded to `upstream` with `total` lines. */
 int batch_db_forward_start(struct batch_db *db, const char *batch_id,
@@ -180,5 +183,9 @@ int batch_db_forward_claim(struct batch_db *db, const char *batch_id,
                            const char *me, const char *my_pid);
 int batch_db_forward_release(struct batch_db *db, const char *batch_id,
                              const char *me);
+/* Commits that the upload (create false) or the creation is about to be
+ * sent. */
+int batch_db_forward_sent(struct batch_db *db, const char *batch_id,
+                          bool create);
 
 #endif

@@ -26,16 +26,25 @@
 #include "batch_forward_wire.h"
 #include "batch_store.h"
 
-enum call_kind { CALL_UPLOAD, CALL_CREATE, CALL_POLL, CALL_CANCEL, CALL_GET };
+enum call_kind {
+    CALL_UPLOAD,
+    CALL_CREATE,
+    CALL_POLL,
+    CALL_CANCEL,
+    CALL_GET,
+    CALL_FIND_FILE,  /* upload sent before, answer lost: is it there? */
+    CALL_FIND_BATCH, /* same for the creation */
+};
 
 /* What this process knows of a forwarded batch beyond SQLite. */
 struct slot {
     char id[40];
     bool used;
-    bool busy;       /* a call is out */
-    int64_t next_ms; /* no call before */
-    int fails;       /* calls in a row that failed */
-    bool got[2];     /* output / error file stored here */
+    bool busy;        /* a call is out */
+    int64_t next_ms;  /* no call before */
+    int fails;        /* calls in a row that failed */
+    bool got[2];      /* output / error file stored here */
+    bool searched[2]; /* provider's file / batch list searched */
 };
 
 struct batch_forwarder {
@@ -280,6 +289,44 @@ static void stored_file(struct batch_forwarder *fw, struct slot *s,
     s->next_ms = 0;
 }
 
+/* The answer to a search for an upload or creation whose answer was lost
+ * (a crash, a reload): found, it is used; not there, or the provider
+ * cannot list (4xx), it is sent again; no answer: search again later. */
+static void found_or_not(struct batch_forwarder *fw, struct slot *s,
+                         const struct call *c,
+                         const struct sluice_call_result *res)
+{
+    struct batch *b = fw->b;
+    int k = c->kind == CALL_FIND_BATCH;
+    if (res->outcome != SLUICE_OUTCOME_OK && retryable(res->status)) {
+        back_off(fw, s);
+        return;
+    }
+    s->searched[k] = true;
+    s->fails = 0;
+    s->next_ms = 0;
+    if (res->outcome != SLUICE_OUTCOME_OK)
+        return;
+    if (!k) {
+        char name[64], pid[96];
+        snprintf(name, sizeof name, "%s.jsonl", c->id);
+        if (batch_forward_find_file(res->body.ptr, res->body.len, name, pid,
+                                    sizeof pid))
+            batch_db_forward_file(b->db, c->id, pid);
+        return;
+    }
+    char *text = batch_forward_find_batch(res->body.ptr, res->body.len, c->id);
+    if (text) {
+        struct sluice_call_result one = {
+            .status = 200,
+            .outcome = SLUICE_OUTCOME_OK,
+            .body = {text, strlen(text)},
+        };
+        mirror(fw, s, c->id, &one, false);
+        free(text);
+    }
+}
+
 static void on_answer(void *arg, const struct sluice_call_result *res)
 {
     struct call *c = arg;
@@ -303,8 +350,12 @@ static void on_answer(void *arg, const struct sluice_call_result *res)
     }
     bool ok = res->outcome == SLUICE_OUTCOME_OK;
     static const char *const what[] = {"batch input file upload",
-                                       "batch creation", "batch retrieval",
-                                       "batch cancel", "result file download"};
+                                       "batch creation",
+                                       "batch retrieval",
+                                       "batch cancel",
+                                       "result file download",
+                                       "file list",
+                                       "batch list"};
     char why[400];
     batch_forward_reason(what[c->kind], f.upstream, res->status, res->body.ptr,
                          res->body.len, why, sizeof why);
@@ -325,6 +376,8 @@ static void on_answer(void *arg, const struct sluice_call_result *res)
         } else {
             back_off(fw, s);
         }
+    } else if (c->kind == CALL_FIND_FILE || c->kind == CALL_FIND_BATCH) {
+        found_or_not(fw, s, c, res);
     } else if (ok && c->kind == CALL_GET) {
         stored_file(fw, s, c->id, c->which, res);
     } else if (ok) {
@@ -425,9 +478,15 @@ static void create(struct batch_forwarder *fw, struct slot *s,
     json_t *o =
         json_pack("{s:s,s:s,s:s}", "input_file_id", f->file_id, "endpoint",
                   row.endpoint, "completion_window", row.completion_window);
-    if (json_is_object(meta))
-        json_object_set(o, "metadata", meta);
-    json_decref(meta);
+    if (!json_is_object(meta)) {
+        json_decref(meta);
+        meta = json_object();
+    }
+    /* Names the local batch, so a lost answer can be found (OpenAI takes
+     * 16 keys: a client's full set is sent without it). */
+    if (json_object_size(meta) < 16)
+        json_object_set_new(meta, BATCH_FORWARD_META_KEY, json_string(row.id));
+    json_object_set_new(o, "metadata", meta);
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     batch_row_clear(&row);
@@ -450,10 +509,18 @@ static void act(struct batch_forwarder *fw, struct slot *s,
         batch_db_batch_finish(b->db, row->id, "cancelled", NULL, NULL,
                               now_ms(b) / 1000);
         s->used = false;
+    } else if (!f->file_id[0] && f->upload_sent && !s->searched[0]) {
+        call_provider(fw, s, f, CALL_FIND_FILE, 0, "GET",
+                      "/v1/files?purpose=batch", NULL, NULL, 0);
     } else if (!f->file_id[0]) {
-        upload(fw, s, row, f);
+        if (batch_db_forward_sent(b->db, row->id, false) == 0)
+            upload(fw, s, row, f);
+    } else if (!f->batch_id[0] && f->create_sent && !s->searched[1]) {
+        call_provider(fw, s, f, CALL_FIND_BATCH, 0, "GET",
+                      "/v1/batches?limit=100", NULL, NULL, 0);
     } else if (!f->batch_id[0]) {
-        create(fw, s, row, f);
+        if (batch_db_forward_sent(b->db, row->id, true) == 0)
+            create(fw, s, row, f);
     } else if (cancelling && !f->cancel_sent &&
                !batch_forward_ended(f->status)) {
         snprintf(path, sizeof path, "/v1/batches/%s/cancel", f->batch_id);

@@ -139,3 +139,43 @@ void batch_forward_usage(const char *data, size_t len, int64_t *prompt,
         at = end + 1;
     }
 }
+
+bool batch_forward_find_file(const char *body, size_t len, const char *filename,
+                             char *out, size_t cap)
+{
+    json_t *o = body ? json_loadb(body, len, 0, NULL) : NULL;
+    json_t *data = json_object_get(o, "data"), *f;
+    size_t i;
+    bool found = false;
+    json_array_foreach(data, i, f)
+    {
+        const char *name = json_string_value(json_object_get(f, "filename"));
+        char *text = NULL;
+        if (!found && is(name, filename) &&
+            (text = json_dumps(f, JSON_COMPACT)) != NULL) {
+            found = batch_forward_read_id(text, strlen(text), out, cap);
+            free(text);
+        }
+    }
+    json_decref(o);
+    return found;
+}
+
+char *batch_forward_find_batch(const char *body, size_t len,
+                               const char *local_id)
+{
+    json_t *o = body ? json_loadb(body, len, 0, NULL) : NULL;
+    json_t *data = json_object_get(o, "data"), *b;
+    size_t i;
+    char *found = NULL;
+    json_array_foreach(data, i, b)
+    {
+        json_t *meta = json_object_get(b, "metadata");
+        if (!found &&
+            is(json_string_value(json_object_get(meta, BATCH_FORWARD_META_KEY)),
+               local_id))
+            found = json_dumps(b, JSON_COMPACT);
+    }
+    json_decref(o);
+    return found;
+}

@@ -40,4 +40,16 @@ void batch_forward_reason(const char *what, const char *upstream, int status,
 void batch_forward_usage(const char *data, size_t len, int64_t *prompt,
                          int64_t *completion);
 
+/* The metadata key naming the local batch in the provider batch, so a
+ * creation whose answer was lost can be found again. */
+#define BATCH_FORWARD_META_KEY "sluice_batch_id"
+/* In a provider's file list ({"data": [...]}), the id of the file named
+ * `filename`, into out. False when there is none. */
+bool batch_forward_find_file(const char *body, size_t len, const char *filename,
+                             char *out, size_t cap);
+/* In a provider's batch list, the batch whose metadata names local_id, as
+ * malloc'd JSON text; NULL when there is none. */
+char *batch_forward_find_batch(const char *body, size_t len,
+                               const char *local_id);
+
 #endif

@@ -427,6 +427,26 @@ static void test_forward_reads_provider_answers(void **s)
     assert_string_equal(why,
                         "upstream 'openai' did not answer the batch creation");
 
+    /* Finding a lost upload or creation in the provider's lists. */
+    const char *files = "{\"data\":[{\"id\":\"file-1\",\"filename\":"
+                        "\"batch_b.jsonl\"},{\"id\":\"file-2\",\"filename\":"
+                        "\"batch_a.jsonl\"}]}";
+    assert_true(batch_forward_find_file(files, strlen(files), "batch_a.jsonl",
+                                        id, sizeof id));
+    assert_string_equal(id, "file-2");
+    assert_false(batch_forward_find_file(files, strlen(files), "batch_c.jsonl",
+                                         id, sizeof id));
+    const char *list =
+        "{\"data\":[{\"id\":\"p1\",\"status\":\"completed\",\"metadata\":{"
+        "\"sluice_batch_id\":\"batch_b\"}},{\"id\":\"p2\",\"status\":"
+        "\"in_progress\",\"metadata\":{\"sluice_batch_id\":\"batch_a\"}}]}";
+    char *one = batch_forward_find_batch(list, strlen(list), "batch_a");
+    assert_non_null(one);
+    assert_true(batch_forward_read_batch(one, strlen(one), &f, &total));
+    assert_string_equal(f.batch_id, "p2");
+    free(one);
+    assert_null(batch_forward_find_batch(list, strlen(list), "batch_c"));
+
     const char *out = "{\"response\":{\"body\":{\"usage\":{\"prompt_tokens\":5,"
                       "\"completion_tokens\":2}}}}\n"
                       "{\"response\":{\"body\":{\"usage\":{\"input_tokens\":1,"

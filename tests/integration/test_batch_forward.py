@@ -201,9 +201,7 @@ def test_kill_9_while_polling_then_restart_resumes_without_second_upload(h):
     wait(h, bid, until=("in_progress",), timeout=30)
     retrievals = h.mock_stats()["batch_retrievals"]
     check(retrievals >= 1, "polling had started")
-    h.gw.p.send_signal(signal.SIGKILL)
-    h.gw.p.wait()
-    h.start_gateway(path=path)
+    kill_and_restart(h, path)
     b = wait(h, bid, timeout=60)
     eq(b["status"], "completed", b)
     eq(sorted(x["custom_id"] for x in content(h, b["output_file_id"])), ["k%d" % i for i in range(n)])
@@ -211,6 +209,51 @@ def test_kill_9_while_polling_then_restart_resumes_without_second_upload(h):
     eq(s["files_uploaded"], 1, "no second upload after the restart")
     eq(s["batches_created"], 1, "no second provider batch")
     check(s["batch_retrievals"] > retrievals, "the restarted gateway polled")
+
+
+def wait_stat(h, name, value, timeout=20):
+    deadline = time.time() + timeout
+    while h.mock_stats()[name] != value:
+        check(time.time() < deadline, "mock %s never reached %d" % (name, value))
+        time.sleep(0.02)
+
+
+def kill_and_restart(h, path):
+    h.gw.p.send_signal(signal.SIGKILL)
+    h.gw.p.wait()
+    h.start_gateway(path=path)
+
+
+def test_kill_9_while_the_upload_is_out_finds_the_file_instead_of_uploading_again(h):
+    path = gateway(h)
+    eq(h.mock_config(latency_ms=4000, count=1).status, 200)  # the upload's answer waits
+    bid = submit(h, [line("f%d" % i, content="f%d" % i, model=FORWARDED) for i in range(3)])
+    wait_stat(h, "files_uploaded", 1)  # the provider has the file, sluice no id
+    kill_and_restart(h, path)
+    b = wait(h, bid, timeout=60)
+    eq(b["status"], "completed", b)
+    eq(sorted(x["custom_id"] for x in content(h, b["output_file_id"])), ["f0", "f1", "f2"])
+    s = h.mock_stats()
+    eq(s["files_uploaded"], 1, "the restart found the file in the provider's list")
+    check(s["file_lists"] >= 1, "it searched the provider's file list")
+    eq(s["batches_created"], 1)
+
+
+def test_kill_9_while_the_creation_is_out_finds_the_batch_instead_of_creating_again(h):
+    path = gateway(h)
+    bid = submit(h, [line("g%d" % i, content="g%d" % i, model=FORWARDED) for i in range(3)],
+                 metadata={"mock_create_latency_ms": "4000", "team": "x"})
+    wait_stat(h, "batches_created", 1)
+    kill_and_restart(h, path)
+    b = wait(h, bid, timeout=60)
+    eq(b["status"], "completed", b)
+    eq(sorted(x["custom_id"] for x in content(h, b["output_file_id"])), ["g0", "g1", "g2"])
+    eq(b["metadata"], {"mock_create_latency_ms": "4000", "team": "x"}, "the client's metadata as given")
+    s = h.mock_stats()
+    eq((s["files_uploaded"], s["batches_created"]), (1, 1), "one upload, one provider batch")
+    check(s["batch_lists"] >= 1, "it searched the provider's batch list")
+    _, pid = provider_ids(h, bid)
+    eq(provider_batch(h, pid)["metadata"]["sluice_batch_id"], bid)
 
 
 def test_reload_while_polling_keeps_the_provider_batch(h):

@@ -2,6 +2,7 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -175,9 +176,9 @@ static void advance(struct mock_worker *w, struct mbatch *b)
 }
 
 /* Global faults (POST /mock/config) and x-mock-* headers apply here too:
- * an injected status answers instead. */
+ * an injected status answers instead; latency_ms delays the answer. */
 static bool injected(struct mock_worker *w, struct evhttp_request *req,
-                     struct mock_conn *conn)
+                     struct mock_conn *conn, long *latency_ms)
 {
     struct mock_faults f = w->app->opt.defaults, hf = {0};
     char err[200];
@@ -186,15 +187,16 @@ static bool injected(struct mock_worker *w, struct evhttp_request *req,
     if (mock_faults_from_headers(evhttp_request_get_input_headers(req), &hf,
                                  &param, err, sizeof err) == 0)
         mock_faults_overlay(&f, &hf);
+    *latency_ms = mock_faults_has(&f, MOCK_LATENCY_MS) ? f.latency_ms : 0;
     if (!mock_faults_has(&f, MOCK_STATUS) || f.status < 400)
         return false;
     mock_reply_error(w, req, conn, (int)f.status, "Mock injected error.", NULL,
-                     0);
+                     *latency_ms);
     return true;
 }
 
 static void upload(struct mock_worker *w, struct evhttp_request *req,
-                   struct mock_conn *conn)
+                   struct mock_conn *conn, long latency_ms)
 {
     struct evbuffer *inb = evhttp_request_get_input_buffer(req);
     size_t n = evbuffer_get_length(inb);
@@ -229,7 +231,7 @@ static void upload(struct mock_worker *w, struct evhttp_request *req,
     pthread_mutex_unlock(&mu);
     free(data.p);
     mock_stats_add(&w->app->stats.files_uploaded, 1);
-    mock_reply(w, req, conn, j ? 200 : 500, mock_json_evbuffer(j), 0);
+    mock_reply(w, req, conn, j ? 200 : 500, mock_json_evbuffer(j), latency_ms);
 }
 
 static void content(struct mock_worker *w, struct evhttp_request *req,
@@ -282,7 +284,7 @@ static bool split_lines(struct mbatch *b, const struct mfile *f)
 }
 
 static void create(struct mock_worker *w, struct evhttp_request *req,
-                   struct mock_conn *conn)
+                   struct mock_conn *conn, long latency_ms)
 {
     char err[300];
     json_t *in = mock_read_body(req, err, sizeof err);
@@ -293,6 +295,10 @@ static void create(struct mock_worker *w, struct evhttp_request *req,
     json_t *meta = json_object_get(in, "metadata");
     const char *st = json_string_value(json_object_get(meta, "mock_status"));
     const char *dl = json_string_value(json_object_get(meta, "mock_delay_ms"));
+    const char *cl =
+        json_string_value(json_object_get(meta, "mock_create_latency_ms"));
+    if (cl)
+        latency_ms = atol(cl);
     if (!in || !fid || !ep || !win || strcmp(win, "24h") != 0) {
         json_decref(in);
         mock_reply_error(w, req, conn, 400,
@@ -342,7 +348,7 @@ static void create(struct mock_worker *w, struct evhttp_request *req,
         return;
     }
     mock_stats_add(&w->app->stats.batches_created, 1);
-    mock_reply(w, req, conn, 200, mock_json_evbuffer(j), 0);
+    mock_reply(w, req, conn, 200, mock_json_evbuffer(j), latency_ms);
 }
 
 static void retrieve(struct mock_worker *w, struct evhttp_request *req,
@@ -379,6 +385,36 @@ static void retrieve(struct mock_worker *w, struct evhttp_request *req,
         mock_reply(w, req, conn, 200, mock_json_evbuffer(j), 0);
 }
 
+/* GET /v1/files?purpose=P and GET /v1/batches: newest first, all of
+ * them (the mock keeps few). */
+static void list(struct mock_worker *w, struct evhttp_request *req,
+                 struct mock_conn *conn, bool of_files)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq args = {0};
+    const char *purpose = NULL;
+    if (q && evhttp_parse_query_str(q, &args) == 0)
+        purpose = evhttp_find_header(&args, "purpose");
+    json_t *data = json_array();
+    pthread_mutex_lock(&mu);
+    if (of_files) {
+        for (const struct mfile *f = files; f; f = f->next)
+            if (!purpose || strcmp(purpose, f->purpose) == 0)
+                json_array_append_new(data, file_json(f));
+    } else {
+        for (const struct mbatch *b = batches; b; b = b->next)
+            json_array_append_new(data, batch_json(b));
+    }
+    pthread_mutex_unlock(&mu);
+    evhttp_clear_headers(&args);
+    mock_stats_add(
+        of_files ? &w->app->stats.file_lists : &w->app->stats.batch_lists, 1);
+    mock_reply(w, req, conn, 200,
+               mock_json_evbuffer(json_pack("{s:s,s:o,s:b}", "object", "list",
+                                            "data", data, "has_more", 0)),
+               0);
+}
+
 bool mock_batches_handle(struct mock_worker *w, struct evhttp_request *req,
                          struct mock_conn *conn, const char *rest)
 {
@@ -402,15 +438,18 @@ bool mock_batches_handle(struct mock_worker *w, struct evhttp_request *req,
         id[n] = '\0';
         tail = slash ? slash : "";
     }
-    if (injected(w, req, conn))
+    long latency_ms = 0;
+    if (injected(w, req, conn, &latency_ms))
         return true;
     if (is_files && !id[0] && m == EVHTTP_REQ_POST)
-        upload(w, req, conn);
+        upload(w, req, conn, latency_ms);
+    else if (!id[0] && m == EVHTTP_REQ_GET)
+        list(w, req, conn, is_files);
     else if (is_files && id[0] && strcmp(tail, "/content") == 0 &&
              m == EVHTTP_REQ_GET)
         content(w, req, conn, id);
     else if (is_batches && !id[0] && m == EVHTTP_REQ_POST)
-        create(w, req, conn);
+        create(w, req, conn, latency_ms);
     else if (is_batches && id[0] && !tail[0] && m == EVHTTP_REQ_GET)
         retrieve(w, req, conn, id, false);
     else if (is_batches && id[0] && strcmp(tail, "/cancel") == 0 &&

@@ -38,7 +38,9 @@
     X(batches_created, 0)                                                      \
     X(batch_retrievals, 0)                                                     \
     X(batch_cancels, 0)                                                        \
-    X(batch_lines, 0)
+    X(batch_lines, 0)                                                          \
+    X(file_lists, 0)                                                           \
+    X(batch_lists, 0)
 
 struct mock_stats {
 #define MOCK_STATS_DECLARE(name, gauge) atomic_long name;

@@ -495,10 +495,15 @@ def test_files_and_batches(m):
     s, _, b = m.request("POST", "/v1/batches", {"input_file_id": f["id"], "endpoint": "/v1/chat/completions",
                                                 "completion_window": "24h", "metadata": {"mock_status": "400"}})
     check("batches: metadata.mock_status refuses creation", s == 400, b)
+    lst = json.loads(m.request("GET", "/v1/files?purpose=batch")[2])
+    check("files: the list filters by purpose", [x["id"] for x in lst["data"]] == [f["id"]], lst)
+    lst = json.loads(m.request("GET", "/v1/batches")[2])
+    check("batches: the list, newest first", [x["status"] for x in lst["data"]] == ["cancelled", "completed"], lst)
     d = json.loads(m.request("GET", "/mock/stats")[2])
     check("stats: files and batches counters",
           d["files_uploaded"] == 1 and d["batches_created"] == 2 and d["batch_cancels"] == 1
-          and d["batch_lines"] == 2 and d["file_contents"] == 3, d)
+          and d["batch_lines"] == 2 and d["file_contents"] == 3
+          and d["file_lists"] == 1 and d["batch_lists"] == 1, d)
 
 
 def run(name, fn, *args):
