@@ -127,6 +127,10 @@ struct sluice_req {
     struct stream_whole *whole;
     bool stream_to_client;  /* forwarding SSE */
     bool strip_usage_chunk; /* client did not ask for usage */
+    /* stream_relay.c, while stripping: the upstream read being relayed
+     * and the span of it whose events go to the client as they came */
+    const char *relay_read;
+    size_t keep_from, keep_to;
     bool upstream_paused;
     struct content_decoder
         *decoder; /* upstream/content_decode.h: it compressed its answer */

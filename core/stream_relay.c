@@ -59,9 +59,10 @@ static void send_to_client(struct sluice_req *r, const char *data, size_t len)
     apply_backpressure(r, queued);
 }
 
-/* Re-serialises one event (used when an event must be dropped, so raw
- * bytes cannot be passed through). A one-line event without a name, the
- * usual kind, is laid out in place; others go through an evbuffer. */
+/* Re-serialises one event that did not arrive whole in this read (its
+ * first bytes were held back with the parser). A one-line event without a
+ * name, the usual kind, is laid out in place; others go through an
+ * evbuffer. */
 static void write_event(struct sluice_req *r, const struct sse_event *ev)
 {
     char line[4096];
@@ -94,16 +95,44 @@ static void write_event(struct sluice_req *r, const struct sse_event *ev)
     evbuffer_free(out);
 }
 
+/* Sends the span of this read kept so far. */
+static void flush_kept(struct sluice_req *r)
+{
+    if (r->keep_to > r->keep_from)
+        send_to_client(r, r->relay_read + r->keep_from,
+                       r->keep_to - r->keep_from);
+    r->keep_from = r->keep_to = 0;
+}
+
+/* While stripping the usage chunk the gateway asked for: events that
+ * arrived whole in this read pass as their raw bytes, in as few writes as
+ * the dropped chunk allows; an event begun in an earlier read (whose
+ * bytes the parser held) is re-serialised. */
+static void relay_stripped(struct sluice_req *r, const struct sse_event *ev)
+{
+    bool whole_here = ev->raw_len <= ev->end;
+    size_t start = whole_here ? ev->end - ev->raw_len : 0;
+    if (ev->usage_only || !whole_here || start != r->keep_to)
+        flush_kept(r);
+    if (ev->usage_only) /* we asked for it; the client did not */
+        return;
+    if (!whole_here) {
+        write_event(r, ev);
+        return;
+    }
+    if (r->keep_to == r->keep_from)
+        r->keep_from = start;
+    r->keep_to = ev->end;
+}
+
 static void on_sse_event(const struct sse_event *ev, void *arg)
 {
     struct sluice_req *r = arg;
     if (r->whole)
         stream_whole_event(r->whole, ev->data, ev->data_len);
-    if (!r->strip_usage_chunk)
-        return; /* raw bytes are forwarded as they come */
-    if (ev->usage_only)
-        return; /* we asked for it; the client did not */
-    write_event(r, ev);
+    if (r->strip_usage_chunk)
+        relay_stripped(r, ev);
+    /* else raw bytes are forwarded as they come */
 }
 
 static void apply_backpressure(struct sluice_req *r, size_t queued)
@@ -139,7 +168,13 @@ bool stream_relay_chunk(struct sluice_req *r, const char *data, size_t len)
 {
     if (!r->sse)
         r->sse = sse_parser_new(MAX_SSE_EVENT_BYTES);
-    if (!r->sse || !sse_parser_feed(r->sse, data, len, on_sse_event, r)) {
+    r->relay_read = data;
+    r->keep_from = r->keep_to = 0;
+    bool ok = r->sse && sse_parser_feed(r->sse, data, len, on_sse_event, r);
+    if (r->strip_usage_chunk)
+        flush_kept(r); /* the unfinished tail stays with the parser */
+    r->relay_read = NULL;
+    if (!ok) {
         /* An event over the cap (or no memory for it): the rest of the
          * stream cannot be relayed, so the caller stops the upstream. */
         log_msg(LOG_WARN, "proxy",

@@ -482,6 +482,24 @@ void http_stream_start(struct http_exchange *ex, int status,
     conn_flush_soon(c); /* with the first events, if they came along */
 }
 
+/* "<len in hex>\r\n" into buf (24 bytes); its length. Not snprintf: that
+ * was a fifth of the cost of relaying an event. */
+static size_t chunk_size_line(char *buf, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char digits[16];
+    size_t n = 0;
+    do {
+        digits[n++] = hex[len & 15];
+        len >>= 4;
+    } while (len);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = digits[n - 1 - i];
+    buf[n] = '\r';
+    buf[n + 1] = '\n';
+    return n + 2;
+}
+
 size_t http_stream_write(struct http_exchange *ex, const char *data, size_t len)
 {
     if (!exchange_usable(ex, "http_stream_write"))
@@ -495,11 +513,24 @@ size_t http_stream_write(struct http_exchange *ex, const char *data, size_t len)
     /* A zero-length chunk would end the stream; skip it. */
     if (len && !c->req.is_head) {
         if (c->chunked_out) {
+            /* One commit for the whole chunk: each evbuffer_add runs the
+             * buffer's callbacks (evbuffer_add_iovec adds piece by piece). */
             char size[24];
-            int n = snprintf(size, sizeof(size), "%zx\r\n", len);
-            evbuffer_add(out, size, (size_t)n);
-            evbuffer_add(out, data, len);
-            evbuffer_add(out, "\r\n", 2);
+            size_t n = chunk_size_line(size, len);
+            struct evbuffer_iovec v;
+            if (evbuffer_reserve_space(out, (ev_ssize_t)(n + len + 2), &v, 1) ==
+                1) {
+                char *p = v.iov_base;
+                memcpy(p, size, n);
+                memcpy(p + n, data, len);
+                memcpy(p + n + len, "\r\n", 2);
+                v.iov_len = n + len + 2;
+                evbuffer_commit_space(out, &v, 1);
+            } else {
+                evbuffer_add(out, size, n);
+                evbuffer_add(out, data, len);
+                evbuffer_add(out, "\r\n", 2);
+            }
         } else {
             evbuffer_add(out, data, len);
         }

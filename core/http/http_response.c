@@ -204,6 +204,21 @@ take_header_block(struct http_response_parser *p)
 }
 
 /* Accumulates the header block; consumes only up to its end. */
+
+/* Two LFs in a row (memchr is vectorised; glibc's memmem sets up a
+ * two-way search per call). */
+static bool has_lf_lf(const char *s, size_t n)
+{
+    const char *end = s + n;
+    for (const char *p = s; p < end; p++) {
+        p = memchr(p, '\n', (size_t)(end - p));
+        if (!p || p + 1 >= end)
+            return false;
+        if (p[1] == '\n')
+            return true;
+    }
+    return false;
+}
 static enum http_response_status feed_headers(struct http_response_parser *p,
                                               const char *in, size_t len,
                                               size_t *consumed)
@@ -222,8 +237,7 @@ static enum http_response_status feed_headers(struct http_response_parser *p,
     /* A blank line of bare LFs: such a block would never complete, so fail
      * now rather than at the idle timeout (checked on complete blocks too,
      * so the verdict does not depend on how the bytes were split). */
-    if (p->head.len > from &&
-        memmem(p->head.buf + from, p->head.len - from, "\n\n", 2))
+    if (p->head.len > from && has_lf_lf(p->head.buf + from, p->head.len - from))
         return fail(p, "bare LF line ends in response headers");
     if (st == HTTP_HEAD_MORE)
         return HTTP_RESPONSE_MORE;

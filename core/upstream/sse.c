@@ -23,6 +23,7 @@ struct sse_parser {
     struct byte_buf event;  /* event: field of the current event */
     size_t block_bytes;     /* bytes since the last blank line, for the cap */
     size_t raw_bytes;       /* bytes since the last dispatched event */
+    size_t feed_at;         /* offset reached in the current feed */
     bool skip_lf;           /* previous feed ended in CR: drop a leading LF */
     bool first_line;        /* the stream's first line may start with a BOM */
     bool failed;
@@ -95,6 +96,23 @@ bool sse_parser_saw_done(const struct sse_parser *p)
 
 /* ---- usage extraction ---------------------------------------------- */
 
+/* Next `key` (a quoted JSON name, e.g. "\"usage\"") in [s, end), or NULL.
+ * memchr on its rarest letter, the second: glibc's memmem sets up a
+ * two-way search per call, which cost more than the rest of an event's
+ * parse (~900 instructions per event). */
+static const char *find_key(const char *s, const char *end, const char *key,
+                            size_t klen)
+{
+    for (const char *p = s + 1; p + klen - 1 <= end; p++) {
+        p = memchr(p, key[1], (size_t)(end - p));
+        if (!p || p + klen - 1 > end)
+            return NULL;
+        if (p[-1] == '"' && memcmp(p - 1, key, klen) == 0)
+            return p - 1;
+    }
+    return NULL;
+}
+
 /* True when some "usage" key in the text is followed by an object. Ordinary
  * chunks either lack the key or carry "usage":null (include_usage streams),
  * and those must not cost a JSON parse. A string value "usage" or a
@@ -106,7 +124,7 @@ static bool may_carry_usage(const char *s, size_t n)
     const char *end = s + n;
     const char *hit = s;
 
-    while ((hit = memmem(hit, (size_t)(end - hit), key, klen)) != NULL) {
+    while ((hit = find_key(hit, end, key, klen)) != NULL) {
         const char *q = hit + klen;
         while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' ||
                            *q == '\n' || *q == ':'))
@@ -132,8 +150,7 @@ static bool has_empty_choices(const char *s, size_t n)
     static const char key[] = "\"choices\"";
     const size_t klen = sizeof(key) - 1;
     const char *end = s + n, *hit = s;
-    for (; (hit = memmem(hit, (size_t)(end - hit), key, klen)) != NULL;
-         hit += klen) {
+    for (; (hit = find_key(hit, end, key, klen)) != NULL; hit += klen) {
         if (hit > s && hit[-1] == '\\')
             continue;
         const char *q = skip_space(hit + klen, end);
@@ -168,8 +185,6 @@ static void inspect_json_event(struct sse_parser *p, struct sse_event *ev)
  * strings a quote is always escaped, so an unescaped "usage" followed by a
  * colon is a key; OpenAI bodies put it last, so searching backwards finds
  * it without reading the (possibly long) content. */
-/* The last "usage": { ... } member: searched from the end, where
- * providers put it, so a long answer is not scanned from the front. */
 static const char *last_usage_object(const char *s, size_t n)
 {
     static const char key[] = "\"usage\"";
@@ -196,8 +211,6 @@ static const char *last_usage_object(const char *s, size_t n)
     return NULL;
 }
 
-/* End of the JSON object starting at `obj` (one past its closing brace),
- * or NULL when it is cut off. */
 /* The usage counters we read; the first occurrence of each key wins. */
 enum usage_key {
     UK_PROMPT,
@@ -337,6 +350,7 @@ static void dispatch(struct sse_parser *p,
         .event = p->event.len ? p->event.p : NULL,
         .event_len = p->event.len,
         .raw_len = p->raw_bytes,
+        .end = p->feed_at,
         .done = p->data.len == 6 && memcmp(p->data.p, "[DONE]", 6) == 0,
     };
     if (ev.done)
@@ -454,6 +468,7 @@ bool sse_parser_feed(struct sse_parser *p, const char *data, size_t len,
         if (!account(p, n + 1, n + eol_len))
             return fail(p);
         i += n + eol_len;
+        p->feed_at = i;
 
         bool ok;
         if (p->line.len) { /* finish the line carried over */

@@ -21,7 +21,11 @@ struct sse_event {
     const char *event; /* "event:" field or NULL */
     size_t event_len;
     size_t raw_len; /* bytes of the whole event as received, incl. blank line */
-    bool done;      /* data is "[DONE]" */
+    /* Offset just past the event in the bytes passed to this
+     * sse_parser_feed(): when raw_len <= end, the event arrived whole in
+     * them, as [end - raw_len, end). */
+    size_t end;
+    bool done;       /* data is "[DONE]" */
     bool usage_only; /* a chunk carrying usage and an empty choices array */
 };
 

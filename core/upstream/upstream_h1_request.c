@@ -20,9 +20,13 @@ static bool header_named(const char *h, const char *name, size_t n)
     return strncasecmp(h, name, n) == 0 && h[n] == ':';
 }
 
-/* Hop-by-hop and framing headers are ours to write. */
+/* Hop-by-hop and framing headers are ours to write. Names are compared
+ * only when their lengths match: this runs for every header of every
+ * request. */
 static bool caller_may_set(const char *h)
 {
+    const char *colon = strchr(h, ':');
+    size_t n = colon ? (size_t)(colon - h) : strlen(h);
     static const struct {
         const char *name;
         size_t len;
@@ -38,7 +42,7 @@ static bool caller_may_set(const char *h)
         {"Proxy-Connection", 16},
     };
     for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
-        if (header_named(h, ours[i].name, ours[i].len))
+        if (ours[i].len == n && strncasecmp(h, ours[i].name, n) == 0)
             return false;
     return true;
 }

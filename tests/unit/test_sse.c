@@ -93,6 +93,56 @@ static const char chat_expected[] =
     "[-|done=0|uo=0|raw=%]{\"id\":\"c1\",\"choices\":[{\"delta\":{"
     "\"content\":\"h\xc3\xa9llo \xf0\x9f\x98\x80\"}}],\"usage\":null}\n";
 
+/* Where each event ends in the feed that completed it (sse_event.end):
+ * the relay passes [end - raw_len, end) of that feed through as raw bytes
+ * when it lies inside it, so it must be exactly the event's bytes. */
+struct offsets {
+    size_t base;     /* offset of the current feed in the stream */
+    size_t ends[8];  /* stream offset just past each event */
+    size_t whole[8]; /* 1: the event lay inside the feed that ended it */
+    size_t n;
+};
+
+static void record_offsets(const struct sse_event *ev, void *arg)
+{
+    struct offsets *o = arg;
+    assert_true(o->n < 8);
+    o->ends[o->n] = o->base + ev->end;
+    o->whole[o->n] = ev->raw_len <= ev->end;
+    size_t start = o->n ? o->ends[o->n - 1] : 0;
+    assert_int_equal(ev->raw_len, o->ends[o->n] - start);
+    o->n++;
+}
+
+static void test_event_end_offsets(void **state)
+{
+    const size_t len = sizeof(chat_stream) - 1;
+    struct offsets whole = {0};
+    struct sse_parser *p = sse_parser_new(1 << 16);
+    assert_true(sse_parser_feed(p, chat_stream, len, record_offsets, &whole));
+    sse_parser_free(p);
+    assert_int_equal(whole.n, 4);
+    assert_int_equal(whole.ends[3], len);
+    assert_memory_equal(chat_stream + whole.ends[2], "data: [DONE]\n\n", 14);
+    for (size_t cut = 0; cut <= len; cut++) {
+        struct offsets o = {0};
+        p = sse_parser_new(1 << 16);
+        assert_true(sse_parser_feed(p, chat_stream, cut, record_offsets, &o));
+        o.base = cut;
+        assert_true(sse_parser_feed(p, chat_stream + cut, len - cut,
+                                    record_offsets, &o));
+        sse_parser_free(p);
+        assert_int_equal(o.n, 4);
+        for (size_t i = 0; i < 4; i++) {
+            size_t start = i ? whole.ends[i - 1] : 0;
+            assert_int_equal(o.ends[i], whole.ends[i]);
+            /* Whole in its feed exactly when no cut fell inside it. */
+            assert_int_equal(o.whole[i], !(cut > start && cut < whole.ends[i]));
+        }
+    }
+    (void)state;
+}
+
 static void test_split_invariance(void **state)
 {
     const size_t len = sizeof(chat_stream) - 1;
@@ -411,6 +461,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_invariance),
+        cmocka_unit_test(test_event_end_offsets),
         cmocka_unit_test(test_crlf_and_cr_line_ends),
         cmocka_unit_test(test_crlf_split_across_feeds),
         cmocka_unit_test(test_comments_and_empty_events),
