@@ -382,6 +382,13 @@ static void on_answer(void *arg, const struct sluice_call_result *res)
         stored_file(fw, s, c->id, c->which, res);
     } else if (ok) {
         mirror(fw, s, c->id, res, c->kind == CALL_CANCEL);
+    } else if ((c->kind == CALL_GET && !retryable(res->status)) ||
+               (c->kind == CALL_POLL && res->status == 404)) {
+        /* The provider lost what it made: nothing to wait for. */
+        fail_local(fw, c->id,
+                   c->kind == CALL_GET ? "upstream_file_unreadable"
+                                       : "upstream_batch_missing",
+                   why);
     } else if (c->kind == CALL_CANCEL && !retryable(res->status)) {
         /* Refused (it ended meanwhile): polling tells how it ended. */
         f.cancel_sent = true;

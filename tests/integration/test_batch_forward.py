@@ -182,6 +182,19 @@ def test_creation_refused_fails_the_batch_with_the_reason(h):
     eq(h.mock_stats()["files_uploaded"], 1)
 
 
+def test_provider_batch_gone_fails_the_batch_and_5xx_polls_are_retried(h):
+    gateway(h)
+    bid = submit(h, [line("p", model=FORWARDED)], metadata={"mock_delay_ms": "600000"})
+    wait(h, bid, until=("in_progress",), timeout=30)
+    eq(h.mock_config(status=503, count=3).status, 200)  # the next polls fail
+    wait_stat(h, "status_5xx", 3)
+    b = h.req("GET", "/v1/batches/" + bid).json()
+    eq(b["status"], "in_progress", "a failing poll changes nothing")
+    eq(h.mock_config(status=404, count=1).status, 200)  # then the provider lost it
+    check_failed(h, bid, "upstream_batch_missing",
+                 "upstream 'prov' refused the batch retrieval (status 404)")
+
+
 def test_upload_retried_after_a_provider_5xx(h):
     gateway(h)
     eq(h.mock_config(status=503, count=1).status, 200)
