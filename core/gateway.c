@@ -50,6 +50,19 @@ static void on_client_close(struct http_exchange *ex, void *arg)
     proxy_client_gone(r);
 }
 
+/* "req-" and 20 hex digits: the worker's ticket, then the low bits of
+ * the start time. Not snprintf: that was ~1.4k instructions a request. */
+static void put_generated_id(char *out, uint64_t ticket, uint16_t salt)
+{
+    static const char hex[] = "0123456789abcdef";
+    memcpy(out, "req-", 4);
+    for (int i = 0; i < 16; i++)
+        out[4 + i] = hex[(ticket >> (60 - 4 * i)) & 15];
+    for (int i = 0; i < 4; i++)
+        out[20 + i] = hex[(salt >> (12 - 4 * i)) & 15];
+    out[24] = '\0';
+}
+
 /* x-request-id: kept when the client sent a sane one, else generated. */
 static void assign_id(struct sluice_req *r)
 {
@@ -63,9 +76,7 @@ static void assign_id(struct sluice_req *r)
         memcpy(r->id, given, len);
         r->id[len] = '\0';
     } else {
-        snprintf(r->id, sizeof r->id, "req-%016llx%04x",
-                 (unsigned long long)r->ticket,
-                 (unsigned)(r->started_ns & 0xffff));
+        put_generated_id(r->id, r->ticket, (uint16_t)(r->started_ns & 0xffff));
     }
 }
 

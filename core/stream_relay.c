@@ -28,12 +28,13 @@ static void on_client_drained(struct http_exchange *ex, void *arg)
 
 void stream_relay_start(struct sluice_req *r)
 {
+    static const char sse_headers[] =
+        "Content-Type: text/event-stream\r\n"
+        "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
     char headers[4096];
     size_t at = respond_client_headers(r, headers, sizeof headers);
-    if (at < sizeof headers)
-        snprintf(headers + at, sizeof headers - at,
-                 "Content-Type: text/event-stream\r\n"
-                 "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+    if (at + sizeof sse_headers <= sizeof headers)
+        memcpy(headers + at, sse_headers, sizeof sse_headers);
     r->final_status = r->resp_status;
     r->client_headers_sent = true;
     r->stream_to_client = true;
