@@ -198,7 +198,7 @@ def test_queue_full_429_retry_after_and_shedding(h):
 def test_queue_timeout_is_504(h):
     h.start_mock()
     h.start_gateway(h.config(pipeline=[admission(max_concurrency=1, max_queue=10, queue_timeout_ms=300)]))
-    h.mock_config(latency_ms=2000)
+    h.mock_config(latency_ms=5000)  # far beyond the timeout, even on a loaded machine
     rec = Completions()
     first = client(h, rec, "first", "first")
     wait_for(lambda: h.mock_stats()["in_flight"] >= 1, 30, "the first request at the mock")
@@ -208,7 +208,7 @@ def test_queue_timeout_is_504(h):
     eq(r.status, 504, r.body)
     eq(r.json()["error"]["code"], "queue_timeout")
     eq(r.json()["error"]["type"], "timeout_error")
-    check(0.25 <= took < 1.9, "gave up after the queue timeout, before the slot freed (%.2f s)" % took)
+    check(0.25 <= took < 4.5, "gave up after the queue timeout, before the slot freed (%.2f s)" % took)
     first.join(60)
     eq(status_of(rec.results["first"]), 200)
     eq(h.mock_stats()["chat_completions"], 1)
