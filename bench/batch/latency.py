@@ -56,6 +56,12 @@ def load(port, seconds, clients):
     return {"n": len(lat), "errors": bad[0], "p50_ms": round(pick(0.5), 2), "p99_ms": round(pick(0.99), 2)}
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", default=os.path.join(HERE, "..", "..", "build"))
@@ -79,13 +85,16 @@ def main():
             {"plugin": "batch", "config": {"dir": h.tmp + "/batch", "concurrency": a.concurrency,
                                            "backoff_base": "100ms", "backoff_max": "1s", "max_lines": 100000}},
         ], limits={"max_body_bytes": 64 << 20}))
+        gw_cpu0 = cpu_seconds(h.gw.p.pid)
         alone = load(h.gw.port, a.seconds, a.clients)
+        gw_cpu_alone = cpu_seconds(h.gw.p.pid) - gw_cpu0
 
         failing = set(range(0, a.lines, a.fail_every)) if a.fail_every else set()  # 5% by default
         lines = [line("l%05d" % i, mock={"status": 503} if i in failing else None) for i in range(a.lines)]
         r = upload(h, jsonl(lines))
         assert r.status == 200, r.body
         t0 = time.time()
+        cpu0 = (cpu_seconds(h.gw.p.pid), cpu_seconds(h.mock.p.pid))
         bid = create(h, r.json()["id"]).json()["id"]
         wait(h, bid, until=("in_progress",))
         time.sleep(1)
@@ -94,6 +103,7 @@ def main():
         prog = [p for p in st["plugins"] if p["plugin"] == "batch"][0]["state"]
         b = wait(h, bid, timeout=3600)
         took = time.time() - t0
+        cpu = (cpu_seconds(h.gw.p.pid) - cpu0[0], cpu_seconds(h.mock.p.pid) - cpu0[1])
         out, err = content(h, b["output_file_id"]), content(h, b["error_file_id"])
         ids = sorted([x["custom_id"] for x in out] + [x["custom_id"] for x in err])
         assert ids == ["l%05d" % i for i in range(a.lines)], "a line missing or repeated"
@@ -104,6 +114,14 @@ def main():
                       "seconds": round(took, 1), "lines_per_second": round(a.lines / took, 1),
                       "admin_status_sample": prog},
             "mock": h.mock_stats()["chat_completions"],
+            # Where the CPU went on a machine that also runs the mock and
+            # the clients: the gateway's and the mock's CPU seconds over the
+            # batch (interactive requests included), and the gateway's per
+            # interactive request when alone.
+            "cpu": {"gateway_s": round(cpu[0], 2), "mock_s": round(cpu[1], 2),
+                    "gateway_ms_per_line": round(cpu[0] * 1000 / a.lines, 3),
+                    "gateway_ms_per_interactive_alone": round(gw_cpu_alone * 1000 / max(1, alone["n"]), 3),
+                    "cores": os.cpu_count(), "loadavg": os.getloadavg()},
             "config": vars(a)}, indent=1))
     finally:
         h.close()
