@@ -1,9 +1,10 @@
 /* Tokenizer throughput, single-threaded: MB/s over each input file, the
- * time for 1 MB of one repeated character, and the cost tok_count_request
+ * time for 1 MB adversarial inputs, and the cost tok_count_request
  * adds to a 2 KB chat request. One line of JSON per measurement.
  *   bench_tokens ENCODING FILE...        throughput per file
- *   bench_tokens --worst ENCODING        1 MB runs of one character
+ *   bench_tokens --worst ENCODING [CJK]  1 MB adversarial inputs
  *   bench_tokens --chat FILE             2 KB chat request, o200k_base */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,28 +81,91 @@ static int throughput(const char *encname, int argc, char **argv)
     return 0;
 }
 
-static int worst(const char *encname)
+/* xorshift64: the same random inputs on every run. */
+static uint64_t next_rand(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* One adversarial 1 MB input into s (room for n bytes); its length. */
+static size_t make_worst(const char *name, char *s, size_t n, const char *cjk,
+                         size_t cjk_len)
+{
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    size_t len = 0;
+    if (strcmp(name, "random bytes") == 0) {
+        for (; len < n; len++)
+            s[len] = (char)next_rand(&x);
+    } else if (strcmp(name, "random letters") == 0) {
+        for (; len < n; len++)
+            s[len] = (char)('a' + next_rand(&x) % 26);
+    } else if (strcmp(name, "random CJK") == 0) {
+        for (; len + 3 <= n; len += 3) { /* U+4E00..U+9FFF */
+            unsigned c = 0x4E00 + (unsigned)(next_rand(&x) % 0x5200);
+            s[len] = (char)(0xE0 | c >> 12);
+            s[len + 1] = (char)(0x80 | (c >> 6 & 63));
+            s[len + 2] = (char)(0x80 | (c & 63));
+        }
+    } else if (strcmp(name, "CJK text, no spaces") == 0) {
+        /* The CJK bench text without whitespace, repeated to 1 MB and cut
+         * at a character boundary. */
+        for (size_t i = 0; cjk_len && len < n; i = (i + 1) % cjk_len)
+            if (cjk[i] != ' ' && cjk[i] != '\n' && cjk[i] != '\t' &&
+                cjk[i] != '\r')
+                s[len++] = cjk[i];
+        while (len > 0 && ((unsigned char)s[len - 1] & 0xC0) == 0x80)
+            len--;
+        if (len > 0 && (unsigned char)s[len - 1] >= 0xC0)
+            len--;
+    } else { /* the name is the unit repeated */
+        size_t k = strlen(name);
+        for (; len + k <= n; len += k)
+            memcpy(s + len, name, k);
+    }
+    return len;
+}
+
+/* 1 MB inputs built to be slow: runs of one character, of a short
+ * pattern, random bytes (invalid UTF-8), random letters and CJK with no
+ * space to split them, CJK text without its spaces (from cjk_path). */
+static int worst(const char *encname, const char *cjk_path)
 {
     int id = tok_encoding_lookup(encname, strlen(encname));
     const struct tok_encoding *e = id < 0 ? NULL : tok_encoding_get(id);
     if (!e)
         return 2;
-    static const char *const units[] = {
-        "a", " ", "1", "!", "\n", "\xc3\xa9", "\xe4\xb8\x80", "ab"};
-    size_t n = 1 << 20;
-    char *s = malloc(n);
-    for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
-        size_t k = strlen(units[u]);
-        for (size_t i = 0; i + k <= n; i += k)
-            memcpy(s + i, units[u], k);
-        size_t len = n - n % k, tokens;
+    static const char *const inputs[] = {"a",
+                                         " ",
+                                         "1",
+                                         "!",
+                                         "\n",
+                                         "\xc3\xa9",
+                                         "\xe4\xb8\x80",
+                                         "\xf0\x9f\x98\x80",
+                                         "ab",
+                                         "a b",
+                                         "abc",
+                                         "random bytes",
+                                         "random letters",
+                                         "random CJK",
+                                         "CJK text, no spaces"};
+    size_t n = 1 << 20, cjk_len = 0;
+    char *s = malloc(n), *cjk = cjk_path ? slurp(cjk_path, &cjk_len) : NULL;
+    for (size_t u = 0; u < sizeof inputs / sizeof inputs[0]; u++) {
+        if (strcmp(inputs[u], "CJK text, no spaces") == 0 && !cjk)
+            continue;
+        size_t len = make_worst(inputs[u], s, n, cjk, cjk_len), tokens;
         double t = best_seconds(e, s, len, &tokens);
         printf("{\"encoding\":\"%s\",\"worst\":\"%s\",\"bytes\":%zu,"
                "\"tokens\":%zu,\"ms\":%.2f}\n",
-               encname, units[u][0] == '\n' ? "\\n" : units[u], len, tokens,
+               encname, inputs[u][0] == '\n' ? "\\n" : inputs[u], len, tokens,
                t * 1e3);
     }
     free(s);
+    free(cjk);
     return 0;
 }
 
@@ -143,13 +207,13 @@ static int chat(const char *path)
 int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "--worst") == 0)
-        return worst(argv[2]);
+        return worst(argv[2], argc >= 4 ? argv[3] : NULL);
     if (argc >= 3 && strcmp(argv[1], "--chat") == 0)
         return chat(argv[2]);
     if (argc >= 3)
         return throughput(argv[1], argc - 2, argv + 2);
-    fputs("usage: bench_tokens ENCODING FILE... | --worst ENCODING | --chat "
-          "FILE\n",
+    fputs("usage: bench_tokens ENCODING FILE... | --worst ENCODING [CJK_FILE] "
+          "| --chat FILE\n",
           stderr);
     return 2;
 }

@@ -82,21 +82,32 @@ struct node {
 #define QUEUED 0x80000000u
 #define TOK_OF(x) ((x) & ~QUEUED)
 
-/* Pair ranks by the ranks of the two tokens (the bytes of a pair are
- * fixed by them): repetitive text asks for the same few pairs again and
- * again, and this small table answers without hashing bytes or touching
- * the big rank table. Direct-mapped; an entry is left << 38 | right << 20
- * | rank (ranks fit in 18 bits, TOK_NO_RANK kept as 0xFFFFF). */
-struct pair_cache {
-    uint64_t *e;
-    unsigned shift;
-};
-
-#define PC_EMPTY UINT64_MAX
+/* An entry is left << 38 | right << 20 | rank (ranks fit in 18 bits,
+ * TOK_NO_RANK kept as 0xFFFFF); all ones is empty. */
 #define PC_RANK_MASK 0xFFFFFu
 
+bool tok_pair_cache_init(struct tok_pair_cache *c,
+                         const struct tok_rank_table *t, unsigned bits)
+{
+    c->e = NULL;
+    c->shift = 64 - bits;
+    if (t->n >= PC_RANK_MASK || t->n >= 1u << 18)
+        return true; /* ids too wide for the key: no cache */
+    c->e = malloc(sizeof(*c->e) << bits);
+    if (!c->e)
+        return false;
+    memset(c->e, 0xFF, sizeof(*c->e) << bits);
+    return true;
+}
+
+void tok_pair_cache_free(struct tok_pair_cache *c)
+{
+    free(c->e);
+    c->e = NULL;
+}
+
 static inline uint32_t cached_pair_rank(const struct tok_rank_table *t,
-                                        struct pair_cache *c, uint32_t left,
+                                        struct tok_pair_cache *c, uint32_t left,
                                         uint32_t right, const unsigned char *p,
                                         size_t len)
 {
@@ -118,15 +129,15 @@ struct long_merge {
     const unsigned char *p;
     uint32_t n;
     struct node *v; /* by start offset */
-    struct pair_cache pc;
-    struct tok_mq q;
+    struct tok_pair_cache *pc;
+    struct tok_rq q;
 };
 
 /* Rank of token x + the token after it (after < n). */
 static inline uint32_t pair_of(struct long_merge *m, uint32_t x, uint32_t after)
 {
     const struct node *a = &m->v[after];
-    return cached_pair_rank(m->t, &m->pc, TOK_OF(m->v[x].tok), TOK_OF(a->tok),
+    return cached_pair_rank(m->t, m->pc, TOK_OF(m->v[x].tok), TOK_OF(a->tok),
                             m->p + x, a->next - x);
 }
 
@@ -148,25 +159,28 @@ static inline void consider(struct long_merge *m, uint32_t x)
     struct node *v = &m->v[x];
     if (!(v->tok & QUEUED) && local_min(m, x)) {
         v->tok |= QUEUED;
-        tok_mq_push(&m->q, (uint64_t)v->pair << 32 | x);
+        tok_rq_push(&m->q, (uint64_t)v->pair << 32 | x);
     }
 }
 
 /* Candidates are taken in rank order, so at scattered starts: fetch the
  * nodes of the ones a few places ahead in each lane (and the heap's top)
- * while this merge runs, or every merge waits for memory. */
+ * while this merge runs, or every merge waits for memory. Always inlined:
+ * GCC finds a function that only prefetches free of side effects and
+ * drops the call. */
 #define PREFETCH_DISTANCE 4
 
-static inline void prefetch_ahead(const struct long_merge *m)
+__attribute__((always_inline)) static inline void
+prefetch_ahead(const struct long_merge *m)
 {
-    for (int i = 0; i < TOK_MQ_LANES; i++) {
-        const struct tok_mq_array *l = &m->q.lane[i];
+    for (int i = 0; i < m->q.mq.used; i++) {
+        const struct tok_mq_array *l = &m->q.mq.lane[i];
         if (l->head + PREFETCH_DISTANCE < l->tail)
             __builtin_prefetch(
                 &m->v[(uint32_t)l->a[l->head + PREFETCH_DISTANCE]]);
     }
-    if (m->q.heap.tail > 0)
-        __builtin_prefetch(&m->v[(uint32_t)m->q.heap.a[0]]);
+    if (m->q.mq.heap.tail > 0)
+        __builtin_prefetch(&m->v[(uint32_t)m->q.mq.heap.a[0]]);
 }
 
 /* Sorts keys (rank << 32 | start, distinct): insertion for a few, else
@@ -177,13 +191,7 @@ static inline void prefetch_ahead(const struct long_merge *m)
 static void sort_by_rank(uint64_t *a, uint64_t *tmp, size_t n)
 {
     if (n <= SORT_BY_INSERTION) {
-        for (size_t i = 1; i < n; i++) {
-            uint64_t x = a[i];
-            size_t j = i;
-            for (; j > 0 && a[j - 1] > x; j--)
-                a[j] = a[j - 1];
-            a[j] = x;
-        }
+        tok_sort_few(a, n);
         return;
     }
     for (int shift = 32; shift < 50; shift += 9) {
@@ -212,10 +220,20 @@ static bool long_merge_start(struct long_merge *m)
             (struct node){i + 1, i - 1, t->byte_rank[p[i]],
                           i + 1 < n ? tok_rank_find(t, p + i, 2) : TOK_NO_RANK};
     }
+    if (m->q.next != UINT32_MAX) { /* rank buckets: in start order */
+        for (uint32_t i = 0; i < n; i++)
+            if (local_min(m, i)) {
+                m->v[i].tok |= QUEUED;
+                tok_rq_push(&m->q, (uint64_t)m->v[i].pair << 32 | i);
+            }
+        return !m->q.mq.failed;
+    }
     size_t k = 0;
-    uint64_t *keys = m->q.lane[0].a; /* room for n / 2 + 1 */
+    uint64_t *keys = m->q.mq.lane[0].a; /* room for n / 2 + 1 */
     for (uint32_t i = 0; i < n; i++)
         if (local_min(m, i)) {
+            if (k == m->q.mq.lane[0].cap)
+                return false; /* cannot happen: no two minima adjoin */
             m->v[i].tok |= QUEUED;
             keys[k++] = (uint64_t)m->v[i].pair << 32 | i;
         }
@@ -224,7 +242,7 @@ static bool long_merge_start(struct long_merge *m)
         return false;
     sort_by_rank(keys, tmp, k);
     free(tmp);
-    m->q.lane[0].tail = k;
+    m->q.mq.lane[0].tail = k;
     return true;
 }
 
@@ -234,44 +252,50 @@ static bool long_merge_start(struct long_merge *m)
  * comes back; a merged-away token's pair is TOK_NO_RANK) and is skipped.
  * The first valid candidate taken is the lowest pair, leftmost on ties:
  * tiktoken's next merge. */
-size_t tok_bpe_merge_heap_ids(const struct tok_rank_table *t,
-                              const unsigned char *p, size_t n,
-                              uint32_t *starts, uint32_t *ids)
+size_t tok_bpe_merge_long(const struct tok_rank_table *t,
+                          const unsigned char *p, size_t n, uint32_t *starts,
+                          uint32_t *ids, size_t buckets_from,
+                          struct tok_pair_cache *shared)
 {
     struct long_merge m;
     memset(&m, 0, offsetof(struct long_merge, q));
     m.t = t;
     m.p = p;
     m.n = (uint32_t)n;
-    /* A short piece works on the stack, and asks too few pairs twice for
-     * the pair cache to pay. */
+    /* A short piece works on the stack and, without the caller's pair
+     * cache, asks too few pairs twice for one of its own to pay. */
     struct node small_v[SMALL_PIECE];
     uint64_t small_keys[SMALL_PIECE / 2 + 1];
     bool small = n <= SMALL_PIECE;
     m.v = small ? small_v : malloc(sizeof(*m.v) * n);
-    unsigned bits = 0;
-    if (!small && t->n < PC_RANK_MASK && t->n < 1u << 18) {
-        bits = 8;
+    struct tok_pair_cache own = {NULL, 0};
+    m.pc = shared ? shared : &own;
+    bool cache_ok = true;
+    if (!shared && !small) {
+        unsigned bits = 8;
         while (bits < 14 && (1u << bits) < n / 4)
             bits++;
-        m.pc.shift = 64 - bits;
-        m.pc.e = malloc(sizeof(*m.pc.e) << bits);
+        cache_ok = tok_pair_cache_init(&own, t, bits);
     }
-    /* At most every other pair is a local minimum. */
-    bool ok = m.v && (!bits || m.pc.e) &&
-              tok_mq_init(&m.q, n / 2 + 1, small ? small_keys : NULL,
-                          SMALL_PIECE / 2 + 1);
-    if (ok) {
-        if (bits)
-            memset(m.pc.e, 0xFF, sizeof(*m.pc.e) << bits);
+    /* Rank buckets for long pieces (and ranks that fit them); at most
+     * every other pair is a local minimum. */
+    unsigned pos_bits = 1;
+    while (pos_bits < 32 && (size_t)1 << pos_bits < n)
+        pos_bits++;
+    bool buckets = n >= buckets_from && t->n <= (uint32_t)TOK_RQ_BUCKETS
+                                                    << TOK_RQ_SHIFT;
+    bool ok = m.v && cache_ok &&
+              tok_rq_init(&m.q, buckets, pos_bits, n / 2 + 1,
+                          small ? small_keys : NULL, SMALL_PIECE / 2 + 1);
+    if (ok)
         ok = long_merge_start(&m);
-    }
     size_t count = n;
     uint64_t e;
-    while (ok && tok_mq_pop(&m.q, &e)) {
+    while (ok && tok_rq_pop(&m.q, &e)) {
         uint32_t s = (uint32_t)e, r = (uint32_t)(e >> 32);
         struct node *v = m.v;
-        prefetch_ahead(&m);
+        if (!small)
+            prefetch_ahead(&m);
         if (v[s].pair != r)
             continue;
         uint32_t mid = v[s].next, after = v[mid].next;
@@ -297,7 +321,7 @@ size_t tok_bpe_merge_heap_ids(const struct tok_rank_table *t,
         if (after < n)
             consider(&m, after);
     }
-    ok = ok && !m.q.failed;
+    ok = ok && !m.q.mq.failed;
     if (ok) {
         size_t k = 0;
         for (uint32_t s = 0; s < n; s = m.v[s].next, k++) {
@@ -309,9 +333,16 @@ size_t tok_bpe_merge_heap_ids(const struct tok_rank_table *t,
     }
     if (!small)
         free(m.v);
-    free(m.pc.e);
-    tok_mq_free(&m.q);
+    tok_pair_cache_free(&own);
+    tok_rq_free(&m.q);
     return ok ? count : (size_t)-1;
+}
+
+size_t tok_bpe_merge_heap_ids(const struct tok_rank_table *t,
+                              const unsigned char *p, size_t n,
+                              uint32_t *starts, uint32_t *ids)
+{
+    return tok_bpe_merge_long(t, p, n, starts, ids, TOK_BPE_BUCKETS_FROM, NULL);
 }
 
 size_t tok_bpe_merge_heap(const struct tok_rank_table *t,

@@ -23,4 +23,30 @@ size_t tok_bpe_merge_heap_ids(const struct tok_rank_table *t,
                               const unsigned char *p, size_t n,
                               uint32_t *starts, uint32_t *ids);
 
+/* Pieces this long or longer queue candidates through rank buckets
+ * (merge_queue.h): random text of one long piece then costs no heap. */
+#define TOK_BPE_BUCKETS_FROM 4096
+
+/* Pair ranks by the ids of the two tokens (a pair's bytes are fixed by
+ * them): text asks for the same pairs again and again, and this small
+ * direct-mapped table answers without hashing bytes or touching the big
+ * rank table. One per count, shared by its pieces. */
+struct tok_pair_cache {
+    uint64_t *e; /* NULL: no cache (ids too wide for its key) */
+    unsigned shift;
+};
+
+/* 2^bits entries (8 bytes each). False when out of memory. */
+bool tok_pair_cache_init(struct tok_pair_cache *c,
+                         const struct tok_rank_table *t, unsigned bits);
+void tok_pair_cache_free(struct tok_pair_cache *c);
+
+/* tok_bpe_merge_heap_ids with the bucket threshold given (tests and the
+ * fuzz target take the bucket path on short inputs) and the caller's pair
+ * cache (NULL: one of its own for pieces over 256 bytes). */
+size_t tok_bpe_merge_long(const struct tok_rank_table *t,
+                          const unsigned char *p, size_t n, uint32_t *starts,
+                          uint32_t *ids, size_t buckets_from,
+                          struct tok_pair_cache *shared);
+
 #endif

@@ -26,6 +26,7 @@ struct tok_mq_array {
 struct tok_mq {
     struct tok_mq_array lane[TOK_MQ_LANES];
     struct tok_mq_array heap; /* head unused */
+    int used;                 /* lanes from this one on are empty */
     bool failed;              /* a push ran out of memory */
     uint64_t room[TOK_MQ_LANES + 1][TOK_MQ_INLINE];
 };
@@ -38,6 +39,8 @@ bool tok_mq_init(struct tok_mq *q, size_t hint, uint64_t *buf, size_t cap);
 void tok_mq_free(struct tok_mq *q);
 
 bool tok_mq_grow(struct tok_mq_array *a);
+/* Insertion sort, for a few keys. */
+void tok_sort_few(uint64_t *a, size_t n);
 void tok_mq_heap_push(struct tok_mq_array *h, uint64_t key);
 uint64_t tok_mq_heap_pop(struct tok_mq_array *h);
 
@@ -52,6 +55,8 @@ static inline void tok_mq_push(struct tok_mq *q, uint64_t key)
                 return;
             }
             l->a[l->tail++] = key;
+            if (i >= q->used)
+                q->used = i + 1;
             return;
         }
     }
@@ -67,7 +72,7 @@ static inline bool tok_mq_pop(struct tok_mq *q, uint64_t *key)
 {
     struct tok_mq_array *best = NULL;
     uint64_t k = UINT64_MAX;
-    for (int i = 0; i < TOK_MQ_LANES; i++) {
+    for (int i = 0; i < q->used; i++) {
         struct tok_mq_array *l = &q->lane[i];
         if (l->head < l->tail && (!best || l->a[l->head] < k)) {
             best = l;
@@ -84,6 +89,55 @@ static inline bool tok_mq_pop(struct tok_mq *q, uint64_t *key)
     if (++best->head == best->tail)
         best->head = best->tail = 0; /* reuse the room */
     return true;
+}
+
+/* For long pieces, rank buckets in front of that queue: a key whose rank
+ * lies in a bucket not yet opened is appended there unsorted, O(1); when
+ * the queue runs dry the next non-empty bucket is radix-sorted into it as
+ * one sorted lane. The queue then only ever holds one bucket's ranks (and
+ * lower: keys pushed below it go to it directly), so its heap stays small
+ * and its first lane, read in order, can be prefetched. Exact for any
+ * sequence of pushes, as the queue is: every key in a bucket not yet
+ * opened is above every key in the queue. Ranks must be below
+ * 2^(TOK_RQ_SHIFT) * TOK_RQ_BUCKETS. */
+#define TOK_RQ_SHIFT 10
+#define TOK_RQ_BUCKETS 256
+
+struct tok_rq_bucket {
+    uint64_t *a;
+    size_t n, cap;
+};
+
+struct tok_rq {
+    struct tok_mq mq;
+    uint32_t next;     /* first bucket not yet opened; UINT32_MAX: none */
+    unsigned pos_bits; /* starts (the low 32 bits of keys) fit in these */
+    uint64_t *tmp;     /* sorting room */
+    size_t tmp_cap;
+    struct tok_rq_bucket b[TOK_RQ_BUCKETS]; /* only with buckets */
+};
+
+/* With buckets (for starts below 2^pos_bits) or, when !buckets, the
+ * queue alone; buf and cap as for tok_mq_init. */
+bool tok_rq_init(struct tok_rq *q, bool buckets, unsigned pos_bits, size_t hint,
+                 uint64_t *buf, size_t cap);
+void tok_rq_free(struct tok_rq *q);
+bool tok_rq_append(struct tok_rq *q, uint32_t bucket, uint64_t key);
+bool tok_rq_refill(struct tok_rq *q);
+
+static inline void tok_rq_push(struct tok_rq *q, uint64_t key)
+{
+    uint32_t c = (uint32_t)(key >> (32 + TOK_RQ_SHIFT));
+    if (c < q->next)
+        tok_mq_push(&q->mq, key);
+    else if (!tok_rq_append(q, c, key))
+        q->mq.failed = true;
+}
+
+static inline bool tok_rq_pop(struct tok_rq *q, uint64_t *key)
+{
+    return tok_mq_pop(&q->mq, key) ||
+           (tok_rq_refill(q) && tok_mq_pop(&q->mq, key));
 }
 
 #endif

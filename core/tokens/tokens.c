@@ -62,11 +62,92 @@ const unsigned char *tok_token_bytes(const struct tok_encoding *e, uint32_t id,
     return tok_rank_bytes(&e->ranks, id, len);
 }
 
+/* The pair cache of one count, made when its first long piece comes:
+ * sized to the text, from 2 KB to 128 KB. */
+struct lazy_cache {
+    struct tok_pair_cache pc;
+    size_t text_len;
+    bool made;
+};
+
+static struct tok_pair_cache *pair_cache_of(struct lazy_cache *c,
+                                            const struct tok_rank_table *t)
+{
+    if (!c->made) {
+        unsigned bits = 8;
+        while (bits < 14 && (size_t)1 << bits < c->text_len / 64)
+            bits++;
+        if (!tok_pair_cache_init(&c->pc, t, bits))
+            return NULL;
+        c->made = true;
+    }
+    return &c->pc;
+}
+
+/* The long-piece merge with the count's pair cache. */
+static size_t merge_long(const struct tok_rank_table *t, const unsigned char *p,
+                         size_t n, uint32_t *ids, struct lazy_cache *c)
+{
+    struct tok_pair_cache *pc = pair_cache_of(c, t);
+    if (!pc)
+        return (size_t)-1;
+    return tok_bpe_merge_long(t, p, n, NULL, ids, TOK_BPE_BUCKETS_FROM, pc);
+}
+
+/* Short pieces that need merging recur (the same word or run of U+FFFD
+ * again and again): one count remembers each one's tokens, keyed by its
+ * bytes, in a direct-mapped table sized to the text. An entry points back
+ * at the piece's first occurrence in the text, so a hit is checked
+ * against the bytes themselves. */
+struct memo_entry {
+    uint32_t off; /* of the piece in the text; UINT32_MAX: empty */
+    uint16_t len, count;
+    uint32_t ids_at; /* its ids in the pool (when ids are asked for) */
+};
+
+struct piece_memo {
+    const unsigned char *text;
+    size_t text_len;
+    struct memo_entry *e;
+    uint32_t mask;
+    bool on, made;
+    uint32_t *ids;
+    size_t ids_n, ids_cap;
+};
+
+static struct memo_entry *memo_slot(struct piece_memo *mo,
+                                    const unsigned char *p, size_t n)
+{
+    if (!mo->made) {
+        mo->made = true;
+        size_t entries = 64;
+        while (entries < 65536 && entries < mo->text_len / 16)
+            entries *= 2;
+        mo->e = malloc(sizeof(*mo->e) * entries);
+        if (!mo->e)
+            return NULL; /* no memo: merely slower */
+        for (size_t i = 0; i < entries; i++)
+            mo->e[i].off = UINT32_MAX;
+        mo->mask = (uint32_t)entries - 1;
+    }
+    if (!mo->e)
+        return NULL;
+    uint64_t h = tok_hash_bytes(p, n, tok_head_of(p, n));
+    return &mo->e[(uint32_t)(h >> 32) & mo->mask];
+}
+
+static void memo_free(struct piece_memo *mo)
+{
+    free(mo->e);
+    free(mo->ids);
+}
+
 /* Merges one piece; appends its ids to out (when not NULL) from *k on and
  * returns how many tokens it made, (size_t)-1 when out of memory. */
 static size_t piece_tokens(const struct tok_rank_table *t,
                            const unsigned char *p, size_t n, uint32_t *out,
-                           size_t cap, size_t k, size_t heap_from)
+                           size_t cap, size_t k, size_t heap_from,
+                           struct lazy_cache *c, struct piece_memo *mo)
 {
     if (n == 1 || n <= TOK_MAX_TOKEN_BYTES) {
         uint32_t r = tok_rank_find(t, p, n);
@@ -79,31 +160,61 @@ static size_t piece_tokens(const struct tok_rank_table *t,
     if (n >= heap_from) {
         /* Ids straight into out when they fit (the merge knows them). */
         if (!out)
-            return tok_bpe_merge_heap_ids(t, p, n, NULL, NULL);
+            return merge_long(t, p, n, NULL, c);
         if (cap >= k && cap - k >= n)
-            return tok_bpe_merge_heap_ids(t, p, n, NULL, out + k);
+            return merge_long(t, p, n, out + k, c);
         uint32_t *ids = malloc(sizeof(*ids) * n);
         if (!ids)
             return (size_t)-1;
-        size_t m = tok_bpe_merge_heap_ids(t, p, n, NULL, ids);
+        size_t m = merge_long(t, p, n, ids, c);
         for (size_t i = 0; m != (size_t)-1 && i < m && k + i < cap; i++)
             out[k + i] = ids[i];
         free(ids);
         return m;
     }
-    uint32_t small[TOK_BPE_HEAP_FROM + 1];
+    struct memo_entry *me = NULL;
+    if (mo->on && n <= TOK_BPE_HEAP_FROM && (me = memo_slot(mo, p, n)) &&
+        me->off != UINT32_MAX && me->len == n &&
+        memcmp(mo->text + me->off, p, n) == 0) {
+        if (out)
+            for (size_t i = 0; i < me->count && k + i < cap; i++)
+                out[k + i] = mo->ids[me->ids_at + i];
+        return me->count;
+    }
+    uint32_t small[TOK_BPE_HEAP_FROM + 1], small_ids[TOK_BPE_HEAP_FROM + 1];
     uint32_t *starts =
         n <= TOK_BPE_HEAP_FROM ? small : malloc(sizeof(*starts) * n);
     if (!starts)
         return (size_t)-1;
     size_t m = tok_bpe_merge_scan(t, p, n, starts);
-    if (m != (size_t)-1 && out)
-        for (size_t i = 0; i < m && k + i < cap; i++) {
+    uint32_t *ids = !out ? NULL : me ? small_ids : out + k;
+    if (m != (size_t)-1 && ids)
+        for (size_t i = 0; i < m && (me || k + i < cap); i++) {
             size_t end = i + 1 < m ? starts[i + 1] : n;
-            out[k + i] = tok_rank_find(t, p + starts[i], end - starts[i]);
+            ids[i] = tok_rank_find(t, p + starts[i], end - starts[i]);
         }
     if (starts != small)
         free(starts);
+    if (me && m != (size_t)-1) {
+        if (out)
+            for (size_t i = 0; i < m && k + i < cap; i++)
+                out[k + i] = ids[i];
+        /* Remember it (ids only when asked for; the pool only grows). */
+        if (out && mo->ids_cap - mo->ids_n < m) {
+            size_t ncap = mo->ids_cap < 1024 ? 1024 : mo->ids_cap * 2;
+            uint32_t *x = realloc(mo->ids, sizeof(*x) * ncap);
+            if (!x)
+                return m;
+            mo->ids = x;
+            mo->ids_cap = ncap;
+        }
+        *me = (struct memo_entry){(uint32_t)(p - mo->text), (uint16_t)n,
+                                  (uint16_t)m, (uint32_t)mo->ids_n};
+        if (out) {
+            memcpy(mo->ids + mo->ids_n, ids, sizeof(*ids) * m);
+            mo->ids_n += m;
+        }
+    }
     return m;
 }
 
@@ -127,15 +238,30 @@ size_t tok_encode_with(const struct tok_encoding *e, const char *text,
     struct tok_piece_iter it;
     tok_piece_iter_init(&it, &e->pretok, s, len, md, opts->ascii_fast);
     size_t k = 0, a, b;
+    struct lazy_cache cache = {{NULL, 0}, len, false};
+    /* The memo on the production path only: the reference merges every
+     * piece itself. Offsets into the text must fit its 32 bits. */
+    struct piece_memo memo = {s,
+                              len,
+                              NULL,
+                              0,
+                              opts->heap_from <= TOK_BPE_HEAP_FROM + 1 &&
+                                  len < UINT32_MAX,
+                              false,
+                              NULL,
+                              0,
+                              0};
     while (tok_piece_next(&it, &a, &b)) {
-        size_t m =
-            piece_tokens(&e->ranks, s + a, b - a, out, cap, k, opts->heap_from);
+        size_t m = piece_tokens(&e->ranks, s + a, b - a, out, cap, k,
+                                opts->heap_from, &cache, &memo);
         if (m == (size_t)-1) {
             k = (size_t)-1;
             break;
         }
         k += m;
     }
+    tok_pair_cache_free(&cache.pc);
+    memo_free(&memo);
     pcre2_match_data_free(md);
     free(repaired);
     return k;

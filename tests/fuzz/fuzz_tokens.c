@@ -1,9 +1,9 @@
 /* libFuzzer target for the tokenizer: on any bytes, the production path
  * (ASCII pre-tokeniser + PCRE2, heap merge for long pieces) gives exactly
  * the ids of the reference (PCRE2 for every piece, tiktoken's quadratic
- * merge). The first byte picks the encoding and the heap threshold; the
- * heap merge is also run against the loop on the raw bytes as one piece,
- * its token ids against the rank table. */
+ * merge). The first byte picks the encoding, the heap threshold and the
+ * rank-bucket threshold; the heap merge is also run against the loop on
+ * the raw bytes as one piece, its token ids against the rank table. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,7 +35,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (len >= 2 && len <= 160) { /* quadratic: keep runs fast */
         uint32_t ids[160];
-        size_t x = tok_bpe_merge_heap_ids(&e->ranks, data + 1, len, a, ids);
+        /* Rank buckets from 2 bytes on, or the production threshold. */
+        size_t x =
+            tok_bpe_merge_long(&e->ranks, data + 1, len, a, ids,
+                               (data[0] & 4) ? 2 : TOK_BPE_BUCKETS_FROM, NULL);
         size_t y = tok_bpe_merge_scan(&e->ranks, data + 1, len, b);
         if (x != y || memcmp(a, b, x * sizeof(*a)) != 0)
             abort();

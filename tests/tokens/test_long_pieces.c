@@ -24,6 +24,34 @@ static uint32_t next_rand(void)
     return (uint32_t)rng;
 }
 
+/* A plain binary min-heap: the reference for the larger queue test. */
+static void ref_push(uint64_t *h, size_t *n, uint64_t key)
+{
+    size_t i = (*n)++;
+    for (; i > 0 && h[(i - 1) / 2] > key; i = (i - 1) / 2)
+        h[i] = h[(i - 1) / 2];
+    h[i] = key;
+}
+
+static uint64_t ref_pop(uint64_t *h, size_t *n)
+{
+    uint64_t top = h[0], x = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n)
+            break;
+        if (c + 1 < *n && h[c + 1] < h[c])
+            c++;
+        if (x <= h[c])
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+    return top;
+}
+
 /* Inserts key into the ascending array a of *n keys. */
 static void insert_sorted(uint64_t *a, size_t *n, uint64_t key)
 {
@@ -94,6 +122,51 @@ static size_t repeat(void *buf, size_t n, const char *unit)
     return len;
 }
 
+/* The rank buckets in front of the queue: pops in order whatever the
+ * pushes (keys in buckets not yet opened, in the open one, below it;
+ * buckets that fill in order and ones that need sorting, small and large
+ * enough for both radix widths), against a binary heap. */
+static void test_rank_buckets_pop_in_order(void **state)
+{
+    (void)state;
+    enum { N = 40000 };
+    uint64_t *inside = malloc(sizeof(*inside) * N);
+    for (int shape = 0; shape < 4; shape++) {
+        struct tok_rq q;
+        assert_true(tok_rq_init(&q, true, 17, 8, NULL, 0));
+        size_t count = 0, pushed = 0;
+        while (pushed < N || count > 0) {
+            /* First a burst (fills buckets), then pushes and pops. */
+            bool push =
+                pushed < N && (pushed < N / 2 || count == 0 || next_rand() % 2);
+            if (push) {
+                uint32_t rank, pos = next_rand() % (1u << 17);
+                if (shape == 0) /* random ranks: buckets need sorting */
+                    rank = next_rand() % (TOK_RQ_BUCKETS << TOK_RQ_SHIFT);
+                else if (shape == 1) /* one rank, rising starts */
+                    rank = 3000, pos = (uint32_t)pushed;
+                else if (shape == 2) /* two buckets, big */
+                    rank = next_rand() % 2 ? 100 : 70000;
+                else /* few ranks, some below what was popped */
+                    rank = next_rand() % 8 * 4000;
+                uint64_t key = (uint64_t)rank << 32 | pos;
+                tok_rq_push(&q, key);
+                assert_false(q.mq.failed);
+                ref_push(inside, &count, key);
+                pushed++;
+            } else {
+                uint64_t key;
+                assert_true(tok_rq_pop(&q, &key));
+                assert_int_equal(key, ref_pop(inside, &count));
+            }
+        }
+        uint64_t key;
+        assert_false(tok_rq_pop(&q, &key));
+        tok_rq_free(&q);
+    }
+    free(inside);
+}
+
 static const struct tok_encoding *enc(enum tok_encoding_id id)
 {
     const struct tok_encoding *e = tok_encoding_get(id);
@@ -126,6 +199,9 @@ static void test_long_merge_matches_loop(void **state)
     unsigned char *p = malloc(n + 8);
     uint32_t *sa = malloc(sizeof(*sa) * n), *sb = malloc(sizeof(*sb) * n),
              *ids = malloc(sizeof(*ids) * n);
+    struct tok_pair_cache shared[TOK_ENCODING_COUNT];
+    for (int id = 0; id < TOK_ENCODING_COUNT; id++)
+        assert_true(tok_pair_cache_init(&shared[id], &enc(id)->ranks, 4));
     for (size_t u = 0; u < sizeof units / sizeof units[0] + 3; u++) {
         size_t len = n;
         if (u < sizeof units / sizeof units[0]) {
@@ -141,14 +217,20 @@ static void test_long_merge_matches_loop(void **state)
         }
         for (int id = 0; id < TOK_ENCODING_COUNT; id++) {
             const struct tok_rank_table *t = &enc(id)->ranks;
-            size_t na = tok_bpe_merge_heap_ids(t, p, len, sa, ids);
             size_t nb = tok_bpe_merge_scan(t, p, len, sb);
-            assert_int_equal(na, nb);
-            assert_memory_equal(sa, sb, na * sizeof sa[0]);
-            for (size_t i = 0; i < na; i++) {
-                size_t end = i + 1 < na ? sa[i + 1] : len;
-                assert_int_equal(ids[i],
-                                 tok_rank_find(t, p + sa[i], end - sa[i]));
+            /* Through the queue alone, then through rank buckets, then
+             * with a tiny pair cache shared by all pieces (evictions). */
+            for (int way = 0; way < 3; way++) {
+                size_t na =
+                    tok_bpe_merge_long(t, p, len, sa, ids, way ? 2 : SIZE_MAX,
+                                       way == 2 ? &shared[id] : NULL);
+                assert_int_equal(na, nb);
+                assert_memory_equal(sa, sb, na * sizeof sa[0]);
+                for (size_t i = 0; i < na; i++) {
+                    size_t end = i + 1 < na ? sa[i + 1] : len;
+                    assert_int_equal(ids[i],
+                                     tok_rank_find(t, p + sa[i], end - sa[i]));
+                }
             }
         }
     }
@@ -156,24 +238,23 @@ static void test_long_merge_matches_loop(void **state)
     free(sa);
     free(sb);
     free(ids);
+    for (int id = 0; id < TOK_ENCODING_COUNT; id++)
+        tok_pair_cache_free(&shared[id]);
 }
 
 /* Whole texts in the shapes of the worst-case bench (cut to a size the
- * reference's quadratic loop finishes quickly): the production path gives
+ * reference's quadratic loop finishes quickly) and of recurring
+ * multi-token pieces: the production path (ids and count alone) gives
  * the reference's ids, and also with the long-piece merge for every
  * piece. */
 static void test_worst_shapes_match_reference(void **state)
 {
     (void)state;
-    static const char *const units[] = {"a",
-                                        " ",
-                                        "1",
-                                        "ab",
-                                        "a b",
-                                        "\n",
-                                        "\xe4\xb8\x80",
-                                        "\xf0\x9f\x98\x80",
-                                        "\xef\xbf\xbd!"};
+    static const char *const units[] = {"a", " ", "1", "ab", "a b", "\n",
+                                        "\xe4\xb8\x80", "\xf0\x9f\x98\x80",
+                                        "\xef\xbf\xbd!",
+                                        /* pieces that recur (the memo) */
+                                        " zqxjv kwyzp zqxjv. Qzx\xc3\xa9"};
     size_t n = 4000;
     char *s = malloc(n);
     uint32_t *a = malloc(sizeof(*a) * 3 * n), *b = malloc(sizeof(*b) * 3 * n);
@@ -195,6 +276,7 @@ static void test_worst_shapes_match_reference(void **state)
             na = tok_encode_with(enc(id), s, len, a, 3 * n, &all_long);
             assert_int_equal(na, nb);
             assert_memory_equal(a, b, na * sizeof a[0]);
+            assert_int_equal(tok_count(enc(id), s, len), nb);
             /* A short output buffer gets the first ids, the full count. */
             na = tok_encode_with(enc(id), s, len, a, nb / 2, &all_long);
             assert_int_equal(na, nb);
@@ -276,6 +358,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queue_pops_in_order),
+        cmocka_unit_test(test_rank_buckets_pop_in_order),
         cmocka_unit_test(test_long_merge_matches_loop),
         cmocka_unit_test(test_worst_shapes_match_reference),
         cmocka_unit_test(test_filter_keeps_every_token),
