@@ -91,7 +91,9 @@ def test_request_and_upstream_metrics_are_labelled(h):
             check("upstream" in ls, "%s without an upstream label: %r" % (name, ls))
 
     # The priority is a label of one family, not part of five names.
-    eq(value(ss, "sluice_admission_wait_seconds_count", instance="admission", priority="standard"), 4.0)
+    # One wait per slot taken: the retried request gave its slot back with
+    # the 503 and waited for one again.
+    eq(value(ss, "sluice_admission_wait_seconds_count", instance="admission", priority="standard"), 5.0)
     eq(value(ss, "sluice_admission_queue_depth", instance="admission", priority="batch"), 0.0)
     eq(len(series(ss, "sluice_admission_queue_depth")), 5, "one series per priority")
     names = {n for n, _, _ in ss}
