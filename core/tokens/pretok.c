@@ -112,7 +112,9 @@ static inline unsigned cls(const unsigned char *s, size_t len, size_t i)
     if (i >= len)
         return END;
     unsigned c = byte_class[s[i]];
-    return c == NONASCII && is_fffd(s, len, i) ? 0 : c;
+    if (__builtin_expect(c == NONASCII, 0) && is_fffd(s, len, i))
+        return 0;
+    return c;
 }
 
 /* Bytes of the character at s[i] when its class is known not to be
@@ -180,7 +182,7 @@ size_t tok_ascii_piece(bool o200k, const unsigned char *s, size_t len,
     unsigned c0 = cls(s, len, pos);
     if (c0 == NONASCII)
         return 0;
-    size_t w0 = c0 == END ? 1 : width(s, pos);
+    size_t w0 = c0 == 0 ? width(s, pos) : 1;
     unsigned c1 = cls(s, len, pos + w0);
     /* cl100k: a contraction first. */
     if (!o200k && s[pos] == '\'') {
