@@ -1,7 +1,9 @@
 /* SQLite state of the batch plugin (see batch_db.h). Statements are
- * prepared per call: the hot path is one claim per tick and one result
- * per line, far below SQLite's prepare cost ceiling. A mutex makes each
- * multi-statement transaction atomic against the other threads. */
+ * prepared once per connection and kept (parsing one cost more than
+ * running it). The plugin mutex (recursive) is held from taking a cached
+ * statement to resetting it, so one statement is never shared by two
+ * threads, and around each multi-statement transaction so it is atomic
+ * against the other threads. */
 #include "batch_db.h"
 
 #include <pthread.h>
@@ -10,9 +12,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { STMT_CACHE = 64 };
+
+struct cached_stmt {
+    uint64_t hash;
+    char *sql;
+    sqlite3_stmt *s;
+};
+
 struct batch_db {
     sqlite3 *db;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* recursive */
+    struct cached_stmt cache[STMT_CACHE];
+    int n_cache;
 };
 
 static const char schema[] =
@@ -40,7 +52,13 @@ static const char schema[] =
     " status INTEGER, request_id TEXT, result TEXT, last_error TEXT,"
     " prompt_tokens INTEGER DEFAULT 0, completion_tokens INTEGER DEFAULT 0,"
     " PRIMARY KEY(batch_id, idx));"
-    "CREATE INDEX IF NOT EXISTS lines_due ON lines(batch_id, state, next_ms);"
+    /* The claim walks a batch's pending lines in idx order and skips the
+     * ones not due yet (retries in backoff, few) inside the index: no
+     * sort of every pending line per claim. The token columns make the
+     * counts and sums of a batch's GET read the index, not each row. */
+    "DROP INDEX IF EXISTS lines_due;"
+    "CREATE INDEX IF NOT EXISTS lines_pending ON lines(batch_id, state, idx,"
+    " next_ms, prompt_tokens, completion_tokens);"
     "CREATE TABLE IF NOT EXISTS forwards("
     " batch_id TEXT PRIMARY KEY, upstream TEXT NOT NULL,"
     " provider_file_id TEXT, provider_batch_id TEXT, provider_status TEXT,"
@@ -60,7 +78,11 @@ struct batch_db *batch_db_open(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    pthread_mutex_init(&d->mu, NULL);
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&d->mu, &attr);
+    pthread_mutexattr_destroy(&attr);
     if (sqlite3_open_v2(path, &d->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                             SQLITE_OPEN_FULLMUTEX,
@@ -80,17 +102,63 @@ void batch_db_close(struct batch_db *d)
 {
     if (!d)
         return;
+    for (int i = 0; i < d->n_cache; i++) {
+        sqlite3_finalize(d->cache[i].s);
+        free(d->cache[i].sql);
+    }
     sqlite3_close(d->db);
     pthread_mutex_destroy(&d->mu);
     free(d);
 }
 
+static uint64_t sql_hash(const char *sql)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+/* The connection's statement for `sql`, prepared on first use. Takes the
+ * plugin mutex; done() (or run()) resets the statement and releases it.
+ * NULL (mutex not held) when it does not prepare. */
 static sqlite3_stmt *prep(struct batch_db *d, const char *sql)
 {
+    uint64_t h = sql_hash(sql);
+    pthread_mutex_lock(&d->mu);
+    for (int i = 0; i < d->n_cache; i++)
+        if (d->cache[i].hash == h && strcmp(d->cache[i].sql, sql) == 0)
+            return d->cache[i].s;
     sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(d->db, sql, -1, &s, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v3(d->db, sql, -1,
+                           d->n_cache < STMT_CACHE ? SQLITE_PREPARE_PERSISTENT
+                                                   : 0,
+                           &s, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&d->mu);
         return NULL;
+    }
+    char *copy = d->n_cache < STMT_CACHE ? strdup(sql) : NULL;
+    if (copy)
+        d->cache[d->n_cache++] = (struct cached_stmt){h, copy, s};
     return s;
+}
+
+/* Gives a statement from prep() back: reset for its next use (or
+ * finalized when the cache was full), mutex released. */
+static void done(struct batch_db *d, sqlite3_stmt *s)
+{
+    if (!s)
+        return;
+    bool cached = false;
+    for (int i = d->n_cache - 1; i >= 0 && !cached; i--)
+        cached = d->cache[i].s == s;
+    if (cached) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    } else {
+        done(d, s);
+    }
+    pthread_mutex_unlock(&d->mu);
 }
 
 static void bind_texts(sqlite3_stmt *s, int from, const char *const *v, int n)
@@ -103,13 +171,14 @@ static void bind_texts(sqlite3_stmt *s, int from, const char *const *v, int n)
     }
 }
 
-/* Runs a statement to completion; 0 ok, -1 error. */
-static int run(sqlite3_stmt *s)
+/* Runs a statement from prep() and gives it back; 0 ok, -1 error.
+ * sqlite3_changes() stays readable while the caller holds the mutex. */
+static int run(struct batch_db *d, sqlite3_stmt *s)
 {
     if (!s)
         return -1;
     int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    done(d, s);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
 }
 
@@ -138,7 +207,7 @@ int64_t batch_db_recover(struct batch_db *d, int64_t pid)
         return -1;
     sqlite3_bind_int64(s, 1, pid);
     pthread_mutex_lock(&d->mu);
-    int rc = run(s);
+    int rc = run(d, s);
     int64_t n = rc == 0 ? sqlite3_changes(d->db) : -1;
     pthread_mutex_unlock(&d->mu);
     return n;
@@ -156,7 +225,7 @@ int batch_db_file_insert(struct batch_db *d, const struct batch_file_row *f)
     bind_texts(s, 1, t, 4);
     sqlite3_bind_int64(s, 5, f->bytes);
     sqlite3_bind_int64(s, 6, f->created_at);
-    return run(s);
+    return run(d, s);
 }
 
 static void file_from_row(sqlite3_stmt *s, struct batch_file_row *out)
@@ -181,7 +250,7 @@ int batch_db_file_get(struct batch_db *d, const char *id, const char *tenant,
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         file_from_row(s, out);
-    sqlite3_finalize(s);
+    done(d, s);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
 }
 
@@ -193,7 +262,7 @@ int batch_db_file_delete(struct batch_db *d, const char *id, const char *tenant)
     const char *t[] = {id, tenant};
     bind_texts(s, 1, t, 2);
     pthread_mutex_lock(&d->mu);
-    int rc = run(s);
+    int rc = run(d, s);
     int changed = sqlite3_changes(d->db);
     pthread_mutex_unlock(&d->mu);
     return rc < 0 ? -1 : changed ? 0 : 1;
@@ -205,7 +274,7 @@ int64_t batch_db_bytes_stored(struct batch_db *d)
     if (!s)
         return -1;
     int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-    sqlite3_finalize(s);
+    done(d, s);
     return v;
 }
 
@@ -222,7 +291,7 @@ int batch_db_file_list(struct batch_db *d, const char *tenant,
     int n = 0;
     while (n < max && sqlite3_step(s) == SQLITE_ROW)
         file_from_row(s, &out[n++]);
-    sqlite3_finalize(s);
+    done(d, s);
     return n;
 }
 
@@ -250,7 +319,7 @@ int batch_db_batch_insert(struct batch_db *d, const struct batch_row *b)
     bind_texts(s, 1, t, 10);
     sqlite3_bind_int64(s, 11, b->created_at);
     sqlite3_bind_int64(s, 12, b->expires_at);
-    return run(s);
+    return run(d, s);
 }
 
 /* A forwarded batch has no lines: its counts are the provider's. */
@@ -329,7 +398,7 @@ int batch_db_batch_state(struct batch_db *d, const char *id,
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         batch_from_row(s, out);
-    sqlite3_finalize(s);
+    done(d, s);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
 }
 
@@ -347,7 +416,7 @@ int batch_db_batch_get(struct batch_db *d, const char *id, const char *tenant,
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         batch_from_row(s, out);
-    sqlite3_finalize(s);
+    done(d, s);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
 }
 
@@ -373,7 +442,7 @@ int batch_db_batch_list(struct batch_db *d, const char *tenant,
         }
         batch_from_row(s, &out[n++]);
     }
-    sqlite3_finalize(s);
+    done(d, s);
     return n;
 }
 
@@ -388,7 +457,7 @@ int batch_db_batch_active(struct batch_db *d, char (*ids)[40], int max)
     int n = 0;
     while (n < max && sqlite3_step(s) == SQLITE_ROW)
         col_copy(s, 0, ids[n++], 40);
-    sqlite3_finalize(s);
+    done(d, s);
     return n;
 }
 
@@ -421,7 +490,7 @@ int batch_db_batch_move(struct batch_db *d, const char *id, const char *from,
     if (col)
         sqlite3_bind_int64(s, 4, now_s);
     pthread_mutex_lock(&d->mu);
-    int rc = run(s);
+    int rc = run(d, s);
     int changed = sqlite3_changes(d->db);
     pthread_mutex_unlock(&d->mu);
     return rc < 0 ? -1 : changed ? 0 : 1;
@@ -437,7 +506,7 @@ int batch_db_batch_fail(struct batch_db *d, const char *id,
     sqlite3_bind_int64(s, 1, now_s);
     const char *t[] = {errors_json, id};
     bind_texts(s, 2, t, 2);
-    return run(s);
+    return run(d, s);
 }
 
 int batch_db_lines_insert(struct batch_db *d, const char *batch_id,
@@ -454,7 +523,7 @@ int batch_db_lines_insert(struct batch_db *d, const char *batch_id,
     sqlite3_stmt *del = prep(d, "DELETE FROM lines WHERE batch_id=?");
     if (del) {
         bind_texts(del, 1, &batch_id, 1);
-        rc = run(del);
+        rc = run(d, del);
     } else {
         rc = -1;
     }
@@ -473,7 +542,7 @@ int batch_db_lines_insert(struct batch_db *d, const char *batch_id,
             rc = -1;
     }
     if (s)
-        sqlite3_finalize(s);
+        done(d, s);
     else
         rc = -1;
     if (rc == 0) {
@@ -485,7 +554,7 @@ int batch_db_lines_insert(struct batch_db *d, const char *batch_id,
             sqlite3_bind_int64(u, 2, (int64_t)n);
             bind_texts(u, 3, &batch_id, 1);
         }
-        rc = run(u);
+        rc = run(d, u);
     }
     rc = exec(d, rc == 0 ? "COMMIT" : "ROLLBACK") == 0 ? rc : -1;
     pthread_mutex_unlock(&d->mu);
@@ -508,7 +577,7 @@ int batch_db_batch_finish(struct batch_db *d, const char *id,
     sqlite3_bind_int64(s, 2, now_s);
     const char *t[] = {output_file_id, error_file_id, id};
     bind_texts(s, 3, t, 3);
-    return run(s);
+    return run(d, s);
 }
 
 /* ---- lines ---- */
@@ -556,8 +625,8 @@ int batch_db_claim(struct batch_db *d, const char *batch_id, int64_t now_ms,
                 rc = -1;
         }
     }
-    sqlite3_finalize(s);
-    sqlite3_finalize(u);
+    done(d, s);
+    done(d, u);
     if (exec(d, rc == 0 ? "COMMIT" : "ROLLBACK") != 0)
         rc = -1;
     pthread_mutex_unlock(&d->mu);
@@ -588,7 +657,7 @@ int batch_db_line_result(struct batch_db *d, const char *batch_id, int64_t idx,
     sqlite3_bind_int64(s, 6, completion_tokens);
     bind_texts(s, 7, &batch_id, 1);
     sqlite3_bind_int64(s, 8, idx);
-    return run(s);
+    return run(d, s);
 }
 
 int batch_db_line_retry(struct batch_db *d, const char *batch_id, int64_t idx,
@@ -606,7 +675,7 @@ int batch_db_line_retry(struct batch_db *d, const char *batch_id, int64_t idx,
     const char *t[] = {last_error, batch_id};
     bind_texts(s, 2, t, 2);
     sqlite3_bind_int64(s, 4, idx);
-    return run(s);
+    return run(d, s);
 }
 
 int batch_db_lines_abandon(struct batch_db *d, const char *batch_id,
@@ -618,7 +687,7 @@ int batch_db_lines_abandon(struct batch_db *d, const char *batch_id,
         return -1;
     const char *t[] = {error_json, batch_id};
     bind_texts(s, 1, t, 2);
-    return run(s);
+    return run(d, s);
 }
 
 int batch_db_line_counts(struct batch_db *d, const char *batch_id,
@@ -647,7 +716,7 @@ int batch_db_line_counts(struct batch_db *d, const char *batch_id,
             break;
         }
     }
-    sqlite3_finalize(s);
+    done(d, s);
     return 0;
 }
 
@@ -667,7 +736,7 @@ int batch_db_lines_each(struct batch_db *d, const char *batch_id,
                 sqlite3_column_int(s, 2), sqlite3_column_int(s, 3),
                 (const char *)sqlite3_column_text(s, 4),
                 (const char *)sqlite3_column_text(s, 5));
-    sqlite3_finalize(s);
+    done(d, s);
     return rc;
 }
 
@@ -684,13 +753,13 @@ int batch_db_forward_start(struct batch_db *d, const char *batch_id,
     const char *t[] = {batch_id, upstream};
     if (s)
         bind_texts(s, 1, t, 2);
-    rc = rc ? rc : run(s);
+    rc = rc ? rc : run(d, s);
     s = rc ? NULL : prep(d, "UPDATE batches SET total=? WHERE id=?");
     if (s) {
         sqlite3_bind_int64(s, 1, total);
         sqlite3_bind_text(s, 2, batch_id, -1, SQLITE_TRANSIENT);
     }
-    rc = rc ? rc : run(s);
+    rc = rc ? rc : run(d, s);
     exec(d, rc ? "ROLLBACK" : "COMMIT");
     pthread_mutex_unlock(&d->mu);
     return rc;
@@ -722,7 +791,7 @@ int batch_db_forward_get(struct batch_db *d, const char *batch_id,
         out->upload_sent = sqlite3_column_int(s, 9) != 0;
         out->create_sent = sqlite3_column_int(s, 10) != 0;
     }
-    sqlite3_finalize(s);
+    done(d, s);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
 }
 
@@ -735,7 +804,7 @@ int batch_db_forward_file(struct batch_db *d, const char *batch_id,
         return -1;
     const char *t[] = {provider_file_id, batch_id};
     bind_texts(s, 1, t, 2);
-    return run(s);
+    return run(d, s);
 }
 
 int batch_db_forward_mirror(struct batch_db *d, const char *batch_id,
@@ -759,13 +828,13 @@ int batch_db_forward_mirror(struct batch_db *d, const char *batch_id,
         sqlite3_bind_int(s, 7, f->cancel_sent);
         sqlite3_bind_text(s, 8, batch_id, -1, SQLITE_TRANSIENT);
     }
-    rc = rc ? rc : run(s);
+    rc = rc ? rc : run(d, s);
     s = rc || total <= 0 ? NULL
                          : prep(d, "UPDATE batches SET total=? WHERE id=?");
     if (s) {
         sqlite3_bind_int64(s, 1, total);
         sqlite3_bind_text(s, 2, batch_id, -1, SQLITE_TRANSIENT);
-        rc = run(s);
+        rc = run(d, s);
     }
     exec(d, rc ? "ROLLBACK" : "COMMIT");
     pthread_mutex_unlock(&d->mu);
@@ -782,7 +851,7 @@ int batch_db_forward_usage(struct batch_db *d, const char *batch_id,
     sqlite3_bind_int64(s, 1, prompt_tokens);
     sqlite3_bind_int64(s, 2, completion_tokens);
     sqlite3_bind_text(s, 3, batch_id, -1, SQLITE_TRANSIENT);
-    return run(s);
+    return run(d, s);
 }
 
 int batch_db_forward_claim(struct batch_db *d, const char *batch_id,
@@ -799,7 +868,7 @@ int batch_db_forward_claim(struct batch_db *d, const char *batch_id,
     const char *t[] = {me, batch_id, my_pid};
     bind_texts(s, 1, t, 3);
     pthread_mutex_lock(&d->mu);
-    int rc = run(s);
+    int rc = run(d, s);
     int changed = sqlite3_changes(d->db);
     pthread_mutex_unlock(&d->mu);
     return rc < 0 ? -1 : changed ? 0 : 1;
@@ -814,7 +883,7 @@ int batch_db_forward_release(struct batch_db *d, const char *batch_id,
         return -1;
     const char *t[] = {batch_id, me};
     bind_texts(s, 1, t, 2);
-    return run(s);
+    return run(d, s);
 }
 
 int batch_db_forward_sent(struct batch_db *d, const char *batch_id, bool create)
@@ -826,5 +895,5 @@ int batch_db_forward_sent(struct batch_db *d, const char *batch_id, bool create)
     if (!s)
         return -1;
     sqlite3_bind_text(s, 1, batch_id, -1, SQLITE_TRANSIENT);
-    return run(s);
+    return run(d, s);
 }

@@ -17,6 +17,7 @@
 
 #include "batch.h"
 #include "batch_jsonl.h"
+#include "batch_result_text.h"
 #include "batch_store.h"
 
 struct act {
@@ -144,18 +145,25 @@ static void line_done(void *arg, const struct sluice_self_result *res)
         a->inflight--;
     b->h->gauge_set(b->m_inflight, a ? a->inflight : 0);
 
-    json_t *body = res->body.ptr
-                       ? json_loadb(res->body.ptr, res->body.len, 0, NULL)
-                       : NULL;
-    if (!body)
-        body = res->body.len ? json_stringn(res->body.ptr, res->body.len)
-                             : json_null();
     char rid[64];
     snprintf(rid, sizeof rid, "%.*s", (int)res->request_id.len,
              res->request_id.ptr ? res->request_id.ptr : "");
     bool ok = res->status >= 200 && res->status < 300;
     bool again = !ok && retryable(res->status) &&
                  (res->status == 429 || s->attempts < b->cfg->max_attempts);
+    /* A JSON answer (the usual case) is spliced into the result as it
+     * is, minified; anything else goes through jansson below. */
+    char *text = ok ? batch_result_ok_text(res->status, rid, res->body.ptr,
+                                           res->body.len)
+                    : NULL;
+    json_t *body = NULL;
+    if (!text) {
+        body = res->body.ptr ? json_loadb(res->body.ptr, res->body.len, 0, NULL)
+                             : NULL;
+        if (!body)
+            body = res->body.len ? json_stringn(res->body.ptr, res->body.len)
+                                 : json_null();
+    }
     if (again) {
         json_t *err = line_error(body, res->status, s->attempts);
         int64_t next =
@@ -167,16 +175,19 @@ static void line_done(void *arg, const struct sluice_self_result *res)
         json_decref(body);
         b->h->counter_add(b->m_lines_retried, 1);
     } else {
-        json_t *resp =
-            res->status ? json_pack("{s:i,s:s,s:O}", "status_code", res->status,
-                                    "request_id", rid, "body", body)
-                        : json_null();
-        json_t *out = json_pack(
-            "{s:o,s:o}", "response", resp, "error",
-            ok ? json_null() : line_error(body, res->status, s->attempts));
-        json_decref(body);
-        char *text = json_dumps(out, JSON_COMPACT);
-        json_decref(out);
+        if (!text) {
+            json_t *resp =
+                res->status
+                    ? json_pack("{s:i,s:s,s:O}", "status_code", res->status,
+                                "request_id", rid, "body", body)
+                    : json_null();
+            json_t *out = json_pack(
+                "{s:o,s:o}", "response", resp, "error",
+                ok ? json_null() : line_error(body, res->status, s->attempts));
+            json_decref(body);
+            text = json_dumps(out, JSON_COMPACT);
+            json_decref(out);
+        }
         uint64_t pt = res->usage.known ? res->usage.prompt_tokens : 0;
         uint64_t ct = res->usage.known ? res->usage.completion_tokens : 0;
         /* The commit is what makes the line done: only now is it counted. */
@@ -398,13 +409,21 @@ static int collect(void *arg, int64_t idx, const char *custom_id, int state,
     struct outputs *o = arg;
     (void)status;
     (void)request_id;
+    char id[80];
+    snprintf(id, sizeof id, "batch_req_%.24s_%lld", o->batch_id + 6,
+             (long long)idx);
+    int which = state == LINE_DONE ? 0 : 1;
+    /* Results the runner stored are spliced; others are re-read. */
+    int spliced = batch_output_line_append(
+        &o->buf[which], &o->len[which], &o->cap[which], id, custom_id, result);
+    if (spliced != 0) {
+        o->n[which]++;
+        return spliced > 0 ? append(o, which, "\n", 1) : -1;
+    }
     json_t *line = result ? json_loads(result, 0, NULL) : NULL;
     if (!line)
         line = json_pack("{s:n,s:{s:s,s:s}}", "response", "error", "code",
                          "lost_result", "message", "the result was unreadable");
-    char id[80];
-    snprintf(id, sizeof id, "batch_req_%.24s_%lld", o->batch_id + 6,
-             (long long)idx);
     /* OpenAI's order: id, custom_id, response, error. */
     json_t *out =
         json_pack("{s:s,s:s,s:O,s:O}", "id", id, "custom_id", custom_id,
@@ -414,7 +433,6 @@ static int collect(void *arg, int64_t idx, const char *custom_id, int state,
     char *text =
         out ? json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(out);
-    int which = state == LINE_DONE ? 0 : 1;
     int rc = text ? append(o, which, text, strlen(text)) : -1;
     if (rc == 0)
         rc = append(o, which, "\n", 1);
