@@ -11,7 +11,7 @@
 static inline uint32_t span_rank(const struct tok_rank_table *t,
                                  const unsigned char *p, size_t a, size_t b)
 {
-    return tok_pair_find(t, p + a, b - a);
+    return tok_rank_find(t, p + a, b - a);
 }
 
 /* tiktoken's loop: repeatedly merge the adjacent pair whose merge has the
@@ -112,14 +112,14 @@ static inline uint32_t cached_pair_rank(const struct tok_rank_table *t,
                                         size_t len)
 {
     if (!c->e)
-        return tok_pair_find(t, p, len);
+        return tok_rank_find(t, p, len);
     uint64_t key = (uint64_t)left << 18 | right;
     uint64_t *slot = &c->e[(key * 0x9E3779B97F4A7C15ull) >> c->shift];
     if (*slot >> 20 == key)
         return (uint32_t)(*slot & PC_RANK_MASK) == PC_RANK_MASK
                    ? TOK_NO_RANK
                    : (uint32_t)(*slot & PC_RANK_MASK);
-    uint32_t r = tok_pair_find(t, p, len);
+    uint32_t r = tok_rank_find(t, p, len);
     *slot = key << 20 | (r == TOK_NO_RANK ? PC_RANK_MASK : r);
     return r;
 }

@@ -101,18 +101,14 @@ static inline uint64_t tok_filter_bits(uint64_t h)
     return 1ull << (h & 63) | 1ull << (h >> 6 & 63);
 }
 
-/* filtered: ask the filter first, for callers whose bytes are mostly not
- * a token (the merge loops); a whole piece mostly is one. */
 static inline uint32_t tok_rank_find_hashed(const struct tok_rank_table *t,
-                                            const unsigned char *p, size_t n,
-                                            bool filtered)
+                                            const unsigned char *p, size_t n)
 {
     if (n > TOK_MAX_TOKEN_BYTES)
         return TOK_NO_RANK;
     uint64_t head = tok_head_of(p, n), h = tok_hash_bytes(p, n, head);
     uint64_t bits = tok_filter_bits(h);
-    if (filtered &&
-        (t->filter[tok_filter_word(h, t->filter_mask)] & bits) != bits)
+    if ((t->filter[tok_filter_word(h, t->filter_mask)] & bits) != bits)
         return TOK_NO_RANK;
     uint32_t meta = tok_meta_of(n, h);
     for (uint32_t i = tok_index_of(h, t->mask);; i = (i + 1) & t->mask) {
@@ -134,16 +130,7 @@ static inline uint32_t tok_rank_find(const struct tok_rank_table *t,
         return t->byte_rank[p[0]];
     if (n == 2)
         return t->pair_rank[p[0] | (unsigned)p[1] << 8];
-    return tok_rank_find_hashed(t, p, n, false);
-}
-
-/* The same, for the pairs the merge loops try (most are not a token). */
-static inline uint32_t tok_pair_find(const struct tok_rank_table *t,
-                                     const unsigned char *p, size_t n)
-{
-    if (n == 2)
-        return t->pair_rank[p[0] | (unsigned)p[1] << 8];
-    return tok_rank_find_hashed(t, p, n, true);
+    return tok_rank_find_hashed(t, p, n);
 }
 
 static inline const unsigned char *
