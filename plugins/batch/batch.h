@@ -48,7 +48,8 @@ struct batch {
     const struct sluice_host *h;
     const struct batch_config *cfg;
     struct batch_db *db;
-    pthread_mutex_t upload_mu; /* storage cap check + insert */
+    struct batch_writer *writer; /* commits the runner's line results */
+    pthread_mutex_t upload_mu;   /* storage cap check + insert */
     struct batch_runner *runner;
     struct batch_forwarder *fwd; /* NULL on a core without call_upstream_raw */
     pthread_mutex_t progress_mu;

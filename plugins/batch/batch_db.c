@@ -638,15 +638,32 @@ int batch_db_claim(struct batch_db *d, const char *batch_id, int64_t now_ms,
     return n;
 }
 
+static const char result_sql[] =
+    "UPDATE lines SET state=?,status=?,request_id=?,result=?,"
+    "prompt_tokens=?,completion_tokens=? WHERE batch_id=? AND idx=? "
+    "AND state=1";
+
+int batch_db_line_results(struct batch_db *d,
+                          const struct batch_line_result *list)
+{
+    pthread_mutex_lock(&d->mu);
+    int rc = exec(d, "BEGIN IMMEDIATE");
+    for (const struct batch_line_result *r = list; r && rc == 0; r = r->next)
+        rc = batch_db_line_result(d, r->batch_id, r->idx, r->state, r->status,
+                                  r->request_id, r->result_json,
+                                  r->prompt_tokens, r->completion_tokens);
+    if (exec(d, rc == 0 ? "COMMIT" : "ROLLBACK") != 0)
+        rc = -1;
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
 int batch_db_line_result(struct batch_db *d, const char *batch_id, int64_t idx,
                          enum line_state st, int status, const char *request_id,
                          const char *result_json, int64_t prompt_tokens,
                          int64_t completion_tokens)
 {
-    sqlite3_stmt *s = prep(
-        d, "UPDATE lines SET state=?,status=?,request_id=?,result=?,"
-           "prompt_tokens=?,completion_tokens=? WHERE batch_id=? AND idx=? "
-           "AND state=1");
+    sqlite3_stmt *s = prep(d, result_sql);
     if (!s)
         return -1;
     sqlite3_bind_int(s, 1, (int)st);

@@ -124,6 +124,20 @@ int batch_db_line_result(struct batch_db *db, const char *batch_id, int64_t idx,
                          enum line_state st, int status, const char *request_id,
                          const char *result_json, int64_t prompt_tokens,
                          int64_t completion_tokens);
+/* Several final results in one transaction (the writer thread's group
+ * commit); each as batch_db_line_result. 0 all committed, -1 none. */
+struct batch_line_result {
+    struct batch_line_result *next;
+    char batch_id[40];
+    int64_t idx;
+    enum line_state state;
+    int status;
+    char request_id[64];
+    char *result_json; /* malloc'd */
+    int64_t prompt_tokens, completion_tokens;
+};
+int batch_db_line_results(struct batch_db *db,
+                          const struct batch_line_result *list);
 /* Back to pending, due at next_ms (a retry); refund: the attempt does
  * not count (the gateway's own limits said "later"). */
 int batch_db_line_retry(struct batch_db *db, const char *batch_id, int64_t idx,

@@ -117,9 +117,10 @@ static const char *check_line(json_t *o, struct jsonl_check *c,
 }
 
 int batch_jsonl_check(const char *data, size_t len, size_t max_lines,
-                      batch_model_known_fn known, void *arg, bool want_spans,
+                      batch_model_known_fn known, void *arg, int want,
                       struct jsonl_check *c)
 {
+    bool want_spans = want & JSONL_SPANS;
     struct idset ids = {0};
     size_t cap_spans = 0, lineno = 0;
     memset(c, 0, sizeof *c);
@@ -155,8 +156,8 @@ int batch_jsonl_check(const char *data, size_t len, size_t max_lines,
                      "line %zu: is not valid JSON: %s", lineno, jerr.text);
         else if (bad)
             snprintf(c->error, sizeof c->error, "line %zu: %s", lineno, bad);
-        json_decref(o);
         if (!o || bad) {
+            json_decref(o);
             rc = -1;
             break;
         }
@@ -173,7 +174,13 @@ int batch_jsonl_check(const char *data, size_t len, size_t max_lines,
             }
             c->at[c->lines].off = pos;
             c->at[c->lines].len = l;
+            c->at[c->lines].json = NULL;
+            if (want & JSONL_PARSED) {
+                c->at[c->lines].json = o;
+                o = NULL;
+            }
         }
+        json_decref(o);
         c->lines++;
         pos = end + 1;
     }
@@ -183,6 +190,8 @@ int batch_jsonl_check(const char *data, size_t len, size_t max_lines,
     }
     idset_free(&ids);
     if (rc != 0) {
+        for (size_t i = 0; c->at && i < c->lines; i++)
+            json_decref(c->at[i].json);
         free(c->at);
         c->at = NULL;
     }

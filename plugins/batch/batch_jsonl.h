@@ -13,6 +13,12 @@ typedef bool (*batch_model_known_fn)(void *arg, const char *model);
 
 struct jsonl_span {
     size_t off, len; /* one line within the file, without its newline */
+    void *json;      /* with JSONL_PARSED: the line's json_t, caller's */
+};
+
+enum {
+    JSONL_SPANS = 1,  /* return the line positions */
+    JSONL_PARSED = 2, /* and each parsed line (parsed once, not again) */
 };
 
 struct jsonl_check {
@@ -23,9 +29,11 @@ struct jsonl_check {
 };
 
 /* 0 ok, -1 with check->error. max_lines caps the count. Lines must all
- * use the same url. With want_spans the line positions are returned. */
+ * use the same url. `want` (JSONL_SPANS, | JSONL_PARSED) says what is
+ * returned in check->at; with JSONL_PARSED the caller decrefs each
+ * at[i].json. */
 int batch_jsonl_check(const char *data, size_t len, size_t max_lines,
-                      batch_model_known_fn known, void *arg, bool want_spans,
+                      batch_model_known_fn known, void *arg, int want,
                       struct jsonl_check *check);
 
 /* Whether `url` is an endpoint batches may use. */

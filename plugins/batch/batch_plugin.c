@@ -12,6 +12,7 @@
 
 #include "batch.h"
 #include "batch_store.h"
+#include "batch_writer.h"
 
 #define F(field) offsetof(struct batch_config, field)
 
@@ -117,6 +118,7 @@ static void batch_destroy(void *self)
         return;
     batch_runner_free(b->runner);
     batch_forwarder_free(b->fwd);
+    batch_writer_stop(b->writer); /* commits what is queued */
     batch_db_close(b->db);
     pthread_mutex_destroy(&b->upload_mu);
     pthread_mutex_destroy(&b->progress_mu);
@@ -226,7 +228,8 @@ static int batch_create(const struct sluice_host *h, const void *config,
         h->gauge(h, "sluice_batch_active", "batches not yet finished");
     b->m_inflight = h->gauge(h, "sluice_batch_inflight",
                              "lines of the current batch in flight");
-    b->runner = batch_runner_new(b);
+    b->writer = batch_writer_start(b->db);
+    b->runner = b->writer ? batch_runner_new(b) : NULL;
     if (SLUICE_HOST_HAS(h, call_upstream_raw))
         b->fwd = batch_forwarder_new(b);
     if (!b->runner || (SLUICE_HOST_HAS(h, call_upstream_raw) && !b->fwd) ||

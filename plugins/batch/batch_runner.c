@@ -5,7 +5,8 @@
  * and cost apply to each like to a client's request.
  *
  * Durability: a line is marked in flight (committed) before it is sent,
- * and its result is committed before it counts as done. After a crash,
+ * and its result is committed (by the writer thread, batch_writer.c)
+ * before it counts as done in SQLite. After a crash,
  * lines left in flight go back to pending and are sent again (at least
  * once for a line whose result was not stored); a line with a stored
  * result is never sent again. */
@@ -19,6 +20,7 @@
 #include "batch_jsonl.h"
 #include "batch_result_text.h"
 #include "batch_store.h"
+#include "batch_writer.h"
 
 struct act {
     char id[40];
@@ -39,6 +41,7 @@ struct batch_runner {
     struct batch *b;
     struct act acts[BATCH_MAX_ACTIVE];
     int64_t pid;
+    int64_t write_failures_seen; /* batch_writer_failed() last logged */
     bool stopped;
 };
 
@@ -190,24 +193,37 @@ static void line_done(void *arg, const struct sluice_self_result *res)
         }
         uint64_t pt = res->usage.known ? res->usage.prompt_tokens : 0;
         uint64_t ct = res->usage.known ? res->usage.completion_tokens : 0;
-        /* The commit is what makes the line done: only now is it counted. */
-        if (text &&
-            batch_db_line_result(b->db, s->batch_id, s->idx,
-                                 ok ? LINE_DONE : LINE_FAILED, res->status, rid,
-                                 text, (int64_t)pt, (int64_t)ct) == 0) {
+        /* The writer thread commits it (the line is done once committed;
+         * until then it stays in flight and a kill -9 sends it again). */
+        struct batch_line_result *r = text ? calloc(1, sizeof *r) : NULL;
+        if (r) {
+            snprintf(r->batch_id, sizeof r->batch_id, "%s", s->batch_id);
+            r->idx = s->idx;
+            r->state = ok ? LINE_DONE : LINE_FAILED;
+            r->status = res->status;
+            snprintf(r->request_id, sizeof r->request_id, "%s", rid);
+            r->result_json = text;
+            r->prompt_tokens = (int64_t)pt;
+            r->completion_tokens = (int64_t)ct;
+            batch_writer_put(b->writer, r);
             if (a)
                 a->finished_here++;
             b->h->counter_add(ok ? b->m_lines_done : b->m_lines_failed, 1);
         } else {
+            free(text);
             b->h->log(b->h, SLUICE_LOG_ERROR,
                       "batch %s line %lld: result not stored; it stays in "
                       "flight and is sent again after a restart",
                       s->batch_id, (long long)s->idx);
         }
-        free(text);
     }
     free(s);
-    if (a && a->running && !rn->stopped)
+    /* Claims are transactions: an answer refills its batch's slots once
+     * an eighth of them are free (one claim per few lines, not one per
+     * line); the tick refills the rest. */
+    int64_t step = b->cfg->concurrency / 8 > 1 ? b->cfg->concurrency / 8 : 1;
+    if (a && a->running && !rn->stopped &&
+        b->cfg->concurrency - a->inflight >= step)
         pump(rn, a);
 }
 
@@ -324,7 +340,7 @@ static void validate(struct batch_runner *rn, const struct batch_row *row)
     }
     struct jsonl_check c;
     if (batch_jsonl_check(data, len, (size_t)b->cfg->max_lines, NULL, NULL,
-                          true, &c) != 0) {
+                          JSONL_SPANS | JSONL_PARSED, &c) != 0) {
         fail_batch(b, row->id, one_error("invalid_file", c.error, 0));
         free(data);
         return;
@@ -336,6 +352,8 @@ static void validate(struct batch_runner *rn, const struct batch_row *row)
                  "endpoint %s.",
                  c.url, row->endpoint);
         fail_batch(b, row->id, one_error("invalid_url", msg, 1));
+        for (size_t i = 0; i < c.lines; i++)
+            json_decref(c.at[i].json);
         free(c.at);
         free(data);
         return;
@@ -344,8 +362,13 @@ static void validate(struct batch_runner *rn, const struct batch_row *row)
     json_t **keep = calloc(c.lines, sizeof *keep);
     char **bodies = calloc(c.lines, sizeof *bodies);
     bool ok = in && keep && bodies;
+    for (size_t i = 0; i < c.lines; i++) { /* parsed once, by the check */
+        if (keep)
+            keep[i] = c.at[i].json;
+        else
+            json_decref(c.at[i].json);
+    }
     for (size_t i = 0; ok && i < c.lines; i++) {
-        keep[i] = json_loadb(data + c.at[i].off, c.at[i].len, 0, NULL);
         json_t *cid = json_object_get(keep[i], "custom_id");
         bodies[i] = json_dumps(json_object_get(keep[i], "body"), JSON_COMPACT);
         if (!cid || !bodies[i]) {
@@ -370,9 +393,11 @@ static void validate(struct batch_runner *rn, const struct batch_row *row)
                                            now_ms(b) / 1000) != 0)
         b->h->log(b->h, SLUICE_LOG_ERROR, "batch %s: lines not stored",
                   row->id);
-    for (size_t i = 0; keep && bodies && i < c.lines; i++) {
-        json_decref(keep[i]);
-        free(bodies[i]);
+    for (size_t i = 0; i < c.lines; i++) {
+        if (keep)
+            json_decref(keep[i]);
+        if (bodies)
+            free(bodies[i]);
     }
     free(in);
     free(keep);
@@ -643,6 +668,14 @@ static void tick(void *arg, unsigned worker)
 {
     struct batch_runner *rn = arg;
     (void)worker;
+    int64_t failed = batch_writer_failed(rn->b->writer);
+    if (failed > rn->write_failures_seen) {
+        rn->b->h->log(rn->b->h, SLUICE_LOG_ERROR,
+                      "batch: %lld line results not stored; those lines stay "
+                      "in flight and are sent again after a restart",
+                      (long long)(failed - rn->write_failures_seen));
+        rn->write_failures_seen = failed;
+    }
     char ids[BATCH_MAX_ACTIVE][40];
     int n = batch_db_batch_active(rn->b->db, ids, BATCH_MAX_ACTIVE);
     for (int i = 0; i < n; i++)

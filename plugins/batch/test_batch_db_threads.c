@@ -1,8 +1,10 @@
-/* Threads sharing one batch_db (the workers and the admin thread do):
- * the connection keeps its prepared statements, so each must be held by
- * one thread from bind to reset. Four threads claim and store lines,
- * read counts and batch rows at once; every line ends done exactly once
- * with its own result. Runs under TSan (label concurrency). */
+/* Threads sharing one batch_db (the workers, the admin thread and the
+ * result writer do): the connection keeps its prepared statements, so
+ * each must be held by one thread from bind to reset. Four threads claim
+ * and store lines, read counts and batch rows at once; every line ends
+ * done exactly once with its own result. The writer thread commits every
+ * result handed to it by the time it is stopped. Runs under TSan (label
+ * concurrency). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 #include <cmocka.h>
 
 #include "batch_db.h"
+#include "batch_writer.h"
 
 enum { LINES = 400, THREADS = 4 };
 
@@ -63,10 +66,12 @@ static int check_line(void *arg, int64_t idx, const char *custom_id, int state,
     return 0;
 }
 
-static void test_threads_share_statements(void **s)
+static char dir[64];
+
+static void open_with_lines(void)
 {
-    (void)s;
-    char dir[] = "/tmp/batch-db-threads-XXXXXX", path[64], err[200];
+    char path[96], err[200];
+    snprintf(dir, sizeof dir, "/tmp/batch-db-threads-XXXXXX");
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/b.db", dir);
     db = batch_db_open(path, err, sizeof err);
@@ -85,7 +90,21 @@ static void test_threads_share_statements(void **s)
         in[i] = (struct batch_line_in){ids[i], strlen(ids[i]), "{}", 2};
     }
     assert_int_equal(batch_db_lines_insert(db, "batch_t", in, LINES, 1), 0);
+}
 
+static void close_and_remove(void)
+{
+    batch_db_close(db);
+    char cmd[100];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_threads_share_statements(void **s)
+{
+    (void)s;
+    open_with_lines();
+    struct batch_row row;
     pthread_t t[THREADS];
     for (intptr_t i = 0; i < THREADS; i++)
         assert_int_equal(pthread_create(&t[i], NULL, worker, (void *)i), 0);
@@ -103,16 +122,58 @@ static void test_threads_share_statements(void **s)
     assert_int_equal(row.prompt_tokens, LINES);
     assert_int_equal(row.completion_tokens, 2 * LINES);
     batch_row_clear(&row);
-    batch_db_close(db);
-    char cmd[100];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    close_and_remove();
+}
+
+/* The runner's side: results handed to the writer while this thread
+ * keeps claiming; stopping right after the last hand-off still commits
+ * every one (a clean shutdown loses no stored answer). */
+static void test_writer_commits_everything_by_stop(void **s)
+{
+    (void)s;
+    open_with_lines();
+    struct batch_writer *w = batch_writer_start(db);
+    assert_non_null(w);
+    for (;;) {
+        struct batch_line l[3];
+        int n = batch_db_claim(db, "batch_t", 0, 7, l, 3);
+        assert_true(n >= 0);
+        if (n == 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            struct batch_line_result *r = calloc(1, sizeof *r);
+            assert_non_null(r);
+            snprintf(r->batch_id, sizeof r->batch_id, "batch_t");
+            r->idx = l[i].idx;
+            r->state = LINE_DONE;
+            r->status = 200;
+            snprintf(r->request_id, sizeof r->request_id, "w");
+            r->result_json = malloc(64);
+            snprintf(r->result_json, 64, "{\"line\":%lld}",
+                     (long long)l[i].idx);
+            r->prompt_tokens = 1;
+            r->completion_tokens = 2;
+            batch_writer_put(w, r);
+            batch_line_clear(&l[i]);
+        }
+    }
+    batch_writer_stop(w);
+    int seen[LINES] = {0};
+    assert_int_equal(batch_db_lines_each(db, "batch_t", check_line, seen), 0);
+    for (int i = 0; i < LINES; i++)
+        assert_int_equal(seen[i], 1);
+    struct line_counts c;
+    assert_int_equal(batch_db_line_counts(db, "batch_t", &c), 0);
+    assert_int_equal(c.inflight, 0);
+    assert_int_equal(c.done, LINES);
+    close_and_remove();
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_share_statements),
+        cmocka_unit_test(test_writer_commits_everything_by_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
