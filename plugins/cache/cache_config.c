@@ -77,12 +77,12 @@ static const struct sluice_cfg_field semantic_fields[] = {
     {.name = "ef_search",
      .type = SLUICE_CFG_INT,
      .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX,
-     .default_value = "64",
      .min = 8,
      .max = 4096,
      .offset = SEM(ef_search),
      .help = "candidates a graph search keeps: higher is more exact and "
-             "slower"},
+             "slower (unset: 64, 128 from 256k vectors in a scope, 256 "
+             "from 512k)"},
     {0},
 };
 #undef SEM

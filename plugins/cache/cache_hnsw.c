@@ -154,7 +154,7 @@ struct cache_hnsw *cache_hnsw_new(size_t dim, const float *const *rows,
         g->m = 32;
     g->m0 = 2 * g->m;
     g->efc = p->ef_construction ? p->ef_construction : 100;
-    g->efs = p->ef_search ? p->ef_search : 64;
+    g->efs = p->ef_search; /* 0: by size */
     g->ml = 1.0 / log((double)g->m);
     g->rng = p->seed ? p->seed : 0x9E3779B97F4A7C15ull;
     g->top = -1;
@@ -483,7 +483,8 @@ size_t cache_hnsw_search(struct cache_hnsw *g, const float *q, size_t k,
     uint32_t ep = g->entry;
     for (int l = g->top; l > 0; l--)
         ep = greedy(g, qq, ep, l);
-    size_t ef = g->efs > k ? g->efs : k;
+    size_t efs = g->efs ? g->efs : cache_hnsw_auto_ef(g->n);
+    size_t ef = efs > k ? efs : k;
     if (search_layer(g, qq, ep, ef, 0))
         return 0;
     struct cand *c = scratch(g, g->res.n);
@@ -510,8 +511,12 @@ size_t cache_hnsw_search(struct cache_hnsw *g, const float *q, size_t k,
 
 void cache_hnsw_set_ef(struct cache_hnsw *g, unsigned ef_search)
 {
-    if (ef_search)
-        g->efs = ef_search;
+    g->efs = ef_search;
+}
+
+unsigned cache_hnsw_auto_ef(size_t vectors)
+{
+    return vectors < (256u << 10) ? 64 : vectors < (512u << 10) ? 128 : 256;
 }
 
 size_t cache_hnsw_bytes(const struct cache_hnsw *g)

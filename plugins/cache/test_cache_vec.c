@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache_hnsw.h"
 #include "cache_index.h"
 #include "cache_vec.h"
 
@@ -126,6 +127,19 @@ static void clustered(float *v, size_t dim, const float *centres, int topics)
  * threshold compares that, not the int8 estimate the walk used), and on
  * held-out queries (new points, never stored) it finds the scan's top-1
  * at least 99% of the time. Deterministic: fixed seeds, one thread. */
+/* Unset, ef_search grows with the scope: at 1M vectors 64 found the true
+ * nearest for 0.966 of held-out queries, 256 for 0.996 (the issue asks
+ * 0.99); a small scope keeps the cheap 64. */
+static void test_auto_ef_grows_with_the_scope(void **unused)
+{
+    (void)unused;
+    assert_int_equal(cache_hnsw_auto_ef(0), 64);
+    assert_int_equal(cache_hnsw_auto_ef(100000), 64);
+    assert_int_equal(cache_hnsw_auto_ef(300000), 128);
+    assert_int_equal(cache_hnsw_auto_ef(1000000), 256);
+    assert_int_equal(cache_hnsw_auto_ef(50000000), 256);
+}
+
 static void test_graph_exact_similarity_and_recall(void **unused)
 {
     (void)unused;
@@ -177,6 +191,7 @@ int main(void)
         cmocka_unit_test(test_int8_kernel_matches_portable),
         cmocka_unit_test(test_quantise_error),
         cmocka_unit_test(test_graph_exact_similarity_and_recall),
+        cmocka_unit_test(test_auto_ef_grows_with_the_scope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
