@@ -71,14 +71,14 @@ function decide(req, ctx)
     return reject
   end
 
-  local decision = {}
-  decision.priority = choose_priority(req)
-  decision.upstream, decision.model = choose_route(req)
-  decision.tags = choose_tags(req)
+  local priority = choose_priority(req)
+  local upstream, model = choose_route(req)
+  local tags = choose_tags(req)
 
-  -- nil when nothing was chosen: the cheapest answer for sluice to read.
-  if next(decision) == nil then
+  -- nil when nothing was chosen: no table to build, the cheapest answer
+  -- for sluice to read.
+  if priority == nil and upstream == nil and model == nil and tags == nil then
     return nil
   end
-  return decision
+  return { priority = priority, upstream = upstream, model = model, tags = tags }
 end

@@ -246,6 +246,10 @@ struct policy *policy_load(const char *script_path,
     lua_settop(p->L, 0);
     p->path = NULL;
     lua_gc(p->L, LUA_GCCOLLECT);
+    /* Generational: what a decision allocates (ctx, its vars, the req
+     * handle, strings) dies young, and the script's own tables live long;
+     * incremental mode kept re-marking the latter on every few requests. */
+    lua_gc(p->L, LUA_GCGEN, 0, 0);
     return p;
 }
 
