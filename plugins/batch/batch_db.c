@@ -156,7 +156,7 @@ static void done(struct batch_db *d, sqlite3_stmt *s)
         sqlite3_reset(s);
         sqlite3_clear_bindings(s);
     } else {
-        done(d, s);
+        sqlite3_finalize(s);
     }
     pthread_mutex_unlock(&d->mu);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "batch_db.h"
 #include "batch_writer.h"
@@ -125,21 +126,27 @@ static void test_threads_share_statements(void **s)
     close_and_remove();
 }
 
-/* The runner's side: results handed to the writer while this thread
- * keeps claiming; stopping right after the last hand-off still commits
- * every one (a clean shutdown loses no stored answer). */
+/* The runner's side: every line claimed, then all results handed to the
+ * writer while another connection holds the database's write lock, so
+ * they are still queued (the writer stuck in its first commit) when the
+ * lock goes and the writer is stopped at once. Stopping commits every one:
+ * a clean shutdown loses no answer. */
 static void test_writer_commits_everything_by_stop(void **s)
 {
     (void)s;
     open_with_lines();
     struct batch_writer *w = batch_writer_start(db);
     assert_non_null(w);
-    for (;;) {
-        struct batch_line l[3];
-        int n = batch_db_claim(db, "batch_t", 0, 7, l, 3);
-        assert_true(n >= 0);
-        if (n == 0)
-            break;
+    struct batch_line l[LINES];
+    assert_int_equal(batch_db_claim(db, "batch_t", 0, 7, l, LINES), LINES);
+    char path[96];
+    snprintf(path, sizeof path, "%s/b.db", dir);
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                     SQLITE_OK);
+    {
+        int n = LINES;
         for (int i = 0; i < n; i++) {
             struct batch_line_result *r = calloc(1, sizeof *r);
             assert_non_null(r);
@@ -157,6 +164,9 @@ static void test_writer_commits_everything_by_stop(void **s)
             batch_line_clear(&l[i]);
         }
     }
+    assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(other);
     batch_writer_stop(w);
     int seen[LINES] = {0};
     assert_int_equal(batch_db_lines_each(db, "batch_t", check_line, seen), 0);
