@@ -1,6 +1,7 @@
 /* Relaying an upstream SSE answer to the client as it arrives: the client's
- * stream head, event by event forwarding (raw bytes, or re-serialised when
- * the usage chunk the gateway asked for must be dropped), backpressure
+ * stream head, forwarding as raw bytes (when the usage chunk the gateway
+ * asked for must be dropped, the events around it still pass raw; only an
+ * event split across reads is re-serialised), backpressure
  * (pause the upstream while the client is slow), usage taken from the
  * stream, and an error event when the stream ends cut. */
 #ifndef SLUICE_STREAM_RELAY_H
