@@ -179,14 +179,19 @@ static void conn_free(struct http_conn *c)
         c->next->prev = c->prev;
     s->open--;
 
-    if (c->ex.dispatched && !c->ex.finished) {
-        s->active--;
+    bool in_flight = c->ex.dispatched && !c->ex.finished;
+    if (in_flight)
         c->ex.dead = true; /* API calls from the close callback are no-ops */
+    event_free(c->rd);     /* before the fd is closed by bufferevent_free */
+    /* The socket closes (with RST when aborting) before the close callback
+     * is told: once anyone hears the client was cut, no more of what the
+     * kernel still held for it can reach it. */
+    bufferevent_free(c->bev);
+    if (in_flight) {
+        s->active--;
         if (c->ex.close_cb)
             c->ex.close_cb(&c->ex, c->ex.close_arg);
     }
-    event_free(c->rd); /* before the fd is closed by bufferevent_free */
-    bufferevent_free(c->bev);
     event_free(c->timer);
     if (c->deferred)
         event_free(c->deferred);

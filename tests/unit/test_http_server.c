@@ -1006,7 +1006,11 @@ static void test_send_timeout(void **state)
         after_cut += (size_t)got;
     }
     assert_true(ended);
-    assert_true(after_cut <= 64 * 1024);
+    /* Usually just the 4 KB receive buffer. Without the RST a reader gets
+     * the server's whole send queue (2.8 MB measured); the bound leaves
+     * room for the kernel having moved a few windows more before the
+     * close (it once read over 64 KB on a loaded machine). */
+    assert_in_range(after_cut, 0, 512 * 1024);
     client_close(c);
 }
 
