@@ -16,8 +16,7 @@ TMP=$(mktemp -d)
 cleanup() { [ -f "$TMP/pids" ] && kill $(cat "$TMP/pids") 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { i=0; until curl -s -o /dev/null "http://127.0.0.1:$1/healthz" 2>/dev/null || curl -s -o /dev/null "http://127.0.0.1:$1/v1/models"; do i=$((i+1)); [ $i -gt 100 ] && { echo "port $1 never came up" >&2; exit 1; }; sleep 0.1; done; }
+. bench/lib.sh # free_port, wait_port, run_wrk
 
 MOCK=$(free_port)
 "$NEW/sluice-mock" --listen 127.0.0.1:$MOCK --quiet >/dev/null 2>&1 &
@@ -50,18 +49,6 @@ NEW_NOOP=$(start_sluice "$NEW" new-noop "$NOOPS" "$POLICY")
 wait_port $NGINX
 TARGETS="direct:$MOCK nginx:$NGINX old-empty:$OLD_EMPTY new-empty:$NEW_EMPTY old-noop+policy:$OLD_NOOP new-noop+policy:$NEW_NOOP"
 
-run_wrk() { # port conns → "rps p50_us p99_us non2xx"
-    wrk -t1 -c"$2" -d"${DUR}s" --latency -s bench/post.lua "http://127.0.0.1:$1/v1/chat/completions" > "$TMP/wrk.out" 2>&1
-    python3 - "$TMP/wrk.out" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-def us(v, unit): return float(v) * {"us": 1, "ms": 1000, "s": 1e6}[unit]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-p = dict((k, us(v, u)) for k, v, u in re.findall(r"\s(50|99)%\s+([\d.]+)(us|ms|s)", t))
-errs = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
-print("%.0f %.0f %.0f %s" % (rps, p["50"], p["99"], errs.group(1) if errs else "0"))
-PY
-}
 
 {
 echo "# old vs new build ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${DUR}s per cell, wrk -t1)"

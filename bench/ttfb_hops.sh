@@ -13,8 +13,7 @@ N=${2:-300}
 TMP=$(mktemp -d)
 cleanup() { [ -f "$TMP/pids" ] && kill $(cat "$TMP/pids") 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { i=0; until curl -s -o /dev/null "http://127.0.0.1:$1/v1/models"; do i=$((i+1)); [ $i -gt 100 ] && { echo "port $1 never came up" >&2; exit 1; }; sleep 0.1; done; }
+. bench/lib.sh # free_port, wait_port, run_wrk
 
 MOCK=$(free_port)
 "$BUILD/sluice-mock" --listen 127.0.0.1:$MOCK --quiet >/dev/null 2>&1 &

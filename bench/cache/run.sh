@@ -31,8 +31,7 @@ fi
 cleanup() { [ -f "$TMP/pids" ] && kill $(cat "$TMP/pids") 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { i=0; until curl -s -o /dev/null "http://127.0.0.1:$1/v1/models"; do i=$((i+1)); [ $i -gt 100 ] && { echo "port $1 never came up" >&2; exit 1; }; sleep 0.1; done; }
+. bench/lib.sh # free_port, wait_port, run_wrk
 
 MOCK=$(free_port)
 "$BUILD"/sluice-mock --listen 127.0.0.1:$MOCK --quiet >/dev/null 2>&1 &
@@ -58,18 +57,6 @@ wait_port $NGINX
 # Store the answer once; every request of the run is then a hit.
 curl -s -o /dev/null "http://127.0.0.1:$CACHE/v1/chat/completions" -d "$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" bench/cache/post_t0.lua)"
 
-run_wrk() { # port conns → "rps p50_us p99_us non2xx"
-    wrk -t1 -c"$2" -d"${DUR}s" --latency -s bench/cache/post_t0.lua "http://127.0.0.1:$1/v1/chat/completions" > "$TMP/wrk.out" 2>&1
-    python3 - "$TMP/wrk.out" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-def us(v, unit): return float(v) * {"us": 1, "ms": 1000, "s": 1e6}[unit]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-p = dict((k, us(v, u)) for k, v, u in re.findall(r"\s(50|99)%\s+([\d.]+)(us|ms|s)", t))
-errs = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
-print("%.0f %.0f %.0f %s" % (rps, p["50"], p["99"], errs.group(1) if errs else "0"))
-PY
-}
 
 {
 echo "# cache benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${DUR}s per cell, wrk -t1)"
@@ -90,7 +77,7 @@ echo "|---|---|---|---|---|---|"
 for c in 1 64; do
     for t in "direct-mock:$MOCK" "nginx-to-mock:$NGINX" "sluice-cache-hit:$CACHE"; do
         name=${t%%:*}; port=${t##*:}
-        set -- $(run_wrk "$port" "$c")
+        set -- $(run_wrk "$port" "$c" bench/cache/post_t0.lua)
         echo "| $name | $c | $1 | $2 | $3 | $4 |"
     done
 done

@@ -21,8 +21,7 @@ fi
 cleanup() { [ -f "$TMP/pids" ] && kill $(cat "$TMP/pids") 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { i=0; until curl -s -o /dev/null "http://127.0.0.1:$1/v1/models"; do i=$((i+1)); [ $i -gt 100 ] && { echo "port $1 never came up" >&2; exit 1; }; sleep 0.1; done; }
+. bench/lib.sh # free_port, wait_port, run_wrk
 
 MOCK=$(free_port)
 "$BUILD/sluice-mock" --listen 127.0.0.1:$MOCK --quiet >/dev/null 2>&1 &
@@ -55,18 +54,6 @@ wrk.headers["x-sluice-feature"] = "bench"
 wrk.body = '{"model":"gpt-4o-mini","max_tokens":50,"messages":[{"role":"user","content":"Say hello in one short sentence, please."}]}'
 LUA
 
-run_wrk() { # port conns -> "rps p50_us p99_us non2xx"
-    wrk -t1 -c"$2" -d"${DUR}s" --latency -s "$TMP/post.lua" "http://127.0.0.1:$1/v1/chat/completions" > "$TMP/wrk.out" 2>&1
-    python3 - "$TMP/wrk.out" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-def us(v, unit): return float(v) * {"us": 1, "ms": 1000, "s": 1e6}[unit]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-p = dict((k, us(v, u)) for k, v, u in re.findall(r"\s(50|99)%\s+([\d.]+)(us|ms|s)", t))
-errs = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
-print("%.0f %.0f %.0f %s" % (rps, p["50"], p["99"], errs.group(1) if errs else "0"))
-PY
-}
 
 echo "# cost_tracker on the request path ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores shared, ${DUR}s per cell, wrk -t1, 1 sluice worker)"
 echo
@@ -76,7 +63,7 @@ for c in ${BENCH_CONNS-1 16}; do
     base=""
     for t in "noop:$NOOP" "cost_tracker-memory:$MEM" "cost_tracker+sqlite:$LEDGER" "cost_tracker+sqlite+3-budgets:$BUDG"; do
         name=${t%%:*}; port=${t##*:}
-        set -- $(run_wrk "$port" "$c")
+        set -- $(run_wrk "$port" "$c" "$TMP/post.lua")
         [ -z "$base" ] && base=$2
         echo "| $name | $c | $1 | $2 | $3 | $(python3 -c "print('%+.0f' % ($2 - $base))") | $4 |"
     done

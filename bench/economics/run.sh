@@ -30,8 +30,7 @@ fi
 cleanup() { [ -f "$TMP/pids" ] && kill $(cat "$TMP/pids") 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { i=0; until curl -s -o /dev/null "http://127.0.0.1:$1/healthz" 2>/dev/null || curl -s -o /dev/null "http://127.0.0.1:$1/v1/models"; do i=$((i+1)); [ $i -gt 100 ] && { echo "port $1 never came up" >&2; exit 1; }; sleep 0.1; done; }
+. bench/lib.sh # free_port, wait_port, run_wrk
 start_mock() { # latency_ms -> port
     port=$(free_port)
     "$BDIR/sluice-mock" --listen 127.0.0.1:$port --quiet --latency-ms "$1" >/dev/null 2>&1 &

@@ -27,8 +27,7 @@ fi
 cleanup() { [ -f "$TMP/pids" ] && kill $(cat "$TMP/pids") 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { i=0; until curl -s -o /dev/null "http://127.0.0.1:$1/v1/models"; do i=$((i+1)); [ $i -gt 100 ] && { echo "port $1 never came up" >&2; exit 1; }; sleep 0.1; done; }
+. bench/lib.sh # free_port, wait_port, run_wrk
 
 MOCK=$(free_port)
 "$BDIR/sluice-mock" --listen 127.0.0.1:$MOCK --quiet >/dev/null 2>&1 &
@@ -66,20 +65,13 @@ P_NOOP_POL=$(start_sluice nooppol "$NOOP" default.lua)
 P_FULL_POL=$(start_sluice fullpol "$FULL" complexity_router.lua)
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$(cat "$TMP/port-$1.pid")/stat"; }
-run_wrk() { # port conns script -> "rps p50_us p99_us non2xx cpu_us_per_request"
+# lib.sh's run_wrk, plus the gateway's CPU time per request.
+run_wrk_cpu() { # port conns script -> "rps p50_us p99_us non2xx cpu_us_per_request"
     t0=$(cpu_ticks "$1")
-    wrk -t1 -c"$2" -d"${DUR}s" --latency -s "$3" "http://127.0.0.1:$1/v1/chat/completions" > "$TMP/wrk.out" 2>&1
-    python3 - "$TMP/wrk.out" "$(( $(cpu_ticks "$1") - t0 ))" "$(getconf CLK_TCK)" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-reqs = int(re.search(r"(\d+) requests in", t).group(1))
-cpu_us = int(sys.argv[2]) * 1e6 / int(sys.argv[3]) / max(reqs, 1)
-def us(v, unit): return float(v) * {"us": 1, "ms": 1000, "s": 1e6}[unit]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-p = dict((k, us(v, u)) for k, v, u in re.findall(r"\s(50|99)%\s+([\d.]+)(us|ms|s)", t))
-errs = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
-print("%.0f %.0f %.0f %s %.1f" % (rps, p["50"], p["99"], errs.group(1) if errs else "0", cpu_us))
-PY
+    out=$(run_wrk "$1" "$2" "$3")
+    ticks=$(($(cpu_ticks "$1") - t0))
+    reqs=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$TMP/wrk.out")
+    echo "$out $(python3 -c "print('%.1f' % ($ticks * 1e6 / $(getconf CLK_TCK) / max(${reqs:-0}, 1)))")"
 }
 
 mkdir -p bench/results
@@ -98,7 +90,7 @@ for c in 1 16; do
              "router-split-pool:$P_POOL:router/post_fast.lua" "router-full:$P_FULL:router/post_fast.lua" \
              "noop+default.lua:$P_NOOP_POL:post.lua" "router-full+complexity.lua:$P_FULL_POL:router/post_auto.lua"; do
         name=${t%%:*}; rest=${t#*:}; port=${rest%%:*}; script=bench/${rest#*:}
-        set -- $(run_wrk "$port" "$c" "$script")
+        set -- $(run_wrk_cpu "$port" "$c" "$script")
         [ -z "$base" ] && { base=$2; cbase=$5; }
         echo "| $name | $c | $1 | $2 | $3 | $(( ${2%.*} - ${base%.*} )) | $5 | $(python3 -c "print('%+.1f' % ($5 - $cbase))") | $4 |"
     done
