@@ -464,21 +464,24 @@ static void aimd_on_response(void *self, struct sluice_req *r, void *state)
     settle(self, r, state, true);
 }
 
-static bool overloaded(const struct sluice_host *h, const struct sluice_req *r)
+/* An attempt that failed: an error status, or no answer at all. */
+static bool attempt_failed(const struct sluice_host *h,
+                           const struct sluice_req *r)
 {
     int status = h->resp_status(r);
-    return status == 429 || status == 503 ||
-           h->resp_outcome(r) == SLUICE_OUTCOME_TIMEOUT;
+    return status == 0 || status >= 400;
 }
 
-/* As each attempt ends: an overload signal lowers the limit at once, not
- * when a retry starts (after Retry-After) or the request ends, so the
- * requests paced meanwhile already see it. */
+/* As each attempt ends: a failed one is judged and gives its slot back at
+ * once, not when a retry starts (after its backoff or Retry-After) or the
+ * request ends. An overload signal then lowers the limit for the requests
+ * paced meanwhile, and a retry waiting out its backoff holds no slot (as
+ * in admission). */
 static enum sluice_action
 aimd_on_upstream_response(void *self, struct sluice_req *r, void *state)
 {
     struct aimd *a = self;
-    if (overloaded(a->h, r))
+    if (attempt_failed(a->h, r))
         settle(a, r, state, true);
     return SLUICE_CONTINUE;
 }

@@ -367,6 +367,37 @@ static void test_each_attempt_paced(void **state)
     tp_free(&x);
 }
 
+/* Any failed attempt (not only an overload) gives its concurrency slot
+ * back as it ends: a retry waiting out its backoff holds none, and a 500
+ * does not lower the limit. */
+static void test_failed_attempt_frees_slot(void **state)
+{
+    struct tp x;
+    (void)state;
+    tp_init(&x, "{\"initial_concurrency\": 1, \"max_concurrency\": 1}");
+    struct treq *q = treq_new(&x, NULL), *other = treq_new(&x, NULL);
+    assert_int_equal(treq_run(&x, q), SLUICE_CONTINUE);
+    struct aimd_key *k = key_of(&x, "default");
+    double limit = k->limit;
+    sluice_test_req_set_response(q->r, 500, SLUICE_OUTCOME_HTTP_ERROR);
+    assert_int_equal(x.p->on_upstream_response(x.self, q->r, q->st),
+                     SLUICE_CONTINUE);
+    assert_int_equal(k->in_flight, 0);
+    assert_true(k->limit == limit);
+    /* The slot is free for another request during the backoff. */
+    assert_int_equal(treq_run(&x, other), SLUICE_CONTINUE);
+    finish(&x, other, 200);
+    /* A success keeps its slot until the answer is over. */
+    sluice_test_req_set_phase(q->r, SLUICE_TEST_PHASE_REQUEST);
+    assert_int_equal(x.p->on_attempt(x.self, q->r, q->st), SLUICE_CONTINUE);
+    sluice_test_req_set_response(q->r, 200, SLUICE_OUTCOME_OK);
+    x.p->on_upstream_response(x.self, q->r, q->st);
+    assert_int_equal(k->in_flight, 1);
+    finish(&x, q, 200);
+    assert_int_equal(k->in_flight, 0);
+    tp_free(&x);
+}
+
 static void test_scope_and_status(void **state)
 {
     struct tp x;
@@ -491,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_max_wait),
         cmocka_unit_test(test_pause_holds_promised_starts),
         cmocka_unit_test(test_each_attempt_paced),
+        cmocka_unit_test(test_failed_attempt_frees_slot),
         cmocka_unit_test(test_scope_and_status),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_config_errors),
