@@ -3,6 +3,7 @@
  * adds to a 2 KB chat request. One line of JSON per measurement.
  *   bench_tokens ENCODING FILE...        throughput per file
  *   bench_tokens --worst ENCODING [CJK]  1 MB adversarial inputs
+ *     (BENCH_ONLY="random bytes|random letters": only those)
  *   bench_tokens --chat FILE             2 KB chat request, o200k_base */
 #include <stdint.h>
 #include <stdio.h>
@@ -133,6 +134,22 @@ static size_t make_worst(const char *name, char *s, size_t n, const char *cjk,
     return len;
 }
 
+/* Whether name is one of the '|'-separated names in only. */
+static int selected(const char *only, const char *name)
+{
+    size_t k = strlen(name);
+    for (const char *p = only; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == k && memcmp(p, name, k) == 0)
+            return 1;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return 0;
+}
+
 /* 1 MB inputs built to be slow: runs of one character, of a short
  * pattern, random bytes (invalid UTF-8), random letters and CJK with no
  * space to split them, CJK text without its spaces (from cjk_path). */
@@ -159,8 +176,11 @@ static int worst(const char *encname, const char *cjk_path)
                                          "CJK text, no spaces"};
     size_t n = 1 << 20, cjk_len = 0;
     char *s = malloc(n), *cjk = cjk_path ? slurp(cjk_path, &cjk_len) : NULL;
+    const char *only = getenv("BENCH_ONLY");
     for (size_t u = 0; u < sizeof inputs / sizeof inputs[0]; u++) {
         if (strcmp(inputs[u], "CJK text, no spaces") == 0 && !cjk)
+            continue;
+        if (only && !selected(only, inputs[u]))
             continue;
         size_t len = make_worst(inputs[u], s, n, cjk, cjk_len), tokens;
         double t = best_seconds(e, s, len, &tokens);

@@ -7,6 +7,12 @@
 
 #include "merge_queue.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#elif defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /* Rank of p[a..b), or TOK_NO_RANK. */
 static inline uint32_t span_rank(const struct tok_rank_table *t,
                                  const unsigned char *p, size_t a, size_t b)
@@ -122,6 +128,162 @@ static inline uint32_t cached_pair_rank(const struct tok_rank_table *t,
     uint32_t r = tok_rank_find(t, p, len);
     *slot = key << 20 | (r == TOK_NO_RANK ? PC_RANK_MASK : r);
     return r;
+}
+
+/* The flat merge keeps rank ^ FLAT_BIAS as a signed int: signed order is
+ * then unsigned rank order, and TOK_NO_RANK becomes INT32_MAX. */
+#define FLAT_BIAS 0x80000000u
+
+static inline int32_t flat_key(uint32_t rank)
+{
+    return (int32_t)(rank ^ FLAT_BIAS);
+}
+
+#if defined(__SSE2__)
+static inline __m128i min4(__m128i a, __m128i b)
+{
+    __m128i lt = _mm_cmplt_epi32(a, b); /* SSE2 has no pminsd */
+    return _mm_or_si128(_mm_and_si128(lt, a), _mm_andnot_si128(lt, b));
+}
+
+/* The least of key[0..w) (w a multiple of 8, key 32-byte aligned) and the
+ * first index holding it. */
+static inline int32_t flat_min_sse2(const int32_t *key, size_t w, size_t *at)
+{
+    __m128i m0 = _mm_load_si128((const __m128i *)key),
+            m1 = _mm_load_si128((const __m128i *)(key + 4));
+    for (size_t i = 8; i < w; i += 8) {
+        m0 = min4(m0, _mm_load_si128((const __m128i *)(key + i)));
+        m1 = min4(m1, _mm_load_si128((const __m128i *)(key + i + 4)));
+    }
+    m0 = min4(m0, m1);
+    m0 = min4(m0, _mm_shuffle_epi32(m0, _MM_SHUFFLE(1, 0, 3, 2)));
+    m0 = min4(m0, _mm_shuffle_epi32(m0, _MM_SHUFFLE(2, 3, 0, 1)));
+    int32_t best = _mm_cvtsi128_si32(m0);
+    for (size_t i = 0;; i += 4) {
+        __m128i eq =
+            _mm_cmpeq_epi32(_mm_load_si128((const __m128i *)(key + i)), m0);
+        int mask = _mm_movemask_ps(_mm_castsi128_ps(eq));
+        if (mask) {
+            *at = i + (size_t)__builtin_ctz((unsigned)mask);
+            return best;
+        }
+    }
+}
+#else
+static inline int32_t flat_min_sse2(const int32_t *key, size_t w, size_t *at)
+{
+    int32_t best = key[0];
+    *at = 0;
+    for (size_t i = 1; i < w; i++)
+        if (key[i] < best) {
+            best = key[i];
+            *at = i;
+        }
+    return best;
+}
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The same with AVX2 (8 keys an instruction, and a real signed min), for
+ * CPUs that have it: the scan is most of the flat merge's work. */
+__attribute__((target("avx2"), noinline)) static int32_t
+flat_min_avx2(const int32_t *key, size_t w, size_t *at)
+{
+    __m256i m = _mm256_load_si256((const __m256i *)key);
+    for (size_t i = 8; i < w; i += 8)
+        m = _mm256_min_epi32(m, _mm256_load_si256((const __m256i *)(key + i)));
+    __m128i h = _mm_min_epi32(_mm256_castsi256_si128(m),
+                              _mm256_extracti128_si256(m, 1));
+    h = _mm_min_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
+    h = _mm_min_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
+    __m256i b = _mm256_broadcastd_epi32(h);
+    for (size_t i = 0;; i += 8) {
+        __m256i eq = _mm256_cmpeq_epi32(
+            _mm256_load_si256((const __m256i *)(key + i)), b);
+        int mask = _mm256_movemask_ps(_mm256_castsi256_ps(eq));
+        if (mask) {
+            *at = i + (size_t)__builtin_ctz((unsigned)mask);
+            return _mm_cvtsi128_si32(h);
+        }
+    }
+}
+
+/* A load and a test: libgcc fills the CPU model before main. */
+static bool have_avx2(void)
+{
+    return __builtin_cpu_supports("avx2");
+}
+#define FLAT_MIN(key, w, at, avx2)                                             \
+    ((avx2) ? flat_min_avx2(key, w, at) : flat_min_sse2(key, w, at))
+#else
+static bool have_avx2(void)
+{
+    return false;
+}
+#define FLAT_MIN(key, w, at, avx2) flat_min_sse2(key, w, at)
+#endif
+
+/* tiktoken's loop over a flat array: part i's pair rank sits at key[i]
+ * whether or not part i is still alive (merged-away parts hold
+ * INT32_MAX), so finding the lowest pair is a vector scan of the whole
+ * array with no pointer chasing, and the leftmost of equal ranks is the
+ * lowest index. Each part's id is tracked (a merge's rank is its token). */
+size_t tok_bpe_merge_flat(const struct tok_rank_table *t,
+                          const unsigned char *p, size_t n, uint32_t *starts,
+                          uint32_t *ids, struct tok_pair_cache *pc)
+{
+    struct tok_pair_cache none = {NULL, 0};
+    if (!pc)
+        pc = &none;
+    _Alignas(32) int32_t key[TOK_BPE_FLAT_MAX + 8];
+    bool avx2 = have_avx2();
+    uint16_t nxt[TOK_BPE_FLAT_MAX], prv[TOK_BPE_FLAT_MAX];
+    uint32_t tok[TOK_BPE_FLAT_MAX];
+    size_t w = (n + 7) & ~(size_t)7;
+    for (size_t i = 0; i + 1 < n; i++) {
+        key[i] = flat_key(t->pair_rank[p[i] | (unsigned)p[i + 1] << 8]);
+        nxt[i] = (uint16_t)(i + 1);
+        prv[i] = (uint16_t)(i - 1);
+        tok[i] = t->byte_rank[p[i]];
+    }
+    nxt[n - 1] = (uint16_t)n;
+    prv[n - 1] = (uint16_t)(n - 2);
+    tok[n - 1] = t->byte_rank[p[n - 1]];
+    for (size_t i = n - 1; i < w; i++)
+        key[i] = INT32_MAX;
+    size_t m = n;
+    for (;;) {
+        size_t at;
+        int32_t best = FLAT_MIN(key, w, &at, avx2);
+        if (best == INT32_MAX)
+            break;
+        size_t mid = nxt[at], end = nxt[mid];
+        tok[at] = (uint32_t)best ^ FLAT_BIAS;
+        key[mid] = INT32_MAX;
+        nxt[at] = (uint16_t)end;
+        m--;
+        if (end < n) {
+            prv[end] = (uint16_t)at;
+            key[at] = flat_key(cached_pair_rank(t, pc, tok[at], tok[end],
+                                                p + at, nxt[end] - at));
+        } else {
+            key[at] = INT32_MAX;
+        }
+        if (at > 0) {
+            size_t before = prv[at];
+            key[before] = flat_key(cached_pair_rank(t, pc, tok[before], tok[at],
+                                                    p + before, end - before));
+        }
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i = nxt[i], k++) {
+        if (starts)
+            starts[k] = (uint32_t)i;
+        if (ids)
+            ids[k] = tok[i];
+    }
+    return m;
 }
 
 struct long_merge {

@@ -23,6 +23,10 @@ size_t tok_bpe_merge_heap_ids(const struct tok_rank_table *t,
                               const unsigned char *p, size_t n,
                               uint32_t *starts, uint32_t *ids);
 
+/* Pieces up to this length (production) use the flat merge: tiktoken's
+ * loop with the lowest pair found by a vector scan over a flat array. */
+#define TOK_BPE_FLAT_MAX 128
+
 /* Pieces this long or longer queue candidates through rank buckets
  * (merge_queue.h): random text of one long piece then costs no heap. */
 #define TOK_BPE_BUCKETS_FROM 4096
@@ -40,6 +44,13 @@ struct tok_pair_cache {
 bool tok_pair_cache_init(struct tok_pair_cache *c,
                          const struct tok_rank_table *t, unsigned bits);
 void tok_pair_cache_free(struct tok_pair_cache *c);
+
+/* The flat merge (2 <= n <= TOK_BPE_FLAT_MAX): the start and id of every
+ * token (either array may be NULL); returns how many. Pair ranks through
+ * pc when not NULL. */
+size_t tok_bpe_merge_flat(const struct tok_rank_table *t,
+                          const unsigned char *p, size_t n, uint32_t *starts,
+                          uint32_t *ids, struct tok_pair_cache *pc);
 
 /* tok_bpe_merge_heap_ids with the bucket threshold given (tests and the
  * fuzz target take the bucket path on short inputs) and the caller's pair

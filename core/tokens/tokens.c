@@ -142,11 +142,42 @@ static void memo_free(struct piece_memo *mo)
     free(mo->ids);
 }
 
+/* Remembers piece p (n bytes, m tokens, ids when not NULL) in slot me. */
+static void memo_put(struct piece_memo *mo, struct memo_entry *me,
+                     const unsigned char *p, size_t n, const uint32_t *ids,
+                     size_t m)
+{
+    /* The pool of ids only grows. */
+    if (ids && mo->ids_cap - mo->ids_n < m) {
+        size_t ncap = mo->ids_cap < 1024 ? 1024 : mo->ids_cap * 2;
+        uint32_t *x = realloc(mo->ids, sizeof(*x) * ncap);
+        if (!x)
+            return;
+        mo->ids = x;
+        mo->ids_cap = ncap;
+    }
+    *me = (struct memo_entry){(uint32_t)(p - mo->text), (uint16_t)n,
+                              (uint16_t)m, (uint32_t)mo->ids_n};
+    if (ids) {
+        memcpy(mo->ids + mo->ids_n, ids, sizeof(*ids) * m);
+        mo->ids_n += m;
+    }
+}
+
+/* Copies m ids to out from k on, as far as cap allows. */
+static void put_ids(uint32_t *out, size_t cap, size_t k, const uint32_t *ids,
+                    size_t m)
+{
+    for (size_t i = 0; i < m && k + i < cap; i++)
+        out[k + i] = ids[i];
+}
+
 /* Merges one piece; appends its ids to out (when not NULL) from *k on and
  * returns how many tokens it made, (size_t)-1 when out of memory. */
 static size_t piece_tokens(const struct tok_rank_table *t,
                            const unsigned char *p, size_t n, uint32_t *out,
-                           size_t cap, size_t k, size_t heap_from,
+                           size_t cap, size_t k,
+                           const struct tok_encode_opts *opts,
                            struct lazy_cache *c, struct piece_memo *mo)
 {
     if (n == 1 || n <= TOK_MAX_TOKEN_BYTES) {
@@ -157,7 +188,7 @@ static size_t piece_tokens(const struct tok_rank_table *t,
             return 1;
         }
     }
-    if (n >= heap_from) {
+    if (n >= opts->heap_from) {
         /* Ids straight into out when they fit (the merge knows them). */
         if (!out)
             return merge_long(t, p, n, NULL, c);
@@ -167,8 +198,8 @@ static size_t piece_tokens(const struct tok_rank_table *t,
         if (!ids)
             return (size_t)-1;
         size_t m = merge_long(t, p, n, ids, c);
-        for (size_t i = 0; m != (size_t)-1 && i < m && k + i < cap; i++)
-            out[k + i] = ids[i];
+        if (m != (size_t)-1)
+            put_ids(out, cap, k, ids, m);
         free(ids);
         return m;
     }
@@ -177,9 +208,18 @@ static size_t piece_tokens(const struct tok_rank_table *t,
         me->off != UINT32_MAX && me->len == n &&
         memcmp(mo->text + me->off, p, n) == 0) {
         if (out)
-            for (size_t i = 0; i < me->count && k + i < cap; i++)
-                out[k + i] = mo->ids[me->ids_at + i];
+            put_ids(out, cap, k, mo->ids + me->ids_at, me->count);
         return me->count;
+    }
+    if (opts->flat && n <= TOK_BPE_FLAT_MAX) {
+        uint32_t ids[TOK_BPE_FLAT_MAX];
+        size_t m = tok_bpe_merge_flat(t, p, n, NULL, out ? ids : NULL,
+                                      pair_cache_of(c, t));
+        if (out)
+            put_ids(out, cap, k, ids, m);
+        if (me)
+            memo_put(mo, me, p, n, out ? ids : NULL, m);
+        return m;
     }
     uint32_t small[TOK_BPE_HEAP_FROM + 1], small_ids[TOK_BPE_HEAP_FROM + 1];
     uint32_t *starts =
@@ -197,23 +237,8 @@ static size_t piece_tokens(const struct tok_rank_table *t,
         free(starts);
     if (me && m != (size_t)-1) {
         if (out)
-            for (size_t i = 0; i < m && k + i < cap; i++)
-                out[k + i] = ids[i];
-        /* Remember it (ids only when asked for; the pool only grows). */
-        if (out && mo->ids_cap - mo->ids_n < m) {
-            size_t ncap = mo->ids_cap < 1024 ? 1024 : mo->ids_cap * 2;
-            uint32_t *x = realloc(mo->ids, sizeof(*x) * ncap);
-            if (!x)
-                return m;
-            mo->ids = x;
-            mo->ids_cap = ncap;
-        }
-        *me = (struct memo_entry){(uint32_t)(p - mo->text), (uint16_t)n,
-                                  (uint16_t)m, (uint32_t)mo->ids_n};
-        if (out) {
-            memcpy(mo->ids + mo->ids_n, ids, sizeof(*ids) * m);
-            mo->ids_n += m;
-        }
+            put_ids(out, cap, k, ids, m);
+        memo_put(mo, me, p, n, out ? ids : NULL, m);
     }
     return m;
 }
@@ -241,19 +266,11 @@ size_t tok_encode_with(const struct tok_encoding *e, const char *text,
     struct lazy_cache cache = {{NULL, 0}, len, false};
     /* The memo on the production path only: the reference merges every
      * piece itself. Offsets into the text must fit its 32 bits. */
-    struct piece_memo memo = {s,
-                              len,
-                              NULL,
-                              0,
-                              opts->heap_from <= TOK_BPE_HEAP_FROM + 1 &&
-                                  len < UINT32_MAX,
-                              false,
-                              NULL,
-                              0,
-                              0};
+    struct piece_memo memo = {
+        s, len, NULL, 0, opts->memo && len < UINT32_MAX, false, NULL, 0, 0};
     while (tok_piece_next(&it, &a, &b)) {
-        size_t m = piece_tokens(&e->ranks, s + a, b - a, out, cap, k,
-                                opts->heap_from, &cache, &memo);
+        size_t m = piece_tokens(&e->ranks, s + a, b - a, out, cap, k, opts,
+                                &cache, &memo);
         if (m == (size_t)-1) {
             k = (size_t)-1;
             break;
@@ -267,7 +284,8 @@ size_t tok_encode_with(const struct tok_encoding *e, const char *text,
     return k;
 }
 
-static const struct tok_encode_opts fast = {true, TOK_BPE_HEAP_FROM + 1};
+static const struct tok_encode_opts fast = {true, TOK_BPE_FLAT_MAX + 1, true,
+                                            true};
 
 size_t tok_count(const struct tok_encoding *e, const char *text, size_t len)
 {

@@ -2,8 +2,9 @@
  * (ASCII pre-tokeniser + PCRE2, heap merge for long pieces) gives exactly
  * the ids of the reference (PCRE2 for every piece, tiktoken's quadratic
  * merge). The first byte picks the encoding, the heap threshold and the
- * rank-bucket threshold; the heap merge is also run against the loop on
- * the raw bytes as one piece, its token ids against the rank table. */
+ * rank-bucket threshold; the heap and flat merges are also run against the
+ * loop on the raw bytes as one piece, their token ids against the rank
+ * table. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,10 +22,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
-    /* Heap from 2 bytes up, or from the production threshold. */
-    struct tok_encode_opts fast = {true,
-                                   (data[0] & 2) ? 2 : TOK_BPE_HEAP_FROM + 1};
-    struct tok_encode_opts ref = {false, SIZE_MAX};
+    /* Heap from 2 bytes up, or the production path (flat merge up to its
+     * threshold, the memo). */
+    struct tok_encode_opts fast = {
+        true, (data[0] & 2) ? 2 : TOK_BPE_FLAT_MAX + 1, true, true};
+    struct tok_encode_opts ref = {false, SIZE_MAX, false, false};
     size_t cap = 3 * len + 1; /* repaired text is at most 3x */
     uint32_t *a = malloc(sizeof(*a) * cap), *b = malloc(sizeof(*b) * cap);
     size_t na = tok_encode_with(e, text, len, a, cap, &fast);
@@ -46,6 +48,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < x; i++) {
             size_t end = i + 1 < x ? b[i + 1] : len;
             if (ids[i] != tok_rank_find(&e->ranks, data + 1 + b[i], end - b[i]))
+                abort();
+        }
+        /* The flat merge: the same starts and ids. */
+        if (len <= TOK_BPE_FLAT_MAX) {
+            uint32_t fids[TOK_BPE_FLAT_MAX];
+            size_t z =
+                tok_bpe_merge_flat(&e->ranks, data + 1, len, a, fids, NULL);
+            if (z != y || memcmp(a, b, z * sizeof(*a)) != 0 ||
+                memcmp(fids, ids, z * sizeof(*ids)) != 0)
                 abort();
         }
     }

@@ -174,6 +174,21 @@ static const struct tok_encoding *enc(enum tok_encoding_id id)
     return e;
 }
 
+/* A merge's tokens (starts sa, ids, na of them) are the loop's (starts
+ * sb, nb of them), and each id is its bytes' rank. */
+static void assert_same_tokens(const struct tok_rank_table *t,
+                               const unsigned char *p, size_t len,
+                               const uint32_t *sa, const uint32_t *ids,
+                               size_t na, const uint32_t *sb, size_t nb)
+{
+    assert_int_equal(na, nb);
+    assert_memory_equal(sa, sb, na * sizeof sa[0]);
+    for (size_t i = 0; i < na; i++) {
+        size_t end = i + 1 < na ? sa[i + 1] : len;
+        assert_int_equal(ids[i], tok_rank_find(t, p + sa[i], end - sa[i]));
+    }
+}
+
 /* The long-piece merge gives tiktoken's loop's tokens and the right ids
  * on the worst-case shapes: runs of one character (letters, spaces,
  * newlines, digits, punctuation, multi-byte characters), short repeated
@@ -224,13 +239,7 @@ static void test_long_merge_matches_loop(void **state)
                 size_t na =
                     tok_bpe_merge_long(t, p, len, sa, ids, way ? 2 : SIZE_MAX,
                                        way == 2 ? &shared[id] : NULL);
-                assert_int_equal(na, nb);
-                assert_memory_equal(sa, sb, na * sizeof sa[0]);
-                for (size_t i = 0; i < na; i++) {
-                    size_t end = i + 1 < na ? sa[i + 1] : len;
-                    assert_int_equal(ids[i],
-                                     tok_rank_find(t, p + sa[i], end - sa[i]));
-                }
+                assert_same_tokens(t, p, len, sa, ids, na, sb, nb);
             }
         }
     }
@@ -238,6 +247,62 @@ static void test_long_merge_matches_loop(void **state)
     free(sa);
     free(sb);
     free(ids);
+    for (int id = 0; id < TOK_ENCODING_COUNT; id++)
+        tok_pair_cache_free(&shared[id]);
+}
+
+/* The flat merge makes tiktoken's loop's tokens (starts and ids) on every
+ * length up to its threshold, over alphabets that merge in different
+ * ways: bytes, letters, two letters, CJK, U+FFFD with punctuation. */
+static void test_flat_merge_matches_loop(void **state)
+{
+    (void)state;
+    static const char *const atoms[] = {"a",
+                                        "b",
+                                        "e",
+                                        "t",
+                                        "h",
+                                        " ",
+                                        "\xe4\xb8\x80",
+                                        "\xe7\x9a\x84",
+                                        "\xef\xbf\xbd",
+                                        "!",
+                                        "\xc3\xa9",
+                                        "\xf0\x9f\x98\x80"};
+    unsigned char p[TOK_BPE_FLAT_MAX + 4];
+    uint32_t sa[TOK_BPE_FLAT_MAX], sb[TOK_BPE_FLAT_MAX], ids[TOK_BPE_FLAT_MAX];
+    /* Without a pair cache, and with a tiny one shared by all pieces. */
+    struct tok_pair_cache shared[TOK_ENCODING_COUNT];
+    for (int id = 0; id < TOK_ENCODING_COUNT; id++)
+        assert_true(tok_pair_cache_init(&shared[id], &enc(id)->ranks, 4));
+    for (int round = 0; round < 6000; round++) {
+        size_t target = 2 + next_rand() % (TOK_BPE_FLAT_MAX - 1), len = 0;
+        int kind = round % 4;
+        while (len < target) {
+            uint32_t x = next_rand();
+            if (kind == 0) { /* random bytes */
+                p[len++] = (unsigned char)x;
+                continue;
+            }
+            const char *a = kind == 1   ? atoms[x % 5]
+                            : kind == 2 ? atoms[x % 2]
+                                        : atoms[x % 12];
+            size_t k = strlen(a);
+            if (len + k > target)
+                break;
+            memcpy(p + len, a, k);
+            len += k;
+        }
+        if (len < 2)
+            continue;
+        for (int id = 0; id < TOK_ENCODING_COUNT; id++) {
+            const struct tok_rank_table *t = &enc(id)->ranks;
+            size_t nb = tok_bpe_merge_scan(t, p, len, sb);
+            size_t na = tok_bpe_merge_flat(
+                t, p, len, sa, ids, (round / 4) % 2 ? &shared[id] : NULL);
+            assert_same_tokens(t, p, len, sa, ids, na, sb, nb);
+        }
+    }
     for (int id = 0; id < TOK_ENCODING_COUNT; id++)
         tok_pair_cache_free(&shared[id]);
 }
@@ -258,8 +323,10 @@ static void test_worst_shapes_match_reference(void **state)
     size_t n = 4000;
     char *s = malloc(n);
     uint32_t *a = malloc(sizeof(*a) * 3 * n), *b = malloc(sizeof(*b) * 3 * n);
-    const struct tok_encode_opts fast = {true, TOK_BPE_HEAP_FROM + 1},
-                                 all_long = {true, 2}, ref = {false, SIZE_MAX};
+    const struct tok_encode_opts fast = {true, TOK_BPE_FLAT_MAX + 1, true,
+                                         true},
+                                 all_long = {true, 2, false, true},
+                                 ref = {false, SIZE_MAX, false, false};
     for (size_t u = 0; u <= sizeof units / sizeof units[0]; u++) {
         size_t len = n;
         if (u < sizeof units / sizeof units[0]) {
@@ -335,8 +402,8 @@ static void test_fffd_pieces_match_pcre2(void **state)
     size_t na = sizeof atoms / sizeof atoms[0];
     char text[400];
     uint32_t a[400], b[400];
-    const struct tok_encode_opts fast = {true, SIZE_MAX},
-                                 ref = {false, SIZE_MAX};
+    const struct tok_encode_opts fast = {true, SIZE_MAX, false, false},
+                                 ref = {false, SIZE_MAX, false, false};
     for (int round = 0; round < 20000; round++) {
         size_t len = 0, parts = 1 + next_rand() % 16;
         for (size_t i = 0; i < parts; i++) {
@@ -360,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_queue_pops_in_order),
         cmocka_unit_test(test_rank_buckets_pop_in_order),
         cmocka_unit_test(test_long_merge_matches_loop),
+        cmocka_unit_test(test_flat_merge_matches_loop),
         cmocka_unit_test(test_worst_shapes_match_reference),
         cmocka_unit_test(test_filter_keeps_every_token),
         cmocka_unit_test(test_fffd_pieces_match_pcre2),

@@ -101,7 +101,7 @@ static const struct fixed_case fixed[] = {
      17},
 };
 
-static const struct tok_encode_opts ref = {false, SIZE_MAX};
+static const struct tok_encode_opts ref = {false, SIZE_MAX, false, false};
 
 static const struct tok_encoding *enc(enum tok_encoding_id id)
 {
@@ -265,7 +265,7 @@ static void test_ascii_fast_path_matches_pcre2(void **state)
     size_t na = sizeof atoms / sizeof atoms[0];
     char text[400];
     uint32_t a[400], b[400];
-    struct tok_encode_opts fast = {true, SIZE_MAX};
+    struct tok_encode_opts fast = {true, SIZE_MAX, false, false};
     for (int round = 0; round < 20000; round++) {
         size_t len = 0, parts = 1 + next_rand() % 24;
         for (size_t i = 0; i < parts; i++) {

@@ -54,9 +54,9 @@ int main(int argc, char **argv)
     char *text = slurp(argv[3], &len);
     if (!e || !text)
         return 2;
-    struct tok_encode_opts fast = {true, TOK_BPE_HEAP_FROM + 1};
-    struct tok_encode_opts ref = {false, SIZE_MAX};
-    struct tok_encode_opts heap = {true, 2};
+    struct tok_encode_opts fast = {true, TOK_BPE_FLAT_MAX + 1, true, true};
+    struct tok_encode_opts ref = {false, SIZE_MAX, false, false};
+    struct tok_encode_opts heap = {true, 2, false, true};
     const struct tok_encode_opts *o = &fast;
     if (strcmp(argv[1], "ref") == 0)
         o = &ref;
