@@ -135,27 +135,10 @@ bool tok_rq_append(struct tok_rq *q, uint32_t bucket, uint64_t key)
     return true;
 }
 
-/* Sorts a bucket's keys by (rank, start): few by insertion, else (unless
- * already in order) an LSD radix sort, 8 or 11 bits a pass, over
- * rank-in-bucket << pos_bits | start. */
-static bool sort_bucket(struct tok_rq *q, uint64_t *a, size_t n)
+/* Radix sort of a bucket's keys by (rank, start): LSD, 8 or 11 bits a
+ * pass, over rank-in-bucket << pos_bits | start. */
+static void radix_sort_bucket(struct tok_rq *q, uint64_t *a, size_t n)
 {
-    if (n <= 64) {
-        tok_sort_few(a, n);
-        return true;
-    }
-    size_t i = 1;
-    while (i < n && a[i - 1] < a[i])
-        i++;
-    if (i == n) /* runs of a pattern fill a bucket in order */
-        return true;
-    if (q->tmp_cap < n) {
-        free(q->tmp);
-        q->tmp = malloc(sizeof(*q->tmp) * n);
-        q->tmp_cap = q->tmp ? n : 0;
-        if (!q->tmp)
-            return false;
-    }
     unsigned pb = q->pos_bits, bits = TOK_RQ_SHIFT + pb;
     uint64_t pos_mask = ((uint64_t)1 << pb) - 1,
              rank_mask = (1u << TOK_RQ_SHIFT) - 1;
@@ -179,6 +162,45 @@ static bool sort_bucket(struct tok_rq *q, uint64_t *a, size_t n)
     }
     for (size_t i = 0; i < n; i++)
         a[i] = high | (x[i] >> pb) << 32 | (x[i] & pos_mask);
+}
+
+/* Sorts a bucket's keys by (rank, start). When they arrived in order of
+ * start (the first bucket: the first scan's minima), one stable counting
+ * pass by rank does; otherwise (runs of starts, one from each rank merged
+ * before) the radix sort. */
+static bool sort_bucket(struct tok_rq *q, uint64_t *a, size_t n)
+{
+    if (n <= 64) {
+        tok_sort_few(a, n);
+        return true;
+    }
+    bool sorted = true, by_start = true;
+    for (size_t i = 1; i < n; i++) {
+        sorted &= a[i - 1] < a[i];
+        by_start &= (uint32_t)a[i - 1] < (uint32_t)a[i];
+    }
+    if (sorted) /* runs of a pattern fill a bucket in order */
+        return true;
+    if (q->tmp_cap < n) {
+        free(q->tmp);
+        q->tmp = malloc(sizeof(*q->tmp) * n);
+        q->tmp_cap = q->tmp ? n : 0;
+        if (!q->tmp)
+            return false;
+    }
+    if (!by_start) {
+        radix_sort_bucket(q, a, n);
+        return true;
+    }
+    uint32_t rank_mask = (1u << TOK_RQ_SHIFT) - 1;
+    size_t count[(1u << TOK_RQ_SHIFT) + 1] = {0};
+    for (size_t i = 0; i < n; i++)
+        count[(a[i] >> 32 & rank_mask) + 1]++;
+    for (uint32_t r = 0; r < rank_mask + 1; r++)
+        count[r + 1] += count[r];
+    for (size_t i = 0; i < n; i++)
+        q->tmp[count[a[i] >> 32 & rank_mask]++] = a[i];
+    memcpy(a, q->tmp, sizeof(*a) * n);
     return true;
 }
 

@@ -128,8 +128,13 @@ bool tok_rq_refill(struct tok_rq *q);
 static inline void tok_rq_push(struct tok_rq *q, uint64_t key)
 {
     uint32_t c = (uint32_t)(key >> (32 + TOK_RQ_SHIFT));
-    if (c < q->next)
+    if (c < q->next) {
         tok_mq_push(&q->mq, key);
+        return;
+    }
+    struct tok_rq_bucket *b = &q->b[c];
+    if (b->n < b->cap)
+        b->a[b->n++] = key;
     else if (!tok_rq_append(q, c, key))
         q->mq.failed = true;
 }

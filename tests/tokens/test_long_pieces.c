@@ -124,14 +124,15 @@ static size_t repeat(void *buf, size_t n, const char *unit)
 
 /* The rank buckets in front of the queue: pops in order whatever the
  * pushes (keys in buckets not yet opened, in the open one, below it;
- * buckets that fill in order and ones that need sorting, small and large
- * enough for both radix widths), against a binary heap. */
+ * buckets that fill in order, in order of start only (one counting pass)
+ * and ones that need sorting, small and large enough for both radix
+ * widths), against a binary heap. */
 static void test_rank_buckets_pop_in_order(void **state)
 {
     (void)state;
     enum { N = 40000 };
     uint64_t *inside = malloc(sizeof(*inside) * N);
-    for (int shape = 0; shape < 4; shape++) {
+    for (int shape = 0; shape < 5; shape++) {
         struct tok_rq q;
         assert_true(tok_rq_init(&q, true, 17, 8, NULL, 0));
         size_t count = 0, pushed = 0;
@@ -147,6 +148,9 @@ static void test_rank_buckets_pop_in_order(void **state)
                     rank = 3000, pos = (uint32_t)pushed;
                 else if (shape == 2) /* two buckets, big */
                     rank = next_rand() % 2 ? 100 : 70000;
+                else if (shape == 3) /* random ranks, rising starts */
+                    rank = next_rand() % (4 << TOK_RQ_SHIFT),
+                    pos = (uint32_t)pushed;
                 else /* few ranks, some below what was popped */
                     rank = next_rand() % 8 * 4000;
                 uint64_t key = (uint64_t)rank << 32 | pos;
