@@ -22,6 +22,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "request.h"
+#include "request_end.h"
 #include "respond.h"
 #include "response_budget.h"
 #include "retry.h"
@@ -454,14 +455,19 @@ static void leave(struct sluice_req *r)
     }
 }
 
-/* A relayed stream ended. The response hooks run before the client's
- * stream closes: a client that reads the end and asks again at once must
- * find what they recorded (a cached answer, the spend). */
+/* A relayed stream ended. The events before [DONE] leave first; the
+ * response hooks and the metrics run before [DONE] and the end of the
+ * client's stream: a client that reads the end and asks again at once
+ * must find what they recorded (a cached answer, the spend, the counts). */
 static void finish_stream(struct sluice_req *r, enum upstream_result result)
 {
-    end_attempt(r, stream_relay_end(r, result));
+    enum sluice_outcome outcome = stream_relay_end(r, result);
+    stream_relay_flush(r);
+    end_attempt(r, outcome);
     r->response_reported = true;
     pipeline_response(r);
+    if (r->ex)
+        request_count(r);
     stream_relay_close(r);
     request_finish(r);
 }

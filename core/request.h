@@ -131,6 +131,11 @@ struct sluice_req {
      * and the span of it whose events go to the client as they came */
     const char *relay_read;
     size_t keep_from, keep_to;
+    /* stream_relay.c: from [DONE] on, output waits here until the response
+     * hooks and metrics have run (see stream_relay_hold) */
+    bool holding;
+    char *held; /* in the arena */
+    size_t held_len;
     bool upstream_paused;
     struct content_decoder
         *decoder; /* upstream/content_decode.h: it compressed its answer */
@@ -142,6 +147,7 @@ struct sluice_req {
     int final_status;       /* what the client got */
     bool response_reported; /* on_response ran */
     bool logged;
+    bool counted; /* in the metrics: request_count() */
     bool client_gone;
     int busy;            /* core code for this request is on the stack */
     bool finish_pending; /* finish once busy drops to 0 */

@@ -71,6 +71,21 @@ static void write_access_log(struct sluice_req *r, uint64_t now)
     }
 }
 
+void request_count(struct sluice_req *r)
+{
+    if (r->counted)
+        return;
+    r->counted = true;
+    traffic_count_request(r->final_status, r->endpoint,
+                          r->upstream ? r->upstream->name : NULL);
+    metric_observe(g_runtime.m.request_seconds,
+                   (double)(worker_now_ns() - r->started_ns) / 1e9);
+    if (r->usage.known) {
+        metric_add(g_runtime.m.prompt_tokens, r->usage.prompt_tokens);
+        metric_add(g_runtime.m.completion_tokens, r->usage.completion_tokens);
+    }
+}
+
 void request_finish(struct sluice_req *r)
 {
     if (r->busy > 0) {
@@ -94,14 +109,7 @@ void request_finish(struct sluice_req *r)
     if (r->client_gone && !r->final_status)
         r->final_status = 499; /* nginx's "client closed request" */
     write_access_log(r, now);
-    traffic_count_request(r->final_status, r->endpoint,
-                          r->upstream ? r->upstream->name : NULL);
-    metric_observe(g_runtime.m.request_seconds,
-                   (double)(now - r->started_ns) / 1e9);
-    if (r->usage.known) {
-        metric_add(g_runtime.m.prompt_tokens, r->usage.prompt_tokens);
-        metric_add(g_runtime.m.completion_tokens, r->usage.completion_tokens);
-    }
+    request_count(r);
     metric_gauge_add(g_runtime.m.active, -1);
     if (r->ex) {
         /* Should not happen: every path answers first. Never hang. */

@@ -10,4 +10,9 @@ struct sluice_req;
  * a plugin call is in progress (r->busy) the end is deferred to it. */
 void request_finish(struct sluice_req *r);
 
+/* Counts the request in the metrics (once; request_finish does it if
+ * nobody did before). A stream calls it before its end goes out, so that
+ * a scrape right after a streamed answer includes it. */
+void request_count(struct sluice_req *r);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "arena.h"
 #include "host_streams.h"
 #include "http/http_server.h"
 #include "log.h"
@@ -46,6 +47,19 @@ void stream_relay_start(struct sluice_req *r)
 
 static void apply_backpressure(struct sluice_req *r, size_t queued);
 
+/* Keeps bytes from [DONE] on for stream_relay_close. */
+static void hold(struct sluice_req *r, const char *data, size_t len)
+{
+    char *grown = arena_alloc(&r->arena, r->held_len + len);
+    if (!grown)
+        return; /* out of memory: the stream then ends without them */
+    if (r->held_len)
+        memcpy(grown, r->held, r->held_len);
+    memcpy(grown + r->held_len, data, len);
+    r->held = grown;
+    r->held_len += len;
+}
+
 /* Queues bytes for the client. They leave at the end of this loop pass,
  * the head and every event of one upstream read in one writev: writing
  * the first event on its own was measured 10 µs slower to the first byte
@@ -55,9 +69,23 @@ static void send_to_client(struct sluice_req *r, const char *data, size_t len)
 {
     if (!r->ex)
         return;
+    if (r->holding) {
+        hold(r, data, len);
+        return;
+    }
     size_t queued = http_stream_write(r->ex, data, len);
     r->bytes_to_client += len;
     apply_backpressure(r, queued);
+}
+
+/* Bytes held since [DONE] go out; used when more data follows it (an odd
+ * upstream) and when the stream ends. */
+static void release_held(struct sluice_req *r)
+{
+    r->holding = false;
+    if (r->held_len)
+        send_to_client(r, r->held, r->held_len);
+    r->held_len = 0;
 }
 
 /* Re-serialises one event that did not arrive whole in this read (its
@@ -131,6 +159,20 @@ static void on_sse_event(const struct sse_event *ev, void *arg)
     struct sluice_req *r = arg;
     if (r->whole)
         stream_whole_event(r->whole, ev->data, ev->data_len);
+    if (ev->done && !r->holding) {
+        /* A client may act on [DONE] without waiting for the end of the
+         * body: it is held back until the response hooks and the metrics
+         * have run (a cached answer, the spend, the token counts are in
+         * place once anyone can see the end). What came before it goes
+         * now. */
+        size_t start = ev->raw_len <= ev->end ? ev->end - ev->raw_len : 0;
+        if (r->strip_usage_chunk)
+            flush_kept(r);
+        else
+            send_to_client(r, r->relay_read + r->keep_to, start - r->keep_to);
+        r->keep_from = r->keep_to = start;
+        r->holding = true;
+    }
     if (r->strip_usage_chunk)
         relay_stripped(r, ev);
     /* else raw bytes are forwarded as they come */
@@ -169,6 +211,8 @@ bool stream_relay_chunk(struct sluice_req *r, const char *data, size_t len)
 {
     if (!r->sse)
         r->sse = sse_parser_new(MAX_SSE_EVENT_BYTES);
+    if (r->holding)
+        release_held(r); /* more came after [DONE]: keep the order */
     r->relay_read = data;
     r->keep_from = r->keep_to = 0;
     bool ok = r->sse && sse_parser_feed(r->sse, data, len, on_sse_event, r);
@@ -184,8 +228,8 @@ bool stream_relay_chunk(struct sluice_req *r, const char *data, size_t len)
         cut_client(r);
         return false;
     }
-    if (!r->strip_usage_chunk)
-        send_to_client(r, data, len); /* raw bytes pass as they came */
+    if (!r->strip_usage_chunk) /* raw bytes pass as they came */
+        send_to_client(r, data + r->keep_to, len - r->keep_to);
     return true;
 }
 
@@ -214,7 +258,7 @@ enum sluice_outcome stream_relay_end(struct sluice_req *r,
             "data: {\"error\":{\"message\":\"The upstream stream ended before "
             "completion.\",\"type\":\"api_error\",\"param\":null,\"code\":"
             "\"stream_truncated\"}}\n\n";
-        http_stream_write(r->ex, cut, sizeof cut - 1);
+        send_to_client(r, cut, sizeof cut - 1); /* after anything held */
     }
     if (complete)
         return SLUICE_OUTCOME_OK;
@@ -222,8 +266,15 @@ enum sluice_outcome stream_relay_end(struct sluice_req *r,
                                    : SLUICE_OUTCOME_TRUNCATED;
 }
 
+void stream_relay_flush(struct sluice_req *r)
+{
+    if (r->ex)
+        http_stream_flush(r->ex);
+}
+
 void stream_relay_close(struct sluice_req *r)
 {
+    release_held(r);
     if (r->ex) {
         http_set_close_cb(r->ex, NULL, NULL);
         http_stream_end(r->ex);

@@ -3,7 +3,9 @@
  * asked for must be dropped, the events around it still pass raw; only an
  * event split across reads is re-serialised), backpressure
  * (pause the upstream while the client is slow), usage taken from the
- * stream, and an error event when the stream ends cut. */
+ * stream, and an error event when the stream ends cut. [DONE] is held
+ * back until the response hooks and the metrics have run, so that anyone
+ * who has seen the end of a stream finds what they recorded. */
 #ifndef SLUICE_STREAM_RELAY_H
 #define SLUICE_STREAM_RELAY_H
 
@@ -27,7 +29,11 @@ bool stream_relay_chunk(struct sluice_req *r, const char *data, size_t len);
  * until stream_relay_close. */
 enum sluice_outcome stream_relay_end(struct sluice_req *r,
                                      enum upstream_result res);
-/* Ends the client's stream (the last chunk leaves). */
+/* Sends what is queued for the client now, rather than at the end of the
+ * loop pass: the events before [DONE] leave before the end-of-stream work.
+ * [DONE] itself and what follows it wait for stream_relay_close. */
+void stream_relay_flush(struct sluice_req *r);
+/* Ends the client's stream: [DONE] and the last chunk leave. */
 void stream_relay_close(struct sluice_req *r);
 
 #endif

@@ -33,6 +33,11 @@
 /* After an error response we keep reading (and discarding) for a short
  * while, so the client sees our answer instead of a reset; up to this. */
 #define LINGER_MAX_BYTES (1024 * 1024)
+/* A response's output is staged in one flat buffer of this size while
+ * nothing is queued in the bufferevent, and leaves with one send(): the
+ * evbuffer's chains, callbacks and iovecs cost a tenth of relaying a
+ * streamed answer. Whatever does not fit goes through the bufferevent. */
+#define STAGE_BYTES (8 * 1024)
 
 enum body_mode { BODY_LENGTH, BODY_CHUNKED, BODY_UNTIL_CLOSE };
 
@@ -122,9 +127,51 @@ static size_t put_uint(char *dst, uint64_t v)
     return n;
 }
 
+/* The bufferevent's output, with the staged bytes moved into it first so
+ * that whoever adds to it or measures it sees all output in order. */
 static struct evbuffer *conn_output(struct http_conn *c)
 {
-    return bufferevent_get_output(c->bev);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->staged) {
+        evbuffer_add(out, c->stage, c->staged);
+        c->staged = 0;
+    }
+    return out;
+}
+
+/* Bytes written by the server and not yet sent. */
+static size_t conn_queued(struct http_conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev)) + c->staged;
+}
+
+/* Room for n more bytes in the stage, or NULL when they must go through
+ * the bufferevent: something is queued there already (order), or they do
+ * not fit. The caller fills them and adds n to c->staged. */
+static char *stage_reserve(struct http_conn *c, size_t n)
+{
+    if (c->staged + n > STAGE_BYTES || c->write_armed || c->write_failed ||
+        evbuffer_get_length(bufferevent_get_output(c->bev)))
+        return NULL;
+    if (!c->stage) {
+        c->stage =
+            c->srv->spare_stage ? c->srv->spare_stage : malloc(STAGE_BYTES);
+        c->srv->spare_stage = NULL;
+        if (!c->stage)
+            return NULL;
+    }
+    return c->stage + c->staged;
+}
+
+static void conn_append(struct http_conn *c, const char *data, size_t n)
+{
+    char *dst = stage_reserve(c, n);
+    if (!dst) {
+        evbuffer_add(conn_output(c), data, n);
+        return;
+    }
+    memcpy(dst, data, n);
+    c->staged += n;
 }
 
 /* ---- timers ---- */
@@ -200,6 +247,7 @@ static void conn_free(struct http_conn *c)
     http_parse_free(&c->req);
     if (c->counted)
         budget_release();
+    free(c->stage);
     free(c);
 }
 
@@ -246,6 +294,13 @@ static void conn_process_input(struct http_conn *c);
 
 static void conn_go_idle(struct http_conn *c)
 {
+    /* An idle connection holds no output memory; the server keeps one
+     * stage for the next response instead of a malloc per response. */
+    if (!c->srv->spare_stage)
+        c->srv->spare_stage = c->stage;
+    else
+        free(c->stage);
+    c->stage = NULL;
     http_parse_reset(&c->req);
     c->ex = (struct http_exchange){.conn = c};
     c->state = CONN_IDLE;
@@ -279,7 +334,8 @@ static void fire_drain(struct http_conn *c)
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct http_conn *c = arg;
-    size_t out = evbuffer_get_length(bufferevent_get_output(bev));
+    (void)bev;
+    size_t out = conn_queued(c);
     if (out == 0 && c->write_armed) {
         bufferevent_disable(bev, EV_WRITE);
         c->write_armed = false;
@@ -305,14 +361,48 @@ static void on_deferred(evutil_socket_t fd, short what, void *arg)
     on_write(c->bev, c);
 }
 
+/* Peer gone: free from the loop, not inside the caller's API call; until
+ * then further output just queues and is freed with c. */
+static void conn_write_failed(struct http_conn *c)
+{
+    c->write_failed = true;
+    conn_defer(c);
+}
+
+/* Sends the stage with one send(); a part the socket did not take moves
+ * to the bufferevent, whose write event then sends it. */
+static void flush_stage(struct http_conn *c)
+{
+    ssize_t n =
+        send(bufferevent_getfd(c->bev), c->stage, c->staged, MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        conn_write_failed(c);
+        return;
+    }
+    size_t sent = n > 0 ? (size_t)n : 0;
+    if (sent < c->staged) {
+        evbuffer_add(bufferevent_get_output(c->bev), c->stage + sent,
+                     c->staged - sent);
+        c->write_armed = true;
+        bufferevent_enable(c->bev, EV_WRITE);
+    }
+    c->staged = 0;
+}
+
 /* Writes queued output straight away: the socket is almost always
  * writable, and going through the loop would cost two epoll_ctl calls and
  * an extra iteration per response. Only a leftover arms the bufferevent's
  * write event (and with it the send timeout and the drain callback). */
 static void conn_flush(struct http_conn *c)
 {
+    if (c->write_armed || c->write_failed)
+        return;
+    if (c->staged && !evbuffer_get_length(bufferevent_get_output(c->bev))) {
+        flush_stage(c);
+        return;
+    }
     struct evbuffer *out = conn_output(c);
-    if (c->write_armed || c->write_failed || !evbuffer_get_length(out))
+    if (!evbuffer_get_length(out))
         return;
     /* A bufferevent keeps the start of its output frozen so only it can
      * drain it; thaw it for this write just as its own write callback does. */
@@ -322,10 +412,7 @@ static void conn_flush(struct http_conn *c)
     int err = errno;
     evbuffer_freeze(out, 1);
     if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
-        /* Peer gone. Free from the loop, not inside the caller's API call;
-         * until then further output just queues and is freed with c. */
-        c->write_failed = true;
-        conn_defer(c);
+        conn_write_failed(c);
         return;
     }
     if (evbuffer_get_length(out)) {
@@ -339,12 +426,12 @@ static void on_flush_soon(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct http_conn *c = arg;
+    c->flush_queued = false;
     conn_flush(c);
     /* The writer may be waiting for a drain that this very write brought
      * about; with nothing left over, no write event will report it. */
     if (c->state == CONN_HANDLER && c->ex.drain_cb && !c->write_armed &&
-        !c->write_failed &&
-        evbuffer_get_length(conn_output(c)) <= c->ex.drain_low)
+        !c->write_failed && conn_queued(c) <= c->ex.drain_low)
         fire_drain(c);
 }
 
@@ -354,12 +441,16 @@ static void on_flush_soon(evutil_socket_t fd, short what, void *arg)
  * of one syscall each. */
 static void conn_flush_soon(struct http_conn *c)
 {
+    if (c->flush_queued)
+        return;
     if (!c->flush_soon)
         c->flush_soon = event_new(c->srv->base, -1, 0, on_flush_soon, c);
-    if (c->flush_soon)
+    if (c->flush_soon) {
         event_active(c->flush_soon, EV_TIMEOUT, 0);
-    else
+        c->flush_queued = true;
+    } else {
         conn_flush(c);
+    }
 }
 
 /* ---- writing responses ---- */
@@ -388,18 +479,18 @@ static void write_head(struct http_conn *c, int status, const char *headers,
     n += put_cstr(buf + n, c->keep_alive ? "\r\nConnection: keep-alive\r\n"
                                          : "\r\nConnection: close\r\n");
 
-    struct evbuffer *out = conn_output(c);
     size_t hl = headers ? strlen(headers) : 0;
     bool needs_crlf = hl && (hl < 2 || memcmp(headers + hl - 2, "\r\n", 2));
     if (n + hl + 4 <= sizeof(buf)) {
-        /* The common case: one copy into the output buffer. */
+        /* The common case: one copy into the output. */
         n += put_str(buf + n, headers ? headers : "", hl);
         if (needs_crlf)
             n += put_str(buf + n, "\r\n", 2);
         n += put_str(buf + n, "\r\n", 2);
-        evbuffer_add(out, buf, n);
+        conn_append(c, buf, n);
         return;
     }
+    struct evbuffer *out = conn_output(c);
     evbuffer_add(out, buf, n);
     evbuffer_add(out, headers, hl);
     if (needs_crlf)
@@ -417,7 +508,7 @@ static void conn_send_error(struct http_conn *c, int status, const char *reason)
     write_head(c, status, "Content-Type: application/json\r\n", BODY_LENGTH,
                body ? len : 0);
     if (body)
-        evbuffer_add(conn_output(c), body, len);
+        conn_append(c, body, len);
     free(body);
     c->state = CONN_CLOSING;
     c->linger_wanted = true;
@@ -462,7 +553,7 @@ void http_reply(struct http_exchange *ex, int status, const char *headers,
     struct http_conn *c = ex->conn;
     write_head(c, status, headers, BODY_LENGTH, body_len);
     if (body_len && !c->req.is_head)
-        evbuffer_add(conn_output(c), body, body_len);
+        conn_append(c, body, body_len);
     ex->headers_sent = true;
     exchange_finish(c);
 }
@@ -505,43 +596,69 @@ static size_t chunk_size_line(char *buf, size_t len)
     return n + 2;
 }
 
+/* One chunk, framed, into the stage; false when it does not fit there. */
+static bool stage_chunk(struct http_conn *c, const char *data, size_t len)
+{
+    char size[24];
+    size_t n = chunk_size_line(size, len);
+    char *p = stage_reserve(c, n + len + 2);
+    if (!p)
+        return false;
+    memcpy(p, size, n);
+    memcpy(p + n, data, len);
+    memcpy(p + n + len, "\r\n", 2);
+    c->staged += n + len + 2;
+    return true;
+}
+
+/* One chunk, framed, into the bufferevent with one commit: each
+ * evbuffer_add runs the buffer's callbacks (evbuffer_add_iovec adds piece
+ * by piece). */
+static void queue_chunk(struct http_conn *c, const char *data, size_t len)
+{
+    struct evbuffer *out = conn_output(c);
+    char size[24];
+    size_t n = chunk_size_line(size, len);
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)(n + len + 2), &v, 1) == 1) {
+        char *p = v.iov_base;
+        memcpy(p, size, n);
+        memcpy(p + n, data, len);
+        memcpy(p + n + len, "\r\n", 2);
+        v.iov_len = n + len + 2;
+        evbuffer_commit_space(out, &v, 1);
+    } else {
+        evbuffer_add(out, size, n);
+        evbuffer_add(out, data, len);
+        evbuffer_add(out, "\r\n", 2);
+    }
+}
+
 size_t http_stream_write(struct http_exchange *ex, const char *data, size_t len)
 {
     if (!exchange_usable(ex, "http_stream_write"))
         return 0;
     struct http_conn *c = ex->conn;
-    struct evbuffer *out = conn_output(c);
     if (!ex->streaming) {
         MISUSE("http_stream_write before http_stream_start ignored\n");
-        return evbuffer_get_length(out);
+        return conn_queued(c);
     }
     /* A zero-length chunk would end the stream; skip it. */
     if (len && !c->req.is_head) {
-        if (c->chunked_out) {
-            /* One commit for the whole chunk: each evbuffer_add runs the
-             * buffer's callbacks (evbuffer_add_iovec adds piece by piece). */
-            char size[24];
-            size_t n = chunk_size_line(size, len);
-            struct evbuffer_iovec v;
-            if (evbuffer_reserve_space(out, (ev_ssize_t)(n + len + 2), &v, 1) ==
-                1) {
-                char *p = v.iov_base;
-                memcpy(p, size, n);
-                memcpy(p + n, data, len);
-                memcpy(p + n + len, "\r\n", 2);
-                v.iov_len = n + len + 2;
-                evbuffer_commit_space(out, &v, 1);
-            } else {
-                evbuffer_add(out, size, n);
-                evbuffer_add(out, data, len);
-                evbuffer_add(out, "\r\n", 2);
-            }
-        } else {
-            evbuffer_add(out, data, len);
-        }
+        if (!c->chunked_out)
+            conn_append(c, data, len);
+        else if (!stage_chunk(c, data, len))
+            queue_chunk(c, data, len);
         conn_flush_soon(c);
     }
-    return evbuffer_get_length(out);
+    return conn_queued(c);
+}
+
+void http_stream_flush(struct http_exchange *ex)
+{
+    if (!exchange_usable(ex, "http_stream_flush") || !ex->streaming)
+        return;
+    conn_flush(ex->conn);
 }
 
 void http_stream_on_drain(struct http_exchange *ex, size_t low_water,
@@ -570,7 +687,7 @@ void http_stream_end(struct http_exchange *ex)
         return;
     }
     if (c->chunked_out && !c->req.is_head)
-        evbuffer_add(conn_output(c), "0\r\n\r\n", 5);
+        conn_append(c, "0\r\n\r\n", 5);
     exchange_finish(c);
 }
 

@@ -66,6 +66,9 @@ struct http_conn {
     bool write_armed;  /* output left over: the bufferevent writes it */
     bool write_failed; /* a direct write hit EPIPE/ECONNRESET */
     bool counted;      /* holds a slot of the connection budget */
+    bool flush_queued; /* flush_soon is active for this loop pass */
+    char *stage;       /* output not yet handed to the bufferevent */
+    size_t staged;
     const struct timeval *tv_header, *tv_body, *tv_idle;
     size_t lingered;
     struct http_exchange ex;
@@ -87,6 +90,7 @@ struct http_server {
     size_t open, active;
     bool draining;
     uint16_t port;
+    char *spare_stage; /* one idle connection's output stage, for reuse */
     time_t date_sec;
     char date[40];
 };

@@ -262,6 +262,7 @@ void http_server_free(struct http_server *s)
     while (s->conns)
         http_conn_free(s->conns);
     event_free(s->accept_retry);
+    free(s->spare_stage);
     free(s);
 }
 /* ---- request accessors ---- */

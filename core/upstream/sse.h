@@ -16,7 +16,9 @@ struct sse_usage {
 };
 
 struct sse_event {
-    const char *data; /* joined data: lines, without the trailing LF */
+    /* Joined data: lines, without the trailing LF. Not NUL-terminated: a
+     * one-line event points into the bytes fed. */
+    const char *data;
     size_t data_len;
     const char *event; /* "event:" field or NULL */
     size_t event_len;

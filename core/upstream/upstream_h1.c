@@ -627,6 +627,32 @@ static void complete_broken(struct h1_call *c, const char *why)
            c->detail);
 }
 
+/* The body bytes of one read, handed on together: the data of every
+ * chunk is moved up against the one before it, over the chunk framing
+ * already parsed, so a read of many small chunks (an SSE stream sends an
+ * event per chunk) costs one on_body, not one per chunk. */
+struct gathered {
+    char *start;
+    size_t len;
+};
+
+static void gather(struct gathered *g, char *data, size_t len)
+{
+    if (!g->len)
+        g->start = data;
+    else if (data != g->start + g->len)
+        memmove(g->start + g->len, data, len); /* over parsed framing */
+    g->len += len;
+}
+
+/* Delivers what was gathered; false when delivery must stop. */
+static bool deliver_gathered(struct h1_call *c, struct gathered *g)
+{
+    size_t len = g->len;
+    g->len = 0;
+    return deliver_body(c, g->start, len);
+}
+
 /* Feeds what the buffer holds to the parser and the call's callbacks,
  * until the buffer is empty, the call pauses, or the response ends. */
 static void process_input(struct h1_conn *conn)
@@ -648,6 +674,7 @@ static void process_input(struct h1_conn *conn)
     } else if (c->idle_ms && conn->in_end > conn->in_start) {
         arm_timer(c); /* bytes arrived: the idle clock starts again */
     }
+    struct gathered body = {NULL, 0};
     for (;;) {
         const char *data = NULL;
         size_t data_len = 0, used = 0;
@@ -655,6 +682,15 @@ static void process_input(struct h1_conn *conn)
             &conn->resp, conn->in + conn->in_start,
             conn->in_end - conn->in_start, &used, &data, &data_len);
         conn->in_start += used;
+        if (st == HTTP_RESPONSE_DATA) {
+            /* data lies in conn->in, before in_start */
+            gather(&body, conn->in + (data - conn->in), data_len);
+            continue;
+        }
+        if (body.len && !deliver_gathered(c, &body)) {
+            gone(c);
+            return;
+        }
         switch (st) {
         case HTTP_RESPONSE_MORE:
             conn->in_start = conn->in_end = 0;
@@ -666,12 +702,6 @@ static void process_input(struct h1_conn *conn)
                 return;
             if (c->paused) {
                 stop_reading(conn);
-                return;
-            }
-            continue;
-        case HTTP_RESPONSE_DATA:
-            if (!deliver_body(c, data, data_len)) {
-                gone(c);
                 return;
             }
             continue;

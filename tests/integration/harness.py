@@ -120,6 +120,19 @@ def raw(port, data, timeout=5, read_until_close=True):
     return b"".join(chunks)
 
 
+def read_request(conn):
+    """For a scripted provider: one request off an accepted socket, as
+    (head, body) bytes. The body is read to its Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head, body
+
+
 def parse_metrics(text):
     """Prometheus text → {name{labels}: value}."""
     out = {}

@@ -381,7 +381,7 @@ def test_slow_client_pauses_upstream_instead_of_buffering(h):
     s.close()
     # Kernel socket buffers on both hops hold several MB, so the signal is
     # the gateway's own pause counter, not the mock's progress.
-    check(len(got) > 6000000, "stream size %d" % len(got))
+    check(got.count(b"data: {") >= 20000, "events: %d" % got.count(b"data: {"))
     check(b"data: [DONE]" in got, "the whole stream arrived once the client read it")
     check(h.metrics().get("sluice_upstream_pauses_total", 0) >= 1, "upstream was paused")
     eq(h.mock_stats()["streams_completed"], 1)

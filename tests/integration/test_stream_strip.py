@@ -47,13 +47,7 @@ class ScriptedUpstream:
     def answer(self, conn):
         try:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
-            while len(body) < length:
-                body += conn.recv(65536)
+            _, body = harness.read_request(conn)
             m = re.search(rb"split:(\d+)", body)
             size = int(m.group(1)) if m else len(STREAM)
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
