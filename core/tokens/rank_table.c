@@ -21,7 +21,8 @@ bool tok_rank_table_init(struct tok_rank_table *t, const unsigned char *blob,
     t->pair_rank = malloc(sizeof(*t->pair_rank) * 65536);
     t->filter_mask = (1u << 15) - 1; /* 2^21 bits: ~3% false positives */
     t->filter = calloc((size_t)t->filter_mask + 1, sizeof(*t->filter));
-    if (!t->offset || !t->slots || !t->pair_rank || !t->filter) {
+    t->inner = calloc(65536 / 64, sizeof(*t->inner));
+    if (!t->offset || !t->slots || !t->pair_rank || !t->filter || !t->inner) {
         tok_rank_table_free(t);
         return false;
     }
@@ -50,6 +51,10 @@ bool tok_rank_table_init(struct tok_rank_table *t, const unsigned char *blob,
             i = (i + 1) & t->mask;
         t->slots[i] = (struct tok_rank_slot){head, r, tok_meta_of(len, h)};
         t->filter[tok_filter_word(h, t->filter_mask)] |= tok_filter_bits(h);
+        for (size_t j = 0; j + 1 < len; j++) {
+            unsigned k = p[j] | (unsigned)p[j + 1] << 8;
+            t->inner[k >> 6] |= 1ull << (k & 63);
+        }
     }
     /* Every byte must have a rank, or some input could not be encoded. */
     for (int b = 0; b < 256; b++)
@@ -66,7 +71,9 @@ void tok_rank_table_free(struct tok_rank_table *t)
     free(t->slots);
     free(t->pair_rank);
     free(t->filter);
+    free(t->inner);
     t->filter = NULL;
+    t->inner = NULL;
     t->offset = NULL;
     t->slots = NULL;
     t->pair_rank = NULL;

@@ -32,6 +32,8 @@ struct tok_rank_table {
     uint64_t *filter;    /* two bits per token of longer ones, in one word
                           * chosen by the hash (256 KB, stays in cache) */
     uint32_t filter_mask;
+    uint64_t *inner; /* a bit per two bytes b0 b1 (b0 | b1 << 8): set when
+                      * they occur next to each other in some token (8 KB) */
 };
 
 /* Indexes blob (size bytes). False on a malformed blob or no memory. */
@@ -131,6 +133,15 @@ static inline uint32_t tok_rank_find(const struct tok_rank_table *t,
     if (n == 2)
         return t->pair_rank[p[0] | (unsigned)p[1] << 8];
     return tok_rank_find_hashed(t, p, n);
+}
+
+/* Whether bytes a then b occur together in any token: when not, no token
+ * (and so no merge) ever spans the point between them. */
+static inline bool tok_inner_pair(const struct tok_rank_table *t,
+                                  unsigned char a, unsigned char b)
+{
+    unsigned k = a | (unsigned)b << 8;
+    return t->inner[k >> 6] >> (k & 63) & 1;
 }
 
 static inline const unsigned char *

@@ -99,6 +99,10 @@ static size_t merge_long(const struct tok_rank_table *t, const unsigned char *p,
  * bytes, in a direct-mapped table sized to the text. An entry points back
  * at the piece's first occurrence in the text, so a hit is checked
  * against the bytes themselves. */
+/* Pieces up to this long are remembered (most recurring words and runs
+ * of U+FFFD are shorter; CJK phrases without spaces are not). */
+#define MEMO_MAX TOK_BPE_FLAT_MAX
+
 struct memo_entry {
     uint32_t off; /* of the piece in the text; UINT32_MAX: empty */
     uint16_t len, count;
@@ -172,6 +176,76 @@ static void put_ids(uint32_t *out, size_t cap, size_t k, const uint32_t *ids,
         out[k + i] = ids[i];
 }
 
+/* The long merge of p[0..n), its ids appended to out (when not NULL) from
+ * k on; how many tokens, (size_t)-1 when out of memory. */
+static size_t long_tokens(const struct tok_rank_table *t,
+                          const unsigned char *p, size_t n, uint32_t *out,
+                          size_t cap, size_t k, struct lazy_cache *c)
+{
+    /* Ids straight into out when they fit (the merge knows them). */
+    if (!out)
+        return merge_long(t, p, n, NULL, c);
+    if (cap >= k && cap - k >= n)
+        return merge_long(t, p, n, out + k, c);
+    uint32_t *ids = malloc(sizeof(*ids) * n);
+    if (!ids)
+        return (size_t)-1;
+    size_t m = merge_long(t, p, n, ids, c);
+    if (m != (size_t)-1)
+        put_ids(out, cap, k, ids, m);
+    free(ids);
+    return m;
+}
+
+/* The flat merge of p[0..n) (n <= TOK_BPE_FLAT_MAX), as long_tokens. */
+static size_t flat_tokens(const struct tok_rank_table *t,
+                          const unsigned char *p, size_t n, uint32_t *out,
+                          size_t cap, size_t k, struct lazy_cache *c)
+{
+    uint32_t ids[TOK_BPE_FLAT_MAX];
+    size_t m = tok_bpe_merge_flat(t, p, n, NULL, out ? ids : NULL,
+                                  pair_cache_of(c, t));
+    if (out)
+        put_ids(out, cap, k, ids, m);
+    return m;
+}
+
+/* A long piece (production path) is cut wherever two adjacent bytes occur
+ * together in no token: no token, so no merge, can ever span that point,
+ * so tiktoken's merge of the piece is the merges of the parts one after
+ * the other. Each part is a token, or merged flat when short enough, else
+ * by the long merge. 1 MB of random letters becomes parts of about 100
+ * bytes (o200k; 7 of the 676 letter pairs are in no token) merged in
+ * cache, not one merge over 16 MB of nodes. */
+static size_t split_tokens(const struct tok_rank_table *t,
+                           const unsigned char *p, size_t n, uint32_t *out,
+                           size_t cap, size_t k, struct lazy_cache *c)
+{
+    size_t total = 0, a = 0;
+    for (size_t i = 1; i <= n; i++) {
+        if (i < n && tok_inner_pair(t, p[i - 1], p[i]))
+            continue;
+        const unsigned char *q = p + a;
+        size_t len = i - a, m;
+        uint32_t r =
+            len <= TOK_MAX_TOKEN_BYTES ? tok_rank_find(t, q, len) : TOK_NO_RANK;
+        if (r != TOK_NO_RANK) {
+            if (out && k + total < cap)
+                out[k + total] = r;
+            m = 1;
+        } else if (len <= TOK_BPE_FLAT_MAX) {
+            m = flat_tokens(t, q, len, out, cap, k + total, c);
+        } else {
+            m = long_tokens(t, q, len, out, cap, k + total, c);
+        }
+        if (m == (size_t)-1)
+            return m;
+        total += m;
+        a = i;
+    }
+    return total;
+}
+
 /* Merges one piece; appends its ids to out (when not NULL) from *k on and
  * returns how many tokens it made, (size_t)-1 when out of memory. */
 static size_t piece_tokens(const struct tok_rank_table *t,
@@ -188,23 +262,13 @@ static size_t piece_tokens(const struct tok_rank_table *t,
             return 1;
         }
     }
-    if (n >= opts->heap_from) {
-        /* Ids straight into out when they fit (the merge knows them). */
-        if (!out)
-            return merge_long(t, p, n, NULL, c);
-        if (cap >= k && cap - k >= n)
-            return merge_long(t, p, n, out + k, c);
-        uint32_t *ids = malloc(sizeof(*ids) * n);
-        if (!ids)
-            return (size_t)-1;
-        size_t m = merge_long(t, p, n, ids, c);
-        if (m != (size_t)-1)
-            put_ids(out, cap, k, ids, m);
-        free(ids);
-        return m;
-    }
+    if (n >= opts->heap_from)
+        return opts->flat ? split_tokens(t, p, n, out, cap, k, c)
+                          : long_tokens(t, p, n, out, cap, k, c);
     struct memo_entry *me = NULL;
-    if (mo->on && n <= TOK_BPE_HEAP_FROM && (me = memo_slot(mo, p, n)) &&
+    /* (The loop's path keeps ids of up to TOK_BPE_HEAP_FROM on the stack.) */
+    size_t memo_max = opts->flat ? MEMO_MAX : TOK_BPE_HEAP_FROM;
+    if (mo->on && n <= memo_max && (me = memo_slot(mo, p, n)) &&
         me->off != UINT32_MAX && me->len == n &&
         memcmp(mo->text + me->off, p, n) == 0) {
         if (out)
@@ -213,8 +277,7 @@ static size_t piece_tokens(const struct tok_rank_table *t,
     }
     if (opts->flat && n <= TOK_BPE_FLAT_MAX) {
         uint32_t ids[TOK_BPE_FLAT_MAX];
-        size_t m = tok_bpe_merge_flat(t, p, n, NULL, out ? ids : NULL,
-                                      pair_cache_of(c, t));
+        size_t m = flat_tokens(t, p, n, out ? ids : NULL, n, 0, c);
         if (out)
             put_ids(out, cap, k, ids, m);
         if (me)

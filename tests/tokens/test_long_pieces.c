@@ -331,14 +331,18 @@ static void test_worst_shapes_match_reference(void **state)
                                          true},
                                  all_long = {true, 2, false, true},
                                  ref = {false, SIZE_MAX, false, false};
-    for (size_t u = 0; u <= sizeof units / sizeof units[0]; u++) {
-        size_t len = n;
-        if (u < sizeof units / sizeof units[0]) {
+    for (size_t u = 0; u < sizeof units / sizeof units[0] + 3; u++) {
+        size_t len = n, kind = u - sizeof units / sizeof units[0];
+        if (u < sizeof units / sizeof units[0])
             len = repeat(s, n, units[u]);
-        } else {
-            for (size_t i = 0; i < n; i++) /* random bytes */
-                s[i] = (char)next_rand();
-        }
+        else /* random bytes; random letters (one piece, cut where two
+              * letters are in no token); letters rich in such pairs */
+            for (size_t i = 0; i < n; i++) {
+                uint32_t x = next_rand();
+                s[i] = (char)(kind == 0   ? x
+                              : kind == 1 ? 'a' + x % 26
+                                          : (uint32_t) "qgjkzwxy"[x % 8]);
+            }
         for (int id = 0; id < TOK_ENCODING_COUNT; id++) {
             size_t nb = tok_encode_with(enc(id), s, len, b, 3 * n, &ref);
             size_t na = tok_encode_with(enc(id), s, len, a, 3 * n, &fast);
@@ -352,6 +356,9 @@ static void test_worst_shapes_match_reference(void **state)
             na = tok_encode_with(enc(id), s, len, a, nb / 2, &all_long);
             assert_int_equal(na, nb);
             assert_memory_equal(a, b, nb / 2 * sizeof a[0]);
+            na = tok_encode_with(enc(id), s, len, a, nb / 2, &fast);
+            assert_int_equal(na, nb);
+            assert_memory_equal(a, b, nb / 2 * sizeof a[0]);
         }
     }
     free(s);
@@ -360,7 +367,8 @@ static void test_worst_shapes_match_reference(void **state)
 }
 
 /* The filter in front of the rank table never hides a token: every
- * token's bytes are found with its own rank. */
+ * token's bytes are found with its own rank; and the table of bytes that
+ * stand together in tokens has each of its pairs. */
 static void test_filter_keeps_every_token(void **state)
 {
     (void)state;
@@ -370,6 +378,10 @@ static void test_filter_keeps_every_token(void **state)
             size_t len;
             const unsigned char *p = tok_rank_bytes(t, r, &len);
             assert_int_equal(tok_rank_find(t, p, len), r);
+            /* Every two adjacent bytes of a token are marked as such (a
+             * long piece is never cut between them). */
+            for (size_t j = 0; j + 1 < len; j++)
+                assert_true(tok_inner_pair(t, p[j], p[j + 1]));
         }
     }
 }
