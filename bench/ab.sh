@@ -16,7 +16,7 @@ TMP=$(mktemp -d)
 cleanup() { [ -f "$TMP/pids" ] && kill $(cat "$TMP/pids") 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
 
-. bench/lib.sh # free_port, wait_port, run_wrk
+. bench/lib.sh # free_port, wait_port, run_wrk, ttfb_table
 
 MOCK=$(free_port)
 "$NEW/sluice-mock" --listen 127.0.0.1:$MOCK --quiet >/dev/null 2>&1 &
@@ -64,14 +64,7 @@ for c in ${BENCH_CONNS-1 64}; do
     done
 done
 echo
-echo "Time to first streamed byte (${TTFB_N:-1000} requests per target, targets interleaved):"
+echo "Time to first streamed byte (${TTFB_N:-1000} requests per target, targets interleaved in shuffled order):"
 echo
-echo "| target | median µs | p99 µs |"
-echo "|---|---|---|"
-python3 bench/ttfb.py "${TTFB_N:-1000}" $(for t in $TARGETS; do printf '%s ' "${t##*:}"; done) > "$TMP/ttfb.out"
-for t in $TARGETS; do
-    set -- $(head -n1 "$TMP/ttfb.out")
-    sed -i 1d "$TMP/ttfb.out"
-    echo "| ${t%%:*} | $1 | $2 |"
-done
+ttfb_table $TARGETS
 } | tee bench/results/ab.md

@@ -31,3 +31,22 @@ errs = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 print("%.0f %.0f %.0f %s" % (rps, p["50"], p["99"], errs.group(1) if errs else "0"))
 PY
 }
+
+# ttfb_table NAME:PORT... -> a markdown table of time to first streamed
+# byte (bench/ttfb.py, $TTFB_N requests per target, interleaved): as the
+# client asks, and with the client asking for the usage chunk itself, so
+# that the provider sends every target the same stream (sluice asks for
+# it on every stream, for its accounting, and strips it again).
+ttfb_table() {
+    ports=""
+    for t in "$@"; do ports="$ports ${t##*:}"; done
+    python3 bench/ttfb.py "${TTFB_N:-1000}" $ports > "$TMP/ttfb.plain"
+    TTFB_CLIENT_USAGE=1 python3 bench/ttfb.py "${TTFB_N:-1000}" $ports > "$TMP/ttfb.usage"
+    echo "| target | median µs | p99 µs | median µs, client asks for usage | p99 µs, client asks for usage |"
+    echo "|---|---|---|---|---|"
+    for t in "$@"; do
+        set -- $(head -n1 "$TMP/ttfb.plain") $(head -n1 "$TMP/ttfb.usage")
+        sed -i 1d "$TMP/ttfb.plain" "$TMP/ttfb.usage"
+        echo "| ${t%%:*} | $1 | $2 | $3 | $4 |"
+    done
+}

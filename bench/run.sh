@@ -22,7 +22,7 @@ fi
 cleanup() { [ -f "$TMP/pids" ] && kill $(cat "$TMP/pids") 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
 
-. bench/lib.sh # free_port, wait_port, run_wrk
+. bench/lib.sh # free_port, wait_port, run_wrk, ttfb_table
 
 MOCK=$(free_port)
 ./build/sluice-mock --listen 127.0.0.1:$MOCK --quiet >/dev/null 2>&1 &
@@ -69,14 +69,7 @@ for c in ${BENCH_CONNS-1 64}; do
     done
 done
 echo
-echo "Time to first streamed byte (${TTFB_N:-1000} streaming requests per target, one connection each, targets interleaved):"
+echo "Time to first streamed byte (${TTFB_N:-1000} streaming requests per target, one connection each, targets interleaved in shuffled order):"
 echo
-echo "| target | median µs | p99 µs |"
-echo "|---|---|---|"
-python3 bench/ttfb.py "${TTFB_N:-1000}" "$MOCK" "$NGINX" "$EMPTY" "$NOOP" > "$TMP/ttfb.out"
-for name in direct nginx sluice-empty sluice-noop+policy; do
-    set -- $(head -n1 "$TMP/ttfb.out")
-    sed -i 1d "$TMP/ttfb.out"
-    echo "| $name | $1 | $2 |"
-done
+ttfb_table "direct:$MOCK" "nginx:$NGINX" "sluice-empty:$EMPTY" "sluice-noop+policy:$NOOP"
 } | tee "$OUT/latest.md"

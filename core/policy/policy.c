@@ -26,6 +26,7 @@ struct policy {
     struct policy_host host;
     lua_State *L;
     int decide_ref;
+    int ctx_meta_ref; /* the metatable every ctx gets: see push_ctx */
     int decide_line;
     /* "script:line" of decide(), prefix of return-value errors; the
      * script path until decide() is known. */
@@ -139,6 +140,43 @@ struct load_args {
     size_t len;
 };
 
+/* ---- ctx ---- */
+
+/* ctx.vars is made on first use, so a decide() that never touches it does
+ * not pay for a second table per call. rawset: later reads are plain. */
+static int ctx_index(lua_State *L)
+{
+    size_t len = 0;
+    const char *key = lua_tolstring(L, 2, &len);
+    if (lua_type(L, 2) != LUA_TSTRING || len != 4 || memcmp(key, "vars", 4))
+        return 0;
+    lua_newtable(L);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 1);
+    return 1;
+}
+
+/* Shared by every ctx of the state. The sandbox has no getmetatable or
+ * setmetatable; __metatable guards it as well, so that one call can never
+ * change the next one's ctx. */
+static void make_ctx_metatable(lua_State *L)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, ctx_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+}
+
+/* A fresh ctx for one decide() call. */
+static void push_ctx(lua_State *L, const struct policy *p)
+{
+    lua_createtable(L, 0, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->ctx_meta_ref);
+    lua_setmetatable(L, -2);
+}
+
 /* Protected: builds the sandbox, compiles and runs the script's top level
  * under the instruction budget, and keeps decide(). */
 static int load_protected(lua_State *L)
@@ -177,6 +215,8 @@ static int load_protected(lua_State *L)
     p->decide_line = ar.linedefined > 0 ? ar.linedefined : 1;
     snprintf(p->where, sizeof p->where, "%s:%d", p->source, p->decide_line);
     p->decide_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    make_ctx_metatable(L);
+    p->ctx_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
 }
 
@@ -220,7 +260,7 @@ struct policy *policy_load(const char *script_path,
         p->host.env = *env;
     snprintf(p->host.log_name, sizeof p->host.log_name, "%s", script_path);
     p->path = script_path;
-    p->decide_ref = LUA_NOREF;
+    p->decide_ref = p->ctx_meta_ref = LUA_NOREF;
     snprintf(p->where, sizeof p->where, "%s", script_path);
 
     p->L = policy_sandbox_new_state(&p->sandbox);
@@ -276,9 +316,7 @@ static int decide_protected(lua_State *L)
     const struct decide_args *args = lua_touserdata(L, 1);
     struct policy *p = args->p;
 
-    lua_createtable(L, 0, 1); /* ctx */
-    lua_newtable(L);
-    lua_setfield(L, -2, "vars");
+    push_ctx(L, p);
     int ctx = lua_gettop(L);
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->decide_ref);

@@ -696,6 +696,29 @@ static void test_ctx_vars(void **state)
     struct policy_req_view v = view_of(&r);
     assert_int_equal(policy_decide(p, &v, &d, err, sizeof err), POLICY_OK);
     policy_free(p);
+
+    /* ctx.vars is there on first use (made lazily) and each ctx is fresh.
+     * A failed expectation raises, so the call fails. */
+    p = load_text(
+        "local seen = 0\n"
+        "function decide(req, ctx)\n"
+        "  seen = seen + 1\n"
+        "  assert(ctx.mark == nil and next(ctx) == nil)\n"
+        "  ctx.mark = true\n"
+        "  assert(type(ctx.vars) == 'table' and next(ctx.vars) == nil)\n"
+        "  assert(ctx.vars == ctx.vars)\n"
+        "  ctx.vars.n = seen\n"
+        "end\n",
+        err, sizeof err, NULL, 0);
+    assert_non_null(p);
+    for (int call = 1; call <= 2; call++) {
+        if (policy_decide(p, &v, &d, err, sizeof err) != POLICY_OK)
+            fail_msg("call %d: %s", call, err);
+        assert_int_equal(d.var_count, 1);
+        assert_string_equal(d.vars[0][0], "n");
+        assert_int_equal(atoi(d.vars[0][1]), call);
+    }
+    policy_free(p);
 }
 
 /* ---- request view and sluice.* ---- */
