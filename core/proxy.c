@@ -455,14 +455,16 @@ static void leave(struct sluice_req *r)
     }
 }
 
-/* A relayed stream ended. The events before [DONE] leave first; the
- * response hooks and the metrics run before [DONE] and the end of the
- * client's stream: a client that reads the end and asks again at once
- * must find what they recorded (a cached answer, the spend, the counts). */
+/* A relayed stream ended. The response hooks and the metrics run before
+ * [DONE] and the end of the client's stream leave: a client that reads the
+ * end and asks again at once must find what they recorded (a cached
+ * answer, the spend, the counts). Events of this read still queued go out
+ * with them, in one send: a send of their own first was measured slower
+ * to the first byte (the client wakes on this CPU and waits for the
+ * second send anyway). */
 static void finish_stream(struct sluice_req *r, enum upstream_result result)
 {
     enum sluice_outcome outcome = stream_relay_end(r, result);
-    stream_relay_flush(r);
     end_attempt(r, outcome);
     r->response_reported = true;
     pipeline_response(r);

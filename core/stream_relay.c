@@ -266,12 +266,6 @@ enum sluice_outcome stream_relay_end(struct sluice_req *r,
                                    : SLUICE_OUTCOME_TRUNCATED;
 }
 
-void stream_relay_flush(struct sluice_req *r)
-{
-    if (r->ex)
-        http_stream_flush(r->ex);
-}
-
 void stream_relay_close(struct sluice_req *r)
 {
     release_held(r);

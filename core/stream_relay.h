@@ -29,10 +29,6 @@ bool stream_relay_chunk(struct sluice_req *r, const char *data, size_t len);
  * until stream_relay_close. */
 enum sluice_outcome stream_relay_end(struct sluice_req *r,
                                      enum upstream_result res);
-/* Sends what is queued for the client now, rather than at the end of the
- * loop pass: the events before [DONE] leave before the end-of-stream work.
- * [DONE] itself and what follows it wait for stream_relay_close. */
-void stream_relay_flush(struct sluice_req *r);
 /* Ends the client's stream: [DONE] and the last chunk leave. */
 void stream_relay_close(struct sluice_req *r);
 

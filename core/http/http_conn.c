@@ -654,13 +654,6 @@ size_t http_stream_write(struct http_exchange *ex, const char *data, size_t len)
     return conn_queued(c);
 }
 
-void http_stream_flush(struct http_exchange *ex)
-{
-    if (!exchange_usable(ex, "http_stream_flush") || !ex->streaming)
-        return;
-    conn_flush(ex->conn);
-}
-
 void http_stream_on_drain(struct http_exchange *ex, size_t low_water,
                           http_drain_cb cb, void *arg)
 {

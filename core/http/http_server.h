@@ -98,8 +98,6 @@ void http_stream_start(struct http_exchange *ex, int status,
  * caller can apply backpressure against a high-water mark. */
 size_t http_stream_write(struct http_exchange *ex, const char *data,
                          size_t len);
-/* Sends what is queued now instead of at the end of this loop pass. */
-void http_stream_flush(struct http_exchange *ex);
 /* Calls cb once when the output buffer drops to <= low_water bytes. */
 void http_stream_on_drain(struct http_exchange *ex, size_t low_water,
                           http_drain_cb cb, void *arg);
