@@ -668,12 +668,14 @@ static void process_input(struct h1_conn *conn)
             return;
         }
     }
-    if (conn->in_end > conn->in_start && !c->got_first_byte) {
+    /* Bytes arrived: the first-byte clock stops, the idle clock starts
+     * again. The timer is set only when this read leaves the call waiting
+     * for more (most answers end within their last read, and re-arming it
+     * just to delete it cost two timer-heap operations). */
+    bool rearm =
+        conn->in_end > conn->in_start && (!c->got_first_byte || c->idle_ms);
+    if (conn->in_end > conn->in_start)
         c->got_first_byte = true;
-        arm_timer(c);
-    } else if (c->idle_ms && conn->in_end > conn->in_start) {
-        arm_timer(c); /* bytes arrived: the idle clock starts again */
-    }
     struct gathered body = {NULL, 0};
     for (;;) {
         const char *data = NULL;
@@ -695,6 +697,8 @@ static void process_input(struct h1_conn *conn)
         case HTTP_RESPONSE_MORE:
             conn->in_start = conn->in_end = 0;
             start_reading(conn);
+            if (rearm)
+                arm_timer(c);
             return;
         case HTTP_RESPONSE_HEADERS:
             deliver_headers(c, &conn->resp);
@@ -702,6 +706,7 @@ static void process_input(struct h1_conn *conn)
                 return;
             if (c->paused) {
                 stop_reading(conn);
+                arm_timer(c);
                 return;
             }
             continue;
