@@ -199,7 +199,10 @@ struct sluice_plugin {
     enum sluice_action (*on_upstream_response)(void *self, struct sluice_req *r,
                                                void *state);
     /* The upstream exchange is over (complete, failed or cut); usage is
-     * known when the provider reported it. Runs in reverse config order. */
+     * known when the provider reported it. Runs in reverse config order.
+     * On a relayed stream it runs before the client sees [DONE] and the
+     * end of the body: a client that acts on [DONE] at once finds what
+     * this hook recorded (a cached answer, the spend). */
     void (*on_response)(void *self, struct sluice_req *r, void *state);
     /* Exactly once per request that reached this plugin's on_request,
      * however it ended. Runs in reverse config order. */
