@@ -229,6 +229,29 @@ static bool have_avx2(void)
  * INT32_MAX), so finding the lowest pair is a vector scan of the whole
  * array with no pointer chasing, and the leftmost of equal ranks is the
  * lowest index. Each part's id is tracked (a merge's rank is its token). */
+/* Pieces longer than this also keep the least key of each block of 8, so
+ * a merge scans n / 8 block minima and one block rather than n keys. */
+#ifndef FLAT_BLOCKS_FROM
+#define FLAT_BLOCKS_FROM 128
+#endif
+
+static inline int32_t block_min(const int32_t *k)
+{
+    int32_t m = k[0];
+    for (int j = 1; j < 8; j++)
+        m = k[j] < m ? k[j] : m;
+    return m;
+}
+
+/* The first index in block b of key that holds x (one does). */
+static inline size_t find_in_block(const int32_t *key, size_t b, int32_t x)
+{
+    unsigned mask = 0;
+    for (unsigned j = 0; j < 8; j++)
+        mask |= (unsigned)(key[8 * b + j] == x) << j;
+    return 8 * b + (size_t)__builtin_ctz(mask);
+}
+
 size_t tok_bpe_merge_flat(const struct tok_rank_table *t,
                           const unsigned char *p, size_t n, uint32_t *starts,
                           uint32_t *ids, struct tok_pair_cache *pc)
@@ -237,10 +260,11 @@ size_t tok_bpe_merge_flat(const struct tok_rank_table *t,
     if (!pc)
         pc = &none;
     _Alignas(32) int32_t key[TOK_BPE_FLAT_MAX + 8];
+    _Alignas(32) int32_t bmin[TOK_BPE_FLAT_MAX / 8 + 8];
     bool avx2 = have_avx2();
     uint16_t nxt[TOK_BPE_FLAT_MAX], prv[TOK_BPE_FLAT_MAX];
     uint32_t tok[TOK_BPE_FLAT_MAX];
-    size_t w = (n + 7) & ~(size_t)7;
+    size_t w = (n + 7) & ~(size_t)7, nb = w / 8, wb = (nb + 7) & ~(size_t)7;
     for (size_t i = 0; i + 1 < n; i++) {
         key[i] = flat_key(t->pair_rank[p[i] | (unsigned)p[i + 1] << 8]);
         nxt[i] = (uint16_t)(i + 1);
@@ -252,13 +276,25 @@ size_t tok_bpe_merge_flat(const struct tok_rank_table *t,
     tok[n - 1] = t->byte_rank[p[n - 1]];
     for (size_t i = n - 1; i < w; i++)
         key[i] = INT32_MAX;
+    bool blocks = n > FLAT_BLOCKS_FROM;
+    if (blocks) {
+        for (size_t b = 0; b < wb; b++)
+            bmin[b] = b < nb ? block_min(key + 8 * b) : INT32_MAX;
+    }
     size_t m = n;
     for (;;) {
         size_t at;
-        int32_t best = FLAT_MIN(key, w, &at, avx2);
+        int32_t best;
+        if (blocks) { /* the leftmost least block holds the leftmost key */
+            size_t b;
+            best = FLAT_MIN(bmin, wb, &b, avx2);
+            at = find_in_block(key, b, best);
+        } else {
+            best = FLAT_MIN(key, w, &at, avx2);
+        }
         if (best == INT32_MAX)
             break;
-        size_t mid = nxt[at], end = nxt[mid];
+        size_t mid = nxt[at], end = nxt[mid], before = prv[at];
         tok[at] = (uint32_t)best ^ FLAT_BIAS;
         key[mid] = INT32_MAX;
         nxt[at] = (uint16_t)end;
@@ -270,10 +306,15 @@ size_t tok_bpe_merge_flat(const struct tok_rank_table *t,
         } else {
             key[at] = INT32_MAX;
         }
-        if (at > 0) {
-            size_t before = prv[at];
+        if (at > 0)
             key[before] = flat_key(cached_pair_rank(t, pc, tok[before], tok[at],
                                                     p + before, end - before));
+        if (blocks) { /* often all in one block */
+            bmin[at / 8] = block_min(key + at / 8 * 8);
+            if (mid / 8 != at / 8)
+                bmin[mid / 8] = block_min(key + mid / 8 * 8);
+            if (at > 0 && before / 8 != at / 8)
+                bmin[before / 8] = block_min(key + before / 8 * 8);
         }
     }
     size_t k = 0;

@@ -25,7 +25,7 @@ size_t tok_bpe_merge_heap_ids(const struct tok_rank_table *t,
 
 /* Pieces up to this length (production) use the flat merge: tiktoken's
  * loop with the lowest pair found by a vector scan over a flat array. */
-#define TOK_BPE_FLAT_MAX 256
+#define TOK_BPE_FLAT_MAX 512
 
 /* Pieces this long or longer queue candidates through rank buckets
  * (merge_queue.h): random text of one long piece then costs no heap. */

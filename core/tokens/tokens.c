@@ -101,7 +101,7 @@ static size_t merge_long(const struct tok_rank_table *t, const unsigned char *p,
  * against the bytes themselves. */
 /* Pieces up to this long are remembered (most recurring words and runs
  * of U+FFFD are shorter; CJK phrases without spaces are not). */
-#define MEMO_MAX TOK_BPE_FLAT_MAX
+#define MEMO_MAX 256
 
 struct memo_entry {
     uint32_t off; /* of the piece in the text; UINT32_MAX: empty */
@@ -246,13 +246,18 @@ static size_t split_tokens(const struct tok_rank_table *t,
     return total;
 }
 
+/* Pieces from this long on are cut as long ones are (split_tokens): runs
+ * of punctuation and U+FFFD from random bytes often split into parts that
+ * are tokens already. */
+#define SPLIT_FROM 4
+
 /* Merges one piece; appends its ids to out (when not NULL) from *k on and
  * returns how many tokens it made, (size_t)-1 when out of memory. */
-static size_t piece_tokens(const struct tok_rank_table *t,
-                           const unsigned char *p, size_t n, uint32_t *out,
-                           size_t cap, size_t k,
-                           const struct tok_encode_opts *opts,
-                           struct lazy_cache *c, struct piece_memo *mo)
+__attribute__((always_inline)) static inline size_t
+piece_tokens(const struct tok_rank_table *t, const unsigned char *p, size_t n,
+             uint32_t *out, size_t cap, size_t k,
+             const struct tok_encode_opts *opts, struct lazy_cache *c,
+             struct piece_memo *mo)
 {
     if (n == 1 || n <= TOK_MAX_TOKEN_BYTES) {
         uint32_t r = tok_rank_find(t, p, n);
@@ -277,7 +282,9 @@ static size_t piece_tokens(const struct tok_rank_table *t,
     }
     if (opts->flat && n <= TOK_BPE_FLAT_MAX) {
         uint32_t ids[TOK_BPE_FLAT_MAX];
-        size_t m = flat_tokens(t, p, n, out ? ids : NULL, n, 0, c);
+        size_t m = n >= SPLIT_FROM
+                       ? split_tokens(t, p, n, out ? ids : NULL, n, 0, c)
+                       : flat_tokens(t, p, n, out ? ids : NULL, n, 0, c);
         if (out)
             put_ids(out, cap, k, ids, m);
         if (me)
