@@ -403,6 +403,7 @@ static void reply_buffered(struct sluice_req *r)
                  "Content-Type: application/json\r\n");
     r->final_status = status;
     r->client_headers_sent = true;
+    request_count(r); /* before the client can see the answer */
     http_set_close_cb(r->ex, NULL, NULL);
     http_reply(r->ex, status, headers, body, body ? len : 0);
     r->ex = NULL;

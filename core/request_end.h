@@ -11,8 +11,8 @@ struct sluice_req;
 void request_finish(struct sluice_req *r);
 
 /* Counts the request in the metrics (once; request_finish does it if
- * nobody did before). A stream calls it before its end goes out, so that
- * a scrape right after a streamed answer includes it. */
+ * nobody did before). Whoever sends the end of an answer calls it first,
+ * so that a scrape right after the answer includes it. */
 void request_count(struct sluice_req *r);
 
 #endif

@@ -120,6 +120,7 @@ void respond_send_local(struct sluice_req *r)
                                        : "application/json");
         r->final_status = r->local_status;
         r->client_headers_sent = true;
+        request_count(r); /* before the client can see the answer */
         http_set_close_cb(r->ex, NULL, NULL);
         http_reply(r->ex, r->local_status, headers, r->local_body,
                    r->local_body_len);
@@ -137,7 +138,7 @@ void respond_plain_error(struct http_exchange *ex, int status,
     char headers[512];
     snprintf(headers, sizeof headers, "Content-Type: application/json\r\n%s",
              extra_headers ? extra_headers : "");
+    traffic_count_request(status, NULL, NULL); /* not an API request */
     http_reply(ex, status, headers, body, body ? len : 0);
     free(body);
-    traffic_count_request(status, NULL, NULL); /* not an API request */
 }

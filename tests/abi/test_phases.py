@@ -157,5 +157,18 @@ def test_stream_end_waits_for_hooks_and_metrics(h):
         eq(m.get("sluice_completion_tokens_total", 0.0), 2.0 * i, "its tokens too")
 
 
+def test_answer_counted_before_the_client_has_it(h):
+    """A scrape right after an answer includes it, though the log hooks
+    that run after the answer take 200 ms (the scrape may be served by the
+    other worker meanwhile)."""
+    h.start_mock()
+    h.start_gateway(h.config(pipeline=[{"plugin": "phase_probe", "path": os.path.join(
+        h.build_dir, "abi_plugins", "phase_probe.so"), "config": {"log_delay_ms": 200}}]))
+    for i in range(1, 7):
+        eq(h.chat("hello").status, 200)
+        eq(h.metrics().get('sluice_requests_total{code="200",endpoint="/v1/chat/completions",'
+                           'upstream="mock"}', 0.0), float(i), "answer %d counted" % i)
+
+
 if __name__ == "__main__":
     harness.main(globals())

@@ -8,10 +8,15 @@
  *             "upstream_response"     replace the upstream answer with 503
  *             "suspend"               suspend once in on_request, resume
  *                                     20 ms later and continue
+ *   "log_delay_ms": N                 on_log blocks its worker for N ms, so
+ *                                     that what runs after the log hooks
+ *                                     shows late
  */
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <sluice/host.h>
 #include <sluice/plugin.h>
@@ -23,6 +28,7 @@ static const char *const act_in_choices[] = {
 
 struct probe_config {
     int act_in;
+    int64_t log_delay_ms;
 };
 
 static const struct sluice_cfg_field probe_keys[] = {
@@ -34,12 +40,23 @@ static const struct sluice_cfg_field probe_keys[] = {
         .offset = offsetof(struct probe_config, act_in),
         .help = "the phase in which to act",
     },
+    {
+        .name = "log_delay_ms",
+        .type = SLUICE_CFG_INT,
+        .flags = SLUICE_CFG_HAS_MIN | SLUICE_CFG_HAS_MAX,
+        .default_value = "0",
+        .min = 0,
+        .max = 10000,
+        .offset = offsetof(struct probe_config, log_delay_ms),
+        .help = "how long on_log blocks its worker",
+    },
     {0},
 };
 
 struct probe {
     const struct sluice_host *host;
     enum act_in act_in;
+    int64_t log_delay_ms;
     struct sluice_metric *requests, *resumes, *upstream_responses, *responses,
         *logs, *late_header_refused;
 };
@@ -57,6 +74,7 @@ static int probe_create(const struct sluice_host *h, const void *config,
         return SLUICE_ENOMEM;
     p->host = h;
     p->act_in = (enum act_in)cfg->act_in;
+    p->log_delay_ms = cfg->log_delay_ms;
     p->requests =
         h->counter(h, "sluice_phase_probe_requests_total", "on_request calls.");
     p->resumes = h->counter(h, "sluice_phase_probe_resumes_total",
@@ -136,6 +154,11 @@ static void probe_on_log(void *self, struct sluice_req *r, void *state)
     struct probe *p = self;
     (void)r;
     (void)state;
+    if (p->log_delay_ms) {
+        struct timespec t = {p->log_delay_ms / 1000,
+                             p->log_delay_ms % 1000 * 1000000};
+        nanosleep(&t, NULL);
+    }
     p->host->counter_add(p->logs, 1);
 }
 
