@@ -484,18 +484,26 @@ static void test_each_attempt_charged(void **state)
     assert_int_equal(
         sluice_test_metric(x.t, "sluice_token_bucket_tokens_refunded_total"),
         cost);
-    /* The client leaves while the retry waits: the request ends. */
+    /* The request ends while the retry waits (the retry deadline passed,
+     * or the client left). The retry's reserved slot is free again once
+     * the answer is final (on_response), before on_log, which runs after
+     * the client has its answer: a request sent right after it waits only
+     * for the slot after the first attempt's. */
     x.p->on_response(x.self, q->r, q->st);
+    struct treq *next = treq_new(&x, CHAT);
+    assert_int_equal(treq_run(&x, next), SLUICE_SUSPEND);
+    assert_int_equal(sluice_test_resume_after_ms(next->r), 30000);
+    /* on_log gives nothing back a second time: the slot after that one is
+     * taken by the next request, so a third waits for the one after. */
     treq_end(&x, q);
     assert_int_equal(
         sluice_test_metric(x.t, "sluice_token_bucket_tokens_refunded_total"),
         cost);
-    /* The retry's reserved slot is free again: the next request waits
-     * only for the slot after the first attempt's. */
     q = treq_new(&x, CHAT);
     assert_int_equal(treq_run(&x, q), SLUICE_SUSPEND);
-    assert_int_equal(sluice_test_resume_after_ms(q->r), 30000);
+    assert_int_equal(sluice_test_resume_after_ms(q->r), 60000);
     treq_end(&x, q);
+    treq_end(&x, next);
     tp_free(&x);
 }
 

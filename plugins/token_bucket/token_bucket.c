@@ -378,12 +378,27 @@ static void settle(struct token_bucket *tb, struct sluice_req *r,
     adjust(tb, st, r, 0, delta);
 }
 
+/* A retry (or request) still waiting for its reserved slot never went
+ * out: the slot goes back, once. */
+static void give_back_waiting(struct token_bucket *tb, struct sluice_req *r,
+                              struct tb_req *st)
+{
+    if (!st->charged || st->settled)
+        return;
+    st->settled = true;
+    adjust(tb, st, r, -1, -(int64_t)st->tokens);
+}
+
 static void tb_on_response(void *self, struct sluice_req *r, void *state)
 {
     struct token_bucket *tb = self;
     struct tb_req *st = state;
-    if (st->phase == TB_PH_WAITING)
-        return; /* a retry that never went out: on_log gives it back */
+    if (st->phase == TB_PH_WAITING) {
+        /* Here rather than in on_log, which runs after the client has the
+         * answer: a request sent right after it finds the slot free. */
+        give_back_waiting(tb, r, st);
+        return;
+    }
     if (tb->cfg.pause_on_upstream_429 && st->charged && !st->paused &&
         tb->h->resp_status(r) == 429)
         pause_key(tb, r, st);
@@ -414,10 +429,8 @@ static void tb_on_log(void *self, struct sluice_req *r, void *state)
         rl_redis_cancel(st->call);
         st->call = NULL;
     }
-    if (st->phase == TB_PH_WAITING && st->charged) {
-        /* Gone while waiting for its reserved slot: give the slot back. */
-        st->settled = true;
-        adjust(tb, st, r, -1, -(int64_t)st->tokens);
+    if (st->phase == TB_PH_WAITING) {
+        give_back_waiting(tb, r, st); /* gone while waiting */
         return;
     }
     settle(tb, r, st);
