@@ -320,7 +320,7 @@ size_t tok_encode_with(const struct tok_encoding *e, const char *text,
     const unsigned char *s = (const unsigned char *)text;
     unsigned char *repaired = NULL;
     if (tok_utf8_valid_prefix(s, len) < len) {
-        if (len > SIZE_MAX / 3 || !(repaired = malloc(len * 3)))
+        if (len > SIZE_MAX / 3 - 4 || !(repaired = malloc(len * 3 + 4)))
             return (size_t)-1;
         len = tok_utf8_repair(s, len, repaired);
         s = repaired;

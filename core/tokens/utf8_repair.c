@@ -64,6 +64,25 @@ size_t tok_utf8_valid_prefix(const unsigned char *s, size_t len)
 size_t tok_utf8_repair(const unsigned char *s, size_t len, unsigned char *out)
 {
     size_t i = 0, o = 0;
+    /* While four bytes are left, every sequence fits in one: copy four
+     * (out has the slack) and move by the sequence's length, with no call
+     * to memcpy for a variable length. ASCII skips the decoding. */
+    while (i + 4 <= len) {
+        if (s[i] < 0x80) {
+            out[o++] = s[i++];
+            continue;
+        }
+        size_t bad, n = sequence_at(s + i, 4, &bad);
+        if (n) {
+            memcpy(out + o, s + i, 4);
+            o += n;
+            i += n;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i += bad;
+        }
+    }
     while (i < len) {
         size_t bad, n = sequence_at(s + i, len - i, &bad);
         if (n) {

@@ -10,8 +10,9 @@
 /* Length of the longest valid UTF-8 prefix of s. */
 size_t tok_utf8_valid_prefix(const unsigned char *s, size_t len);
 
-/* Writes the repaired text of s to out (room for 3 * len bytes) and
- * returns its length. */
+/* Writes the repaired text of s to out (room for 3 * len + 4 bytes: it
+ * may write a few bytes past the end of the result) and returns its
+ * length. */
 size_t tok_utf8_repair(const unsigned char *s, size_t len, unsigned char *out);
 
 #endif

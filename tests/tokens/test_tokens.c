@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,6 +152,90 @@ static void test_round_trip(void **state)
     }
 }
 
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint32_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)rng;
+}
+
+/* The WHATWG decoder's handling of errors as the standard writes it (bytes
+ * needed, bounds of the next byte, U+FFFD for a byte that does not fit,
+ * which is then looked at again): the reference for the repair. */
+static size_t whatwg_repair(const unsigned char *s, size_t len,
+                            unsigned char *out)
+{
+    size_t o = 0, need = 0, seen = 0, start = 0;
+    unsigned lo = 0x80, hi = 0xBF;
+    for (size_t i = 0; i < len;) {
+        unsigned char b = s[i];
+        if (need == 0) {
+            start = i++;
+            seen = 0;
+            if (b < 0x80) {
+                out[o++] = b;
+                continue;
+            }
+            if (b >= 0xC2 && b <= 0xDF)
+                need = 1;
+            else if (b >= 0xE0 && b <= 0xEF)
+                need = 2, lo = b == 0xE0 ? 0xA0 : 0x80,
+                hi = b == 0xED ? 0x9F : 0xBF;
+            else if (b >= 0xF0 && b <= 0xF4)
+                need = 3, lo = b == 0xF0 ? 0x90 : 0x80,
+                hi = b == 0xF4 ? 0x8F : 0xBF;
+            else {
+                memcpy(out + o, "\xef\xbf\xbd", 3);
+                o += 3;
+            }
+            continue;
+        }
+        if (b < lo || b > hi) { /* b starts over */
+            need = 0, lo = 0x80, hi = 0xBF;
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            continue;
+        }
+        lo = 0x80, hi = 0xBF;
+        i++;
+        if (++seen == need) {
+            memcpy(out + o, s + start, need + 1);
+            o += need + 1;
+            need = 0;
+        }
+    }
+    if (need) {
+        memcpy(out + o, "\xef\xbf\xbd", 3);
+        o += 3;
+    }
+    return o;
+}
+
+/* The repair equals the reference on random bytes rich in lead,
+ * continuation and boundary bytes, at every length up to 40. */
+static void test_utf8_repair_matches_whatwg(void **state)
+{
+    (void)state;
+    static const unsigned char bytes[] = {
+        'a',  ' ',  0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0,
+        0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0,
+        0xF1, 0xF3, 0xF4, 0xF5, 0xFF, 0xBD, 0xB8, 0x84, 0x98, 0x9F};
+    unsigned char in[40], got[3 * 40 + 4], want[3 * 40];
+    for (int round = 0; round < 200000; round++) {
+        size_t len = (size_t)round % 41;
+        for (size_t i = 0; i < len; i++)
+            in[i] = bytes[next_rand() % sizeof bytes];
+        size_t n = tok_utf8_repair(in, len, got);
+        size_t m = whatwg_repair(in, len, want);
+        assert_int_equal(n, m);
+        assert_memory_equal(got, want, n);
+        assert_int_equal(tok_utf8_valid_prefix(in, len) == len,
+                         m == len && memcmp(in, want, len) == 0);
+    }
+}
+
 /* Invalid UTF-8 becomes U+FFFD per maximal subpart, as Node decodes it. */
 static void test_invalid_utf8(void **state)
 {
@@ -174,6 +259,13 @@ static void test_invalid_utf8(void **state)
         size_t n = tok_utf8_repair(in, strlen(cases[i].in), out);
         assert_int_equal(n, strlen(cases[i].out));
         assert_memory_equal(out, cases[i].out, n);
+        /* Also with text around it (the four-bytes-ahead loop). */
+        char padded[64], want[64];
+        snprintf(padded, sizeof padded, "abcd%sefgh", cases[i].in);
+        snprintf(want, sizeof want, "abcd%sefgh", cases[i].out);
+        n = tok_utf8_repair((const unsigned char *)padded, strlen(padded), out);
+        assert_int_equal(n, strlen(want));
+        assert_memory_equal(out, want, n);
         uint32_t a[32], b[32];
         size_t na = tok_encode(enc(TOK_O200K_BASE), cases[i].in,
                                strlen(cases[i].in), a, 32);
@@ -182,15 +274,6 @@ static void test_invalid_utf8(void **state)
         assert_int_equal(na, nb);
         assert_memory_equal(a, b, na * sizeof a[0]);
     }
-}
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint32_t next_rand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)rng;
 }
 
 /* The heap merge makes the same tokens as tiktoken's loop on long pieces,
@@ -304,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_fixed_ids),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_utf8_repair_matches_whatwg),
         cmocka_unit_test(test_heap_merge_matches_scan),
         cmocka_unit_test(test_ascii_fast_path_matches_pcre2),
         cmocka_unit_test(test_long_run),
