@@ -278,18 +278,12 @@ static enum sluice_action sw_on_attempt(void *self, struct sluice_req *r,
     return sw_on_request(self, r, state);
 }
 
-static void sw_on_log(void *self, struct sluice_req *r, void *state)
+/* Gone while waiting for its reserved slot: give the slot back, once. */
+static void give_back_reserved(struct sliding_window *sw, struct sluice_req *r,
+                               struct sw_req *st)
 {
-    struct sliding_window *sw = self;
-    struct sw_req *st = state;
-
-    if (st->call) {
-        rl_redis_cancel(st->call);
-        st->call = NULL;
-    }
     if (!st->reserved)
         return;
-    /* Gone while waiting for its reserved slot: give the slot back. */
     st->reserved = false;
     if (st->via == SW_VIA_REDIS) {
         redis_call(sw, r, st, true, 0, false);
@@ -301,6 +295,25 @@ static void sw_on_log(void *self, struct sluice_req *r, void *state)
         sw_exact_release(slot.value, st->dec.slot);
         rl_map_unlock(&slot, sw_exact_idle_at(slot.value, sw->window_ns));
     }
+}
+
+/* A request (or retry) that ended while waiting: its slot goes back here,
+ * before the client has the answer, so a request sent right after it
+ * finds the slot; on_log covers requests that end without a response. */
+static void sw_on_response(void *self, struct sluice_req *r, void *state)
+{
+    give_back_reserved(self, r, state);
+}
+
+static void sw_on_log(void *self, struct sluice_req *r, void *state)
+{
+    struct sw_req *st = state;
+
+    if (st->call) {
+        rl_redis_cancel(st->call);
+        st->call = NULL;
+    }
+    give_back_reserved(self, r, st);
 }
 
 /* ---- lifetime ---- */
@@ -419,6 +432,7 @@ static const struct sluice_plugin sliding_window_plugin = {
     .thread_init = sw_thread_init,
     .thread_fini = sw_thread_fini,
     .on_request = sw_on_request,
+    .on_response = sw_on_response,
     .on_log = sw_on_log,
     .on_attempt = sw_on_attempt,
     .status_json = sw_status_json,

@@ -186,8 +186,8 @@ static void test_wait_mode(void **state)
     (void)state;
     tp_init(&x, "{\"limit\": 2, \"window_s\": 1, \"mode\": \"wait\", "
                 "\"max_wait_ms\": 1500}");
-    struct treq *q[6];
-    for (int i = 0; i < 6; i++)
+    struct treq *q[7];
+    for (int i = 0; i < 7; i++)
         q[i] = treq_new(&x, NULL);
     assert_int_equal(treq_run(&x, q[0]), SLUICE_CONTINUE);
     sluice_test_clock_advance_ms(x.t, 100);
@@ -200,15 +200,22 @@ static void test_wait_mode(void **state)
     /* The one after would start at 2.0 s: past max_wait. */
     assert_int_equal(treq_run(&x, q[4]), SLUICE_RESPOND);
     assert_int_equal(sluice_test_reject_retry_after_ms(q[4]->r), 1900);
-    /* q[3] leaves: its slot is free again for q[5]. */
-    treq_end(&x, q[3]);
+    /* q[3] ends while it waits (a retry whose deadline passed: the answer
+     * is final). Its slot is free again for q[5] from on_response, before
+     * on_log, which runs after the client has the answer. */
+    if (x.p->on_response)
+        x.p->on_response(x.self, q[3]->r, q[3]->st);
     assert_int_equal(treq_run(&x, q[5]), SLUICE_SUSPEND);
     assert_int_equal(sluice_test_resume_after_ms(q[5]->r), 1000);
+    /* on_log gives nothing back twice: q[6] would start at 2.0 s. */
+    treq_end(&x, q[3]);
+    assert_int_equal(treq_run(&x, q[6]), SLUICE_RESPOND);
+    assert_int_equal(sluice_test_reject_retry_after_ms(q[6]->r), 1900);
     sluice_test_clock_advance_ms(x.t, 900);
     assert_int_equal(treq_resume(&x, q[2]), SLUICE_CONTINUE);
     sluice_test_clock_advance_ms(x.t, 100);
     assert_int_equal(treq_resume(&x, q[5]), SLUICE_CONTINUE);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         if (i != 3)
             treq_end(&x, q[i]);
     assert_int_equal(
