@@ -33,24 +33,34 @@ PY
 }
 
 # ttfb_table NAME:PORT... -> a markdown table of time to first streamed
-# byte (bench/ttfb.py, $TTFB_N requests per target, interleaved), measured
-# three ways: by http.client (the head parsed, as an application sees it);
-# on the raw socket (when the first body byte arrives, as the issue puts
-# it, without the client's header parser); and on the raw socket with the
-# client asking for the usage chunk itself, so that the provider sends
-# every target the same stream (sluice asks for it on every stream, for
-# its accounting, and strips it again).
+# byte (bench/ttfb.py, $TTFB_N requests per target, targets interleaved in
+# shuffled order), measured four ways:
+#   paced, warm: the mock paces its chunks 2 ms apart (a provider
+#     generating tokens), so the first byte is the head and first chunk
+#     alone; each target gets 50 requests in a row (steady traffic: code
+#     and data stay in cache); the clock stops when the first body byte is
+#     on the socket. This is the issue's scenario.
+#   paced, cold: the same, one request per target per turn, so each target
+#     runs after the others evicted its working set from the CPU caches.
+#   whole stream, warm: no pacing, the mock sends the whole stream at once
+#     (sluice then runs the end-of-stream hooks before [DONE] goes out).
+#   http.client: paced, warm, the clock stopped when Python's http.client
+#     has parsed the head (~4 µs per header, so it also counts header count).
 ttfb_table() {
     ports=""
     for t in "$@"; do ports="$ports ${t##*:}"; done
-    python3 bench/ttfb.py "${TTFB_N:-1000}" $ports > "$TMP/ttfb.a"
-    TTFB_CLIENT=raw python3 bench/ttfb.py "${TTFB_N:-1000}" $ports > "$TMP/ttfb.b"
-    TTFB_CLIENT=raw TTFB_CLIENT_USAGE=1 python3 bench/ttfb.py "${TTFB_N:-1000}" $ports > "$TMP/ttfb.c"
-    echo "| target | http.client median / p99 µs | raw socket median / p99 µs | raw socket, client asks for usage, median / p99 µs |"
-    echo "|---|---|---|---|"
+    n=${TTFB_N:-1000}
+    TTFB_CLIENT=raw TTFB_PACED_MS=2 TTFB_BLOCK=50 python3 bench/ttfb.py "$n" $ports > "$TMP/ttfb.a"
+    TTFB_CLIENT=raw TTFB_PACED_MS=2 python3 bench/ttfb.py "$n" $ports > "$TMP/ttfb.b"
+    TTFB_CLIENT=raw TTFB_BLOCK=50 python3 bench/ttfb.py "$n" $ports > "$TMP/ttfb.c"
+    TTFB_PACED_MS=2 TTFB_BLOCK=50 python3 bench/ttfb.py "$n" $ports > "$TMP/ttfb.d"
+    echo "| target | paced, warm | paced, cold | whole stream, warm | http.client, paced, warm |"
+    echo "|---|---|---|---|---|"
     for t in "$@"; do
-        set -- $(head -n1 "$TMP/ttfb.a") $(head -n1 "$TMP/ttfb.b") $(head -n1 "$TMP/ttfb.c")
-        sed -i 1d "$TMP/ttfb.a" "$TMP/ttfb.b" "$TMP/ttfb.c"
-        echo "| ${t%%:*} | $1 / $2 | $3 / $4 | $5 / $6 |"
+        set -- $(head -n1 "$TMP/ttfb.a") $(head -n1 "$TMP/ttfb.b") $(head -n1 "$TMP/ttfb.c") $(head -n1 "$TMP/ttfb.d")
+        sed -i 1d "$TMP/ttfb.a" "$TMP/ttfb.b" "$TMP/ttfb.c" "$TMP/ttfb.d"
+        echo "| ${t%%:*} | $1 / $2 | $3 / $4 | $5 / $6 | $7 / $8 |"
     done
+    echo
+    echo "Median / p99 µs. Paced: chunks 2 ms apart, first byte = head + first chunk. Warm: 50 requests in a row per target (first 5 not counted). Cold: one request per target per turn. Raw socket unless marked http.client."
 }

@@ -14,6 +14,16 @@ Usage: ttfb.py N PORT [PORT...]   → one line "median_us p99_us" per port
   TTFB_CLIENT_USAGE=1: the client asks for the usage chunk itself
   (stream_options.include_usage), so the provider does the same work for
   every target (sluice asks for it anyway, for its accounting).
+  TTFB_BLOCK=K: each round sends K requests in a row to each target (the
+  first 5 of a block not counted), instead of one: the gateway's code and
+  data stay in the CPU caches as they do under steady traffic. With one
+  request per turn, each target runs after the others have evicted its
+  working set (on 2 cores, 5 other processes in between), which charges a
+  process touching more memory per request (sluice's Lua state) for cache
+  misses that steady traffic does not have.
+  TTFB_PACED_MS=N: the mock sends the head and the first content chunk at
+  once and each further chunk N ms later (a provider generating tokens),
+  so the first byte is the first chunk alone, not the whole stream.
 """
 import http.client
 import json
@@ -29,6 +39,8 @@ ports = [int(p) for p in sys.argv[2:]]
 request = {"model": "gpt-4o-mini", "stream": True,
            "messages": [{"role": "user", "content": "hi"}],
            "mock": {"chunks": 3}}
+if os.environ.get("TTFB_PACED_MS"):
+    request["mock"]["chunk_interval_ms"] = int(os.environ["TTFB_PACED_MS"])
 if os.environ.get("TTFB_CLIENT_USAGE") == "1":
     request["stream_options"] = {"include_usage": True}
 body = json.dumps(request)
@@ -78,12 +90,15 @@ else:
 samples = [[] for _ in ports]
 rng = random.Random(1)
 order = list(range(len(ports)))
-for i in range(n):
+block = int(os.environ.get("TTFB_BLOCK", "1"))
+skip = 5 if block > 5 else 0  # each block's warm-up
+for i in range(max(1, n // block)):
     rng.shuffle(order)
     for k in order:
-        us = measure(conns[k])
-        if us is not None and i >= 10:  # warm-up
-            samples[k].append(us)
+        for j in range(block):
+            us = measure(conns[k])
+            if us is not None and i * block + j >= 10 and j >= skip:
+                samples[k].append(us)
 for s in samples:
     s.sort()
     print("%.0f %.0f" % (statistics.median(s), s[int(len(s) * 0.99) - 1]))
