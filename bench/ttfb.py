@@ -18,7 +18,8 @@ Usage: ttfb.py N PORT [PORT...]   → one line "median_us p99_us" per port
   first 5 of a block not counted), instead of one: the gateway's code and
   data stay in the CPU caches as they do under steady traffic. With one
   request per turn, each target runs after the others have evicted its
-  working set (on 2 cores, 5 other processes in between), which charges a
+  working set (bench/run.sh: three other proxies, the mock, the client and
+  the kernel share 2 cores), which charges a
   process touching more memory per request (sluice's Lua state) for cache
   misses that steady traffic does not have.
   TTFB_PACED_MS=N: the mock sends the head and the first content chunk at
