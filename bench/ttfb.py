@@ -17,11 +17,10 @@ Usage: ttfb.py N PORT [PORT...]   → one line "median_us p99_us" per port
   TTFB_BLOCK=K: each round sends K requests in a row to each target (the
   first 5 of a block not counted), instead of one: the gateway's code and
   data stay in the CPU caches as they do under steady traffic. With one
-  request per turn, each target runs after the others have evicted its
-  working set (bench/run.sh: three other proxies, the mock, the client and
-  the kernel share 2 cores), which charges a
-  process touching more memory per request (sluice's Lua state) for cache
-  misses that steady traffic does not have.
+  request per turn, each target runs after the other targets, the mock,
+  the client and the kernel have evicted its working set, which charges a
+  process that touches more memory per request (sluice's Lua state) for
+  cache misses steady traffic does not have.
   TTFB_PACED_MS=N: the mock sends the head and the first content chunk at
   once and each further chunk N ms later (a provider generating tokens),
   so the first byte is the first chunk alone, not the whole stream.

@@ -254,11 +254,8 @@ static inline size_t find_in_block(const int32_t *key, size_t b, int32_t x)
 
 size_t tok_bpe_merge_flat(const struct tok_rank_table *t,
                           const unsigned char *p, size_t n, uint32_t *starts,
-                          uint32_t *ids, struct tok_pair_cache *pc)
+                          uint32_t *ids)
 {
-    struct tok_pair_cache none = {NULL, 0};
-    if (!pc)
-        pc = &none;
     _Alignas(32) int32_t key[TOK_BPE_FLAT_MAX + 8];
     _Alignas(32) int32_t bmin[TOK_BPE_FLAT_MAX / 8 + 8];
     bool avx2 = have_avx2();
@@ -301,14 +298,12 @@ size_t tok_bpe_merge_flat(const struct tok_rank_table *t,
         m--;
         if (end < n) {
             prv[end] = (uint16_t)at;
-            key[at] = flat_key(cached_pair_rank(t, pc, tok[at], tok[end],
-                                                p + at, nxt[end] - at));
+            key[at] = flat_key(tok_rank_find(t, p + at, nxt[end] - at));
         } else {
             key[at] = INT32_MAX;
         }
         if (at > 0)
-            key[before] = flat_key(cached_pair_rank(t, pc, tok[before], tok[at],
-                                                    p + before, end - before));
+            key[before] = flat_key(tok_rank_find(t, p + before, end - before));
         if (blocks) { /* often all in one block */
             bmin[at / 8] = block_min(key + at / 8 * 8);
             if (mid / 8 != at / 8)

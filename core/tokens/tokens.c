@@ -203,10 +203,7 @@ static size_t flat_tokens(const struct tok_rank_table *t,
                           size_t cap, size_t k)
 {
     uint32_t ids[TOK_BPE_FLAT_MAX];
-    /* No pair cache here: its 128 KB compete for cache with the rank
-     * table, and without it 1 MB of random letters, random bytes and CJK
-     * all took 5-8% less time (though more instructions for CJK). */
-    size_t m = tok_bpe_merge_flat(t, p, n, NULL, out ? ids : NULL, NULL);
+    size_t m = tok_bpe_merge_flat(t, p, n, NULL, out ? ids : NULL);
     if (out)
         put_ids(out, cap, k, ids, m);
     return m;

@@ -275,10 +275,6 @@ static void test_flat_merge_matches_loop(void **state)
                                         "\xf0\x9f\x98\x80"};
     unsigned char p[TOK_BPE_FLAT_MAX + 4];
     uint32_t sa[TOK_BPE_FLAT_MAX], sb[TOK_BPE_FLAT_MAX], ids[TOK_BPE_FLAT_MAX];
-    /* Without a pair cache, and with a tiny one shared by all pieces. */
-    struct tok_pair_cache shared[TOK_ENCODING_COUNT];
-    for (int id = 0; id < TOK_ENCODING_COUNT; id++)
-        assert_true(tok_pair_cache_init(&shared[id], &enc(id)->ranks, 4));
     for (int round = 0; round < 6000; round++) {
         size_t target = 2 + next_rand() % (TOK_BPE_FLAT_MAX - 1), len = 0;
         int kind = round % 4;
@@ -302,13 +298,10 @@ static void test_flat_merge_matches_loop(void **state)
         for (int id = 0; id < TOK_ENCODING_COUNT; id++) {
             const struct tok_rank_table *t = &enc(id)->ranks;
             size_t nb = tok_bpe_merge_scan(t, p, len, sb);
-            size_t na = tok_bpe_merge_flat(
-                t, p, len, sa, ids, (round / 4) % 2 ? &shared[id] : NULL);
+            size_t na = tok_bpe_merge_flat(t, p, len, sa, ids);
             assert_same_tokens(t, p, len, sa, ids, na, sb, nb);
         }
     }
-    for (int id = 0; id < TOK_ENCODING_COUNT; id++)
-        tok_pair_cache_free(&shared[id]);
 }
 
 /* Whole texts in the shapes of the worst-case bench (cut to a size the
