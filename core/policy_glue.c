@@ -370,6 +370,8 @@ bool policy_apply(struct sluice_req *r)
     struct policy_decision d;
     char err[512];
     if (policy_decide(w->policy, &view, &d, err, sizeof err) == POLICY_OK) {
+        if (d.reused)
+            metric_add(g_runtime.m.policy_reused, 1);
         /* Under fail: open an invalid part is ignored with a warning (in
          * apply); under fail: closed it is a policy failure like any
          * other, never a silent detour through the default route. */

@@ -39,6 +39,11 @@ void runtime_init_metrics(void)
                         "Completion tokens reported by upstreams.", NULL);
     m->policy_errors = metrics_counter(reg, "sluice_policy_errors_total",
                                        "Lua policy calls that failed.", NULL);
+    m->policy_reused = metrics_counter(
+        reg, "sluice_policy_decisions_reused_total",
+        "Decisions of a pure policy (decide_is_pure) reused without running "
+        "Lua.",
+        NULL);
     m->reloads_ok = metrics_counter(reg, "sluice_reloads_total",
                                     "Configuration reloads.", "result=\"ok\"");
     m->reloads_failed =

@@ -65,6 +65,7 @@ struct core_metrics {
     struct metric *prompt_tokens;
     struct metric *completion_tokens;
     struct metric *policy_errors;
+    struct metric *policy_reused;
     struct metric *reloads_ok;
     struct metric *reloads_failed;
     struct metric *client_disconnects;

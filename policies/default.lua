@@ -12,6 +12,16 @@
 -- by file watching) on the next request; a copy that fails to load leaves
 -- the running policy in place.
 
+-- decide() below depends only on what it reads from req: the same answers
+-- give the same decision. Saying so lets sluice reuse a decision for a
+-- request that answers those reads the same way, without running Lua (see
+-- README.md, Pure policies). Remove this line if your copy keeps state
+-- between calls. A global write then fails loudly, but a counter in a local
+-- or a table the script fills would silently stop counting. A call that
+-- reads the clock, health, math.random or req.body, or logs, is never
+-- reused, so those are safe.
+decide_is_pure = true
+
 -- Priorities a client may ask for with the x-priority header. "critical"
 -- is deliberately missing: a client should not be able to jump every queue
 -- by sending a header. Grant it from your own choose_priority instead.

@@ -4,6 +4,7 @@
 #include "policy.h"
 
 #include "policy_decision.h"
+#include "policy_memo.h"
 #include "policy_sandbox.h"
 #include "policy_view.h"
 
@@ -28,6 +29,9 @@ struct policy {
     int decide_ref;
     int ctx_meta_ref; /* the metatable every ctx gets: see push_ctx */
     int decide_line;
+    /* The script set decide_is_pure = true: its decisions are reused. */
+    bool pure;
+    struct policy_memo *memo; /* when pure */
     /* "script:line" of decide(), prefix of return-value errors; the
      * script path until decide() is known. */
     char where[256];
@@ -177,6 +181,51 @@ static void push_ctx(lua_State *L, const struct policy *p)
     lua_setmetatable(L, -2);
 }
 
+/* ---- decide_is_pure ---- */
+
+static int pure_global_write(lua_State *L)
+{
+    return luaL_error(L,
+                      "the script sets decide_is_pure, so decide() may not "
+                      "write the global '%s'",
+                      luaL_tolstring(L, 2, NULL));
+}
+
+/* Reads the script's decide_is_pure (absent is false). */
+static bool read_pure(lua_State *L, int env)
+{
+    lua_pushliteral(L, "decide_is_pure");
+    int type = lua_rawget(L, env);
+    bool pure = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (type != LUA_TNIL && type != LUA_TBOOLEAN)
+        luaL_error(L, "decide_is_pure must be true or false");
+    return pure;
+}
+
+/* A pure script's globals become read-only once its top level has run:
+ * every function of the script shares the chunk's _ENV upvalue, which now
+ * holds an empty proxy that reads through to the real table and refuses
+ * writes (_G, too, names the proxy). A counter kept in a global would make
+ * reused decisions wrong, so it fails loudly instead. Upvalues and the
+ * contents of tables the script made cannot be guarded this way; the
+ * README says so. */
+static void guard_globals(lua_State *L, int chunk, int env)
+{
+    lua_createtable(L, 0, 0);
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, env);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, pure_global_write);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, env, LUA_GNAME);
+    lua_setupvalue(L, chunk, 1);
+}
+
 /* Protected: builds the sandbox, compiles and runs the script's top level
  * under the instruction budget, and keeps decide(). */
 static int load_protected(lua_State *L)
@@ -204,6 +253,7 @@ static int load_protected(lua_State *L)
     lua_pushvalue(L, env);
     lua_setupvalue(L, chunk, 1); /* the script's own _ENV */
     policy_sandbox_arm_budget(L, &p->sandbox);
+    lua_pushvalue(L, chunk);
     lua_call(L, 0, 0);
 
     lua_pushliteral(L, "decide");
@@ -217,6 +267,9 @@ static int load_protected(lua_State *L)
     p->decide_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     make_ctx_metatable(L);
     p->ctx_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    p->pure = read_pure(L, env);
+    if (p->pure)
+        guard_globals(L, chunk, env);
     return 0;
 }
 
@@ -285,6 +338,11 @@ struct policy *policy_load(const char *script_path,
     }
     lua_settop(p->L, 0);
     p->path = NULL;
+    if (p->pure && (p->memo = policy_memo_new()) == NULL) {
+        set_err(err, errlen, "%s: out of memory", script_path);
+        policy_free(p);
+        return NULL;
+    }
     lua_gc(p->L, LUA_GCCOLLECT);
     /* Generational: what a decision allocates (ctx, its vars, the req
      * handle, strings) dies young, and the script's own tables live long;
@@ -299,6 +357,7 @@ void policy_free(struct policy *p)
         return;
     if (p->L != NULL)
         lua_close(p->L);
+    policy_memo_free(p->memo);
     free(p);
 }
 
@@ -329,6 +388,19 @@ static int decide_protected(lua_State *L)
     return 0;
 }
 
+/* After a successful recorded call of a pure script. */
+static void keep_for_reuse(struct policy *p, const struct policy_decision *d)
+{
+    if (p->sandbox.left_req)
+        policy_memo_spoil(p->memo);
+    if (!policy_memo_store(p->memo, d))
+        fprintf(stderr,
+                "policy %s: decide_is_pure is set, but decide() answered "
+                "two requests that read the same differently; its "
+                "decisions are no longer reused\n",
+                p->host.log_name);
+}
+
 enum policy_status policy_decide(struct policy *p,
                                  const struct policy_req_view *req,
                                  struct policy_decision *out, char *err,
@@ -339,12 +411,20 @@ enum policy_status policy_decide(struct policy *p,
         set_err(err, errlen, "policy: no policy or request");
         return POLICY_ERROR;
     }
+    if (p->memo != NULL) {
+        if (policy_memo_find(p->memo, req, out)) {
+            out->reused = true;
+            return POLICY_OK;
+        }
+        req = policy_memo_record(p->memo, req);
+    }
     lua_State *L = p->L;
     int top = lua_gettop(L);
     struct decide_args args = {p, out};
 
     p->host.view = req;
     p->host.call_id++;
+    p->sandbox.left_req = false;
     policy_sandbox_arm_budget(L, &p->sandbox);
     lua_pushcfunction(L, add_position);
     lua_pushcfunction(L, decide_protected);
@@ -356,6 +436,8 @@ enum policy_status policy_decide(struct policy *p,
 
     if (status == LUA_OK) {
         lua_settop(L, top);
+        if (p->memo != NULL)
+            keep_for_reuse(p, out);
         return POLICY_OK;
     }
     take_error(p, status, err, errlen);
@@ -365,6 +447,13 @@ enum policy_status policy_decide(struct policy *p,
      * otherwise a step keeps the cost of failing calls bounded. */
     lua_gc(L, status == LUA_ERRMEM ? LUA_GCCOLLECT : LUA_GCSTEP, 0);
     return POLICY_ERROR;
+}
+
+struct policy_memo_stats policy_memo_counts(const struct policy *p)
+{
+    if (p == NULL || p->memo == NULL)
+        return (struct policy_memo_stats){0};
+    return policy_memo_stats(p->memo);
 }
 
 size_t policy_memory_used(const struct policy *p)

@@ -76,6 +76,8 @@ struct policy_decision {
      * plugins and logs. */
     size_t var_count;
     char vars[8][2][64];
+    /* Served from the memo of a pure script: decide() did not run. */
+    bool reused;
 };
 
 /* Loads `script_path`. On failure returns NULL and writes "file:line:
@@ -96,6 +98,16 @@ enum policy_status policy_decide(struct policy *p,
                                  const struct policy_req_view *req,
                                  struct policy_decision *out, char *err,
                                  size_t errlen);
+
+/* Reuse of decisions by a script that sets decide_is_pure = true (see
+ * policy_memo.h); all zero for any other script. */
+struct policy_memo_stats {
+    uint64_t hits;   /* decisions served without running decide() */
+    uint64_t stored; /* calls whose reads and decision were kept */
+    uint64_t resets; /* times the kept decisions hit their memory cap */
+    bool disabled;   /* the script was caught depending on more than req */
+};
+struct policy_memo_stats policy_memo_counts(const struct policy *p);
 
 /* Bytes currently used by the Lua state (for admin status/metrics). */
 size_t policy_memory_used(const struct policy *p);

@@ -82,6 +82,55 @@ void policy_decision_clear(struct policy_decision *out)
     out->degrade_level = -1;
     out->tag_count = 0;
     out->var_count = 0;
+    out->reused = false;
+}
+
+static void copy_text(char *dst, const char *src)
+{
+    memcpy(dst, src, strlen(src) + 1);
+}
+
+void policy_decision_copy(struct policy_decision *dst,
+                          const struct policy_decision *src)
+{
+    dst->reject = src->reject;
+    dst->reject_status = src->reject_status;
+    dst->reject_retry_after_s = src->reject_retry_after_s;
+    copy_text(dst->reject_message, src->reject_message);
+    copy_text(dst->upstream, src->upstream);
+    copy_text(dst->model, src->model);
+    copy_text(dst->priority, src->priority);
+    dst->degrade_level = src->degrade_level;
+    dst->tag_count = src->tag_count;
+    for (size_t i = 0; i < src->tag_count; i++)
+        copy_text(dst->tags[i], src->tags[i]);
+    dst->var_count = src->var_count;
+    for (size_t i = 0; i < src->var_count; i++) {
+        copy_text(dst->vars[i][0], src->vars[i][0]);
+        copy_text(dst->vars[i][1], src->vars[i][1]);
+    }
+}
+
+bool policy_decision_equal(const struct policy_decision *a,
+                           const struct policy_decision *b)
+{
+    if (a->reject != b->reject || a->reject_status != b->reject_status ||
+        a->reject_retry_after_s != b->reject_retry_after_s ||
+        a->degrade_level != b->degrade_level || a->tag_count != b->tag_count ||
+        a->var_count != b->var_count ||
+        strcmp(a->reject_message, b->reject_message) != 0 ||
+        strcmp(a->upstream, b->upstream) != 0 ||
+        strcmp(a->model, b->model) != 0 ||
+        strcmp(a->priority, b->priority) != 0)
+        return false;
+    for (size_t i = 0; i < a->tag_count; i++)
+        if (strcmp(a->tags[i], b->tags[i]) != 0)
+            return false;
+    for (size_t i = 0; i < a->var_count; i++)
+        if (strcmp(a->vars[i][0], b->vars[i][0]) != 0 ||
+            strcmp(a->vars[i][1], b->vars[i][1]) != 0)
+            return false;
+    return true;
 }
 
 /* A printable form of the key at idx, for messages. Never converts the

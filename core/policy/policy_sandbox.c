@@ -339,6 +339,34 @@ static int safe_xpcall(lua_State *L)
     return xpcall_finish(L, status, 2);
 }
 
+/* ---- calls that are not a function of req ---- */
+
+void policy_sandbox_note_outside(lua_State *L)
+{
+    policy_sandbox_of(L)->left_req = true;
+}
+
+/* math.random and math.randomseed: the wrapped function (upvalue 1),
+ * noted as leaving req, so a pure script's random pick is never reused. */
+static int noted_call(lua_State *L)
+{
+    policy_sandbox_note_outside(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void note_random(lua_State *L, int mathtab)
+{
+    static const char *const names[] = {"random", "randomseed", NULL};
+    for (const char *const *name = names; *name != NULL; name++) {
+        lua_getfield(L, mathtab, *name);
+        lua_pushcclosure(L, noted_call, 1);
+        lua_setfield(L, mathtab, *name);
+    }
+}
+
 /* ---- libraries and environment ---- */
 
 /* No coroutine library: when allocations spend the budget, the stop is
@@ -383,6 +411,9 @@ int policy_sandbox_open(lua_State *L)
     }
     lua_getfield(L, globals, LUA_STRLIBNAME);
     wrap_string_library(L, lua_gettop(L));
+    lua_pop(L, 1);
+    lua_getfield(L, globals, LUA_MATHLIBNAME);
+    note_random(L, lua_gettop(L));
     lua_pop(L, 1);
 
     lua_createtable(L, 0, 24);

@@ -28,7 +28,14 @@ struct policy_sandbox {
     bool charging;        /* a protected run is under way */
     bool budget_exhausted;
     size_t max_pattern_work;
+    /* Set by calls whose result or effect is not a function of req (the
+     * clock, health, randomness, logging): such a decision of a pure
+     * script is not kept for reuse. Cleared before each decide(). */
+    bool left_req;
 };
+
+/* Marks the running call as having used more than req (see left_req). */
+void policy_sandbox_note_outside(lua_State *L);
 
 /* A new state whose allocations are charged to `sb` (sb->mem_limit must
  * be set). NULL when even the bare state does not fit. */

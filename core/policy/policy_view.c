@@ -367,6 +367,7 @@ static struct policy_host *api_host(lua_State *L)
 
 static int sluice_health(lua_State *L)
 {
+    policy_sandbox_note_outside(L);
     const struct policy_host *h = api_host(L);
     size_t len;
     const char *name = luaL_checklstring(L, 1, &len);
@@ -382,6 +383,7 @@ static int sluice_health(lua_State *L)
 
 static int sluice_now(lua_State *L)
 {
+    policy_sandbox_note_outside(L);
     const struct policy_host *h = api_host(L);
     if (h->env.now_s != NULL) {
         lua_pushnumber(L, h->env.now_s(h->env.ctx));
@@ -397,6 +399,7 @@ static int sluice_now(lua_State *L)
  * replaced so that request data cannot forge log lines. */
 static int sluice_log(lua_State *L)
 {
+    policy_sandbox_note_outside(L);
     const struct policy_host *h = api_host(L);
     char line[LOG_LINE_MAX];
     size_t used = 0;

@@ -1,0 +1,127 @@
+/* Fakes of what the gateway gives a policy: the request view and the
+ * health/clock environment. Shared by the policy unit tests. */
+#include "policy_fakes.h"
+
+#include <string.h>
+#include <strings.h>
+
+static const char *text_of(const char *s, size_t *len)
+{
+    if (s != NULL)
+        *len = strlen(s);
+    return s;
+}
+
+static const char *fr_model(void *c, size_t *len)
+{
+    return text_of(((struct fake_req *)c)->model, len);
+}
+static const char *fr_endpoint(void *c, size_t *len)
+{
+    return text_of(((struct fake_req *)c)->endpoint, len);
+}
+static const char *fr_tenant(void *c, size_t *len)
+{
+    return text_of(((struct fake_req *)c)->tenant, len);
+}
+static const char *fr_user(void *c, size_t *len)
+{
+    return text_of(((struct fake_req *)c)->user, len);
+}
+static const char *fr_tier(void *c, size_t *len)
+{
+    return text_of(((struct fake_req *)c)->tier, len);
+}
+static const char *fr_body(void *c, size_t *len)
+{
+    struct fake_req *r = c;
+    r->body_reads++;
+    return text_of(r->body, len);
+}
+static const char *fr_priority(void *c)
+{
+    return ((struct fake_req *)c)->priority;
+}
+static bool fr_stream(void *c)
+{
+    return ((struct fake_req *)c)->stream;
+}
+static uint64_t fr_message_count(void *c)
+{
+    return ((struct fake_req *)c)->message_count;
+}
+static uint64_t fr_message_bytes(void *c)
+{
+    return ((struct fake_req *)c)->message_bytes;
+}
+static uint64_t fr_input_tokens(void *c)
+{
+    return ((struct fake_req *)c)->input_tokens;
+}
+static uint64_t fr_max_tokens(void *c)
+{
+    return ((struct fake_req *)c)->max_tokens;
+}
+
+static const char *lookup(const char *(*pairs)[2], size_t n, const char *name,
+                          size_t *len)
+{
+    for (size_t i = 0; i < n && pairs[i][0] != NULL; i++)
+        if (strcasecmp(pairs[i][0], name) == 0)
+            return text_of(pairs[i][1], len);
+    return NULL;
+}
+static const char *fr_header(void *c, const char *name, size_t *len)
+{
+    struct fake_req *r = c;
+    return lookup(r->headers, 8, name, len);
+}
+static const char *fr_var(void *c, const char *name, size_t *len)
+{
+    struct fake_req *r = c;
+    return lookup(r->vars, 4, name, len);
+}
+
+struct policy_req_view view_of(struct fake_req *r)
+{
+    return (struct policy_req_view){
+        .ctx = r,
+        .model = fr_model,
+        .endpoint = fr_endpoint,
+        .tenant = fr_tenant,
+        .user = fr_user,
+        .tier = fr_tier,
+        .header = fr_header,
+        .stream = fr_stream,
+        .message_count = fr_message_count,
+        .message_bytes = fr_message_bytes,
+        .input_tokens = fr_input_tokens,
+        .max_tokens = fr_max_tokens,
+        .priority = fr_priority,
+        .body = fr_body,
+        .var = fr_var,
+    };
+}
+
+/* ---- fake gateway health and clock ---- */
+
+static bool fe_health(void *c, const char *name, double *value)
+{
+    struct fake_env *e = c;
+    for (size_t i = 0; i < 8 && e->names[i] != NULL; i++) {
+        if (strcmp(e->names[i], name) == 0) {
+            *value = e->values[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+static double fe_now(void *c)
+{
+    return ((struct fake_env *)c)->now;
+}
+
+struct fake_env test_env_state;
+const struct policy_env test_env = {
+    .ctx = &test_env_state, .health = fe_health, .now_s = fe_now};
