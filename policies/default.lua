@@ -14,12 +14,10 @@
 
 -- decide() below depends only on what it reads from req: the same answers
 -- give the same decision. Saying so lets sluice reuse a decision for a
--- request that answers those reads the same way, without running Lua (see
--- README.md, Pure policies). Remove this line if your copy keeps state
--- between calls. A global write then fails loudly, but a counter in a local
--- or a table the script fills would silently stop counting. A call that
--- reads the clock, health, math.random or req.body, or logs, is never
--- reused, so those are safe.
+-- request that answers those reads the same way, without running Lua.
+-- sluice checks the promise after every call it runs (see README.md, Pure
+-- policies): a copy that keeps state or reads the clock still gets the
+-- answers a fresh run gives, it just is not reused.
 decide_is_pure = true
 
 -- Priorities a client may ask for with the x-priority header. "critical"

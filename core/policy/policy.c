@@ -6,10 +6,12 @@
 #include "policy_decision.h"
 #include "policy_memo.h"
 #include "policy_sandbox.h"
+#include "policy_state.h"
 #include "policy_view.h"
 
 #include <errno.h>
 #include <lauxlib.h>
+#include <lualib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +31,13 @@ struct policy {
     int decide_ref;
     int ctx_meta_ref; /* the metatable every ctx gets: see push_ctx */
     int decide_line;
-    /* The script set decide_is_pure = true: its decisions are reused. */
+    int env_ref; /* the script's globals */
+    /* The script set decide_is_pure = true: its decisions are reused,
+     * checked by the fingerprint of its state taken after loading. */
     bool pure;
     struct policy_memo *memo; /* when pure */
+    struct policy_state_walk walk;
+    uint64_t state_at_load;
     /* "script:line" of decide(), prefix of return-value errors; the
      * script path until decide() is known. */
     char where[256];
@@ -183,14 +189,6 @@ static void push_ctx(lua_State *L, const struct policy *p)
 
 /* ---- decide_is_pure ---- */
 
-static int pure_global_write(lua_State *L)
-{
-    return luaL_error(L,
-                      "the script sets decide_is_pure, so decide() may not "
-                      "write the global '%s'",
-                      luaL_tolstring(L, 2, NULL));
-}
-
 /* Reads the script's decide_is_pure (absent is false). */
 static bool read_pure(lua_State *L, int env)
 {
@@ -203,27 +201,33 @@ static bool read_pure(lua_State *L, int env)
     return pure;
 }
 
-/* A pure script's globals become read-only once its top level has run:
- * every function of the script shares the chunk's _ENV upvalue, which now
- * holds an empty proxy that reads through to the real table and refuses
- * writes (_G, too, names the proxy). A counter kept in a global would make
- * reused decisions wrong, so it fails loudly instead. Upvalues and the
- * contents of tables the script made cannot be guarded this way; the
- * README says so. */
-static void guard_globals(lua_State *L, int chunk, int env)
+static bool fingerprint(struct policy *p, uint64_t *out);
+static void reuse_off(struct policy *p, const char *why);
+
+/* In a pure script the library tables become views: an empty table that
+ * reads through to the library. Calls work as before, a script's own
+ * additions land in the view, and the state check after each call walks
+ * four empty tables instead of ~60 library functions (the libraries
+ * themselves are then out of the script's reach: no getmetatable). */
+static void view_libraries(lua_State *L, int env)
 {
-    lua_createtable(L, 0, 0);
-    lua_createtable(L, 0, 3);
-    lua_pushvalue(L, env);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, pure_global_write);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, env, LUA_GNAME);
-    lua_setupvalue(L, chunk, 1);
+    static const char *const libraries[] = {
+        LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME, LUA_UTF8LIBNAME, NULL};
+    for (const char *const *name = libraries; *name != NULL; name++) {
+        if (lua_getfield(L, env, *name) != LUA_TTABLE) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_createtable(L, 0, 0);
+        lua_createtable(L, 0, 2);
+        lua_pushvalue(L, -3);
+        lua_setfield(L, -2, "__index");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+        lua_setmetatable(L, -2);
+        lua_setfield(L, env, *name);
+        lua_pop(L, 1);
+    }
 }
 
 /* Protected: builds the sandbox, compiles and runs the script's top level
@@ -253,7 +257,6 @@ static int load_protected(lua_State *L)
     lua_pushvalue(L, env);
     lua_setupvalue(L, chunk, 1); /* the script's own _ENV */
     policy_sandbox_arm_budget(L, &p->sandbox);
-    lua_pushvalue(L, chunk);
     lua_call(L, 0, 0);
 
     lua_pushliteral(L, "decide");
@@ -269,7 +272,9 @@ static int load_protected(lua_State *L)
     p->ctx_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     p->pure = read_pure(L, env);
     if (p->pure)
-        guard_globals(L, chunk, env);
+        view_libraries(L, env);
+    lua_pushvalue(L, env);
+    p->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
 }
 
@@ -313,7 +318,7 @@ struct policy *policy_load(const char *script_path,
         p->host.env = *env;
     snprintf(p->host.log_name, sizeof p->host.log_name, "%s", script_path);
     p->path = script_path;
-    p->decide_ref = p->ctx_meta_ref = LUA_NOREF;
+    p->decide_ref = p->ctx_meta_ref = p->env_ref = LUA_NOREF;
     snprintf(p->where, sizeof p->where, "%s", script_path);
 
     p->L = policy_sandbox_new_state(&p->sandbox);
@@ -343,6 +348,8 @@ struct policy *policy_load(const char *script_path,
         policy_free(p);
         return NULL;
     }
+    if (p->memo != NULL && !fingerprint(p, &p->state_at_load))
+        reuse_off(p, "its state is too large to check after each call");
     lua_gc(p->L, LUA_GCCOLLECT);
     /* Generational: what a decision allocates (ctx, its vars, the req
      * handle, strings) dies young, and the script's own tables live long;
@@ -358,6 +365,7 @@ void policy_free(struct policy *p)
     if (p->L != NULL)
         lua_close(p->L);
     policy_memo_free(p->memo);
+    policy_state_walk_free(&p->walk);
     free(p);
 }
 
@@ -388,17 +396,68 @@ static int decide_protected(lua_State *L)
     return 0;
 }
 
-/* After a successful recorded call of a pure script. */
+/* ---- checking a pure script ---- */
+
+struct fingerprint_args {
+    struct policy *p;
+    uint64_t value;
+    bool ok;
+};
+
+static int fingerprint_protected(lua_State *L)
+{
+    struct fingerprint_args *args = lua_touserdata(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, args->p->env_ref);
+    args->ok = policy_state_fingerprint(L, -1, &args->p->walk, &args->value);
+    return 0;
+}
+
+/* False when the walk failed (too large, or out of memory). */
+static bool fingerprint(struct policy *p, uint64_t *out)
+{
+    struct fingerprint_args args = {.p = p};
+    int top = lua_gettop(p->L);
+    lua_pushcfunction(p->L, fingerprint_protected);
+    lua_pushlightuserdata(p->L, &args);
+    int status = lua_pcall(p->L, 1, 0, 0);
+    lua_settop(p->L, top);
+    *out = args.value;
+    return status == LUA_OK && args.ok;
+}
+
+static void reuse_off(struct policy *p, const char *why)
+{
+    policy_memo_disable(p->memo, why);
+    fprintf(stderr,
+            "policy %s: decide_is_pure is set, but %s; its decisions are no "
+            "longer reused\n",
+            p->host.log_name, why);
+}
+
+/* After every call of a pure script that ran (d is NULL when it failed),
+ * before its decision is kept: a call that changed what a later call can
+ * see would make kept decisions guesses, so reuse ends there. Checked
+ * after each call, not lazily before the next reuse: a state changed and
+ * changed back between two checks would go unseen, and a decision kept in
+ * between would be served. */
 static void keep_for_reuse(struct policy *p, const struct policy_decision *d)
 {
+    uint64_t now;
+    if (!fingerprint(p, &now)) {
+        reuse_off(p, "its state could not be checked after a call");
+        return;
+    }
+    if (now != p->state_at_load) {
+        reuse_off(p, "decide() changed the script's state (a global, a "
+                     "local of the script or a table it keeps)");
+        return;
+    }
+    if (d == NULL)
+        return;
     if (p->sandbox.left_req)
         policy_memo_spoil(p->memo);
     if (!policy_memo_store(p->memo, d))
-        fprintf(stderr,
-                "policy %s: decide_is_pure is set, but decide() answered "
-                "two requests that read the same differently; its "
-                "decisions are no longer reused\n",
-                p->host.log_name);
+        reuse_off(p, policy_memo_why_off(p->memo));
 }
 
 enum policy_status policy_decide(struct policy *p,
@@ -411,9 +470,13 @@ enum policy_status policy_decide(struct policy *p,
         set_err(err, errlen, "policy: no policy or request");
         return POLICY_ERROR;
     }
-    if (p->memo != NULL) {
-        if (policy_memo_find(p->memo, req, out)) {
+    bool reusing = p->memo != NULL && policy_memo_enabled(p->memo);
+    if (reusing) {
+        const struct policy_decision *kept = policy_memo_find(p->memo, req);
+        if (kept != NULL) {
+            policy_decision_copy(out, kept);
             out->reused = true;
+            policy_memo_count_hit(p->memo);
             return POLICY_OK;
         }
         req = policy_memo_record(p->memo, req);
@@ -436,7 +499,7 @@ enum policy_status policy_decide(struct policy *p,
 
     if (status == LUA_OK) {
         lua_settop(L, top);
-        if (p->memo != NULL)
+        if (reusing)
             keep_for_reuse(p, out);
         return POLICY_OK;
     }
@@ -446,6 +509,9 @@ enum policy_status policy_decide(struct policy *p,
     /* Give the next call room: after a memory error collect everything,
      * otherwise a step keeps the cost of failing calls bounded. */
     lua_gc(L, status == LUA_ERRMEM ? LUA_GCCOLLECT : LUA_GCSTEP, 0);
+    /* A call may change state before it fails. */
+    if (reusing)
+        keep_for_reuse(p, NULL);
     return POLICY_ERROR;
 }
 

@@ -10,11 +10,21 @@
  * VALUE_MAX, is not stored (the call still runs and answers). */
 #define MAX_READS 32
 #define VALUE_MAX 256
-/* The tree lives in chunks; at MAX_CHUNKS it is emptied and regrown, so a
- * script whose answers never repeat (it reads input_tokens, say) costs a
- * bounded amount of memory. */
+/* The tree lives in chunks; at MAX_CHUNKS (or EDGE_SLOTS / 2 edges) it is
+ * emptied and regrown, so a script whose answers never repeat (it reads
+ * input_tokens, say) costs a bounded amount of memory. */
 #define CHUNK_BYTES (16u << 10)
 #define MAX_CHUNKS 16
+/* After this many fillings the paths do not repeat within the cap, and
+ * recording costs more than reuse saves: reuse is turned off. */
+#define MAX_RESETS 4
+/* Distinct decisions kept for sharing: many paths end in the same one
+ * (nil, say), and a decision is ~2 KiB. */
+#define SHARED_DECISIONS 32
+/* All edges of the tree in one open-addressing table, so that a question
+ * with a thousand different answers (one per user, say) is one probe, not
+ * a walk. At half full the tree starts over, like at the chunk cap. */
+#define EDGE_SLOTS 4096
 
 /* What a node asks of the request: the fields of policy_req_view. */
 enum memo_field {
@@ -44,8 +54,9 @@ struct answer {
 
 struct memo_node;
 
+/* An answer to a node's question, found through the memo's edge table. */
 struct memo_edge {
-    struct memo_edge *sibling;
+    const struct memo_node *from;
     struct memo_node *to; /* NULL until a path through it is stored */
     bool nil;
     uint32_t len;
@@ -59,7 +70,6 @@ struct memo_node {
     uint8_t field;
     uint16_t arg_len;
     const char *arg;
-    struct memo_edge *edges;
     struct policy_decision *decision;
 };
 
@@ -83,7 +93,12 @@ struct policy_memo {
     struct memo_node *root;
     struct chunk *chunks;
     size_t chunk_count;
+    struct memo_edge *edges[EDGE_SLOTS];
+    size_t edge_count;
+    struct policy_decision *shared[SHARED_DECISIONS];
+    size_t shared_count;
     struct policy_memo_stats stats;
+    const char *why_off; /* set when disabled */
 
     /* The call being recorded. */
     const struct policy_req_view *real;
@@ -177,13 +192,6 @@ static void ask(const struct policy_req_view *v, uint8_t field, const char *arg,
     }
 }
 
-static bool same_answer(const struct memo_edge *e, const struct answer *a)
-{
-    if (e->nil || a->nil)
-        return e->nil == a->nil;
-    return e->len == a->len && memcmp(e->bytes, a->bytes, a->len) == 0;
-}
-
 /* ---- the tree's memory ---- */
 
 static void free_chunks(struct policy_memo *m)
@@ -195,6 +203,9 @@ static void free_chunks(struct policy_memo *m)
     }
     m->chunk_count = 0;
     m->root = NULL;
+    m->shared_count = 0;
+    memset(m->edges, 0, sizeof m->edges);
+    m->edge_count = 0;
 }
 
 /* NULL at the cap (or out of memory). */
@@ -230,6 +241,34 @@ static const char *copy_bytes(struct policy_memo *m, const char *s, size_t len)
     return d;
 }
 
+/* ---- edges ---- */
+
+static size_t edge_hash(const struct memo_node *from, bool nil,
+                        const char *bytes, size_t len)
+{
+    uint64_t h = (uint64_t)(uintptr_t)from * 0x9E3779B97F4A7C15ull;
+    h ^= nil ? 0xA5A5A5A5u : len;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)bytes[i]) * 0x100000001B3ull;
+    return (size_t)(h ^ h >> 32);
+}
+
+/* The slot holding from's edge for this answer, or the empty slot where
+ * it would go. */
+static struct memo_edge **edge_slot(struct policy_memo *m,
+                                    const struct memo_node *from, bool nil,
+                                    const char *bytes, size_t len)
+{
+    size_t i = edge_hash(from, nil, bytes, len) & (EDGE_SLOTS - 1);
+    for (;; i = (i + 1) & (EDGE_SLOTS - 1)) {
+        struct memo_edge *e = m->edges[i];
+        if (e == NULL ||
+            (e->from == from && e->nil == nil &&
+             (nil || (e->len == len && memcmp(e->bytes, bytes, len) == 0))))
+            return &m->edges[i];
+    }
+}
+
 /* ---- lifecycle and lookup ---- */
 
 struct policy_memo *policy_memo_new(void)
@@ -245,27 +284,26 @@ void policy_memo_free(struct policy_memo *m)
     free(m);
 }
 
-bool policy_memo_find(struct policy_memo *m, const struct policy_req_view *req,
-                      struct policy_decision *out)
+const struct policy_decision *
+policy_memo_find(struct policy_memo *m, const struct policy_req_view *req)
 {
     if (m->stats.disabled)
-        return false;
+        return NULL;
     const struct memo_node *n = m->root;
     while (n != NULL && !n->leaf) {
         struct answer a;
         ask(req, n->field, n->arg, &a);
-        const struct memo_edge *e = n->edges;
-        while (e != NULL && !same_answer(e, &a))
-            e = e->sibling;
+        const struct memo_edge *e = *edge_slot(m, n, a.nil, a.bytes, a.len);
         if (e == NULL)
-            return false;
+            return NULL;
         n = e->to;
     }
-    if (n == NULL)
-        return false;
-    policy_decision_copy(out, n->decision);
+    return n != NULL ? n->decision : NULL;
+}
+
+void policy_memo_count_hit(struct policy_memo *m)
+{
     m->stats.hits++;
-    return true;
 }
 
 /* ---- recording ---- */
@@ -458,19 +496,37 @@ static bool same_question(const struct memo_node *n, const struct trace_read *r)
 static struct memo_edge *edge_for(struct policy_memo *m, struct memo_node *n,
                                   const struct trace_read *r)
 {
-    for (struct memo_edge *e = n->edges; e != NULL; e = e->sibling)
-        if (e->nil == r->nil &&
-            (r->nil ||
-             (e->len == r->len && !memcmp(e->bytes, r->bytes, r->len))))
-            return e;
+    struct memo_edge **slot = edge_slot(m, n, r->nil, r->bytes, r->len);
+    if (*slot != NULL)
+        return *slot;
+    if ((m->edge_count + 1) * 2 > EDGE_SLOTS)
+        return NULL;
     struct memo_edge *e = take(m, sizeof *e);
     const char *bytes = copy_bytes(m, r->bytes, r->len);
     if (e == NULL || bytes == NULL)
         return NULL;
     *e = (struct memo_edge){
-        .sibling = n->edges, .nil = r->nil, .len = r->len, .bytes = bytes};
-    n->edges = e;
+        .from = n, .nil = r->nil, .len = r->len, .bytes = bytes};
+    *slot = e;
+    m->edge_count++;
     return e;
+}
+
+/* d as kept in the tree: an equal one already kept, or a new copy. */
+static struct policy_decision *keep_decision(struct policy_memo *m,
+                                             const struct policy_decision *d)
+{
+    for (size_t i = 0; i < m->shared_count; i++)
+        if (policy_decision_equal(m->shared[i], d))
+            return m->shared[i];
+    struct policy_decision *copy = take(m, sizeof *copy);
+    if (copy == NULL)
+        return NULL;
+    policy_decision_clear(copy);
+    policy_decision_copy(copy, d);
+    if (m->shared_count < SHARED_DECISIONS)
+        m->shared[m->shared_count++] = copy;
+    return copy;
 }
 
 /* Walks and extends the tree along the recorded path. 1 stored, 0 out of
@@ -501,32 +557,53 @@ static int add_path(struct policy_memo *m, const struct policy_decision *d)
         return (*at)->leaf && policy_decision_equal((*at)->decision, d) ? 1
                                                                         : -1;
     struct memo_node *leaf = new_node(m);
-    struct policy_decision *copy = take(m, sizeof *copy);
-    if (leaf == NULL || copy == NULL)
+    struct policy_decision *kept = leaf != NULL ? keep_decision(m, d) : NULL;
+    if (kept == NULL)
         return 0;
-    policy_decision_clear(copy);
-    policy_decision_copy(copy, d);
     leaf->leaf = true;
-    leaf->decision = copy;
+    leaf->decision = kept;
     *at = leaf;
     return 1;
+}
+
+void policy_memo_disable(struct policy_memo *m, const char *why)
+{
+    if (m->stats.disabled)
+        return;
+    free_chunks(m);
+    m->stats.disabled = true;
+    m->why_off = why;
+}
+
+bool policy_memo_enabled(const struct policy_memo *m)
+{
+    return !m->stats.disabled;
+}
+
+const char *policy_memo_why_off(const struct policy_memo *m)
+{
+    return m->why_off;
 }
 
 bool policy_memo_store(struct policy_memo *m, const struct policy_decision *d)
 {
     if (m->spoiled || m->stats.disabled)
-        return true;
+        return !m->stats.disabled;
     int added = add_path(m, d);
     if (added == 0) {
         /* Full: start a new tree. A part-stored path is harmless (its
          * last edge leads nowhere, so it is a miss), but gone anyway. */
         free_chunks(m);
-        m->stats.resets++;
+        if (++m->stats.resets == MAX_RESETS) {
+            policy_memo_disable(m, "its decisions rarely repeat (the kept "
+                                   "ones filled 256 KiB four times)");
+            return false;
+        }
         added = add_path(m, d);
     }
     if (added < 0) {
-        free_chunks(m);
-        m->stats.disabled = true;
+        policy_memo_disable(m, "it answered two requests that read the "
+                               "same differently");
         return false;
     }
     if (added > 0)

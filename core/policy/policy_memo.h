@@ -12,7 +12,8 @@
  * each node's question, and either reaches a decision or falls off at an
  * answer not seen yet; then the call runs recorded and its path is added.
  * A recorded path that contradicts the tree proves the script impure, and
- * the memo turns itself off.
+ * the memo turns itself off; so does policy.c when a call changes the
+ * script's state (policy_state.h).
  *
  * Per policy, so per worker thread: no locking. Internal to the policy
  * engine. */
@@ -29,10 +30,13 @@ struct policy_memo;
 struct policy_memo *policy_memo_new(void);
 void policy_memo_free(struct policy_memo *m);
 
-/* True, with *out filled, when req answers every question on a stored
- * path. */
-bool policy_memo_find(struct policy_memo *m, const struct policy_req_view *req,
-                      struct policy_decision *out);
+/* The decision at the end of the stored path whose every question req
+ * answers the same way, or NULL. Valid until the next store or disable. */
+const struct policy_decision *
+policy_memo_find(struct policy_memo *m, const struct policy_req_view *req);
+
+/* Counts a found decision as served (policy.c may refuse one first). */
+void policy_memo_count_hit(struct policy_memo *m);
 
 /* Starts recording one call: returns a view that answers from req and
  * notes each read. Valid until the next call on m. */
@@ -45,8 +49,15 @@ policy_memo_record(struct policy_memo *m, const struct policy_req_view *req);
 void policy_memo_spoil(struct policy_memo *m);
 
 /* Adds the recorded call's path with its decision. Returns false when the
- * path contradicts the tree: the memo is then disabled for good. */
+ * memo is (now) disabled: the path contradicts the tree, or paths do not
+ * repeat within the memory cap. */
 bool policy_memo_store(struct policy_memo *m, const struct policy_decision *d);
+
+/* Stops reuse for good (for this load of the script); `why` (a static
+ * string) completes "decisions are no longer reused: ...". */
+void policy_memo_disable(struct policy_memo *m, const char *why);
+const char *policy_memo_why_off(const struct policy_memo *m); /* or NULL */
+bool policy_memo_enabled(const struct policy_memo *m);
 
 struct policy_memo_stats policy_memo_stats(const struct policy_memo *m);
 

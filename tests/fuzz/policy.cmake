@@ -12,7 +12,8 @@ if(CMAKE_C_COMPILER_ID STREQUAL "Clang" AND NOT SANITIZE STREQUAL "thread")
     ${CMAKE_SOURCE_DIR}/core/policy/policy_sandbox.c
     ${CMAKE_SOURCE_DIR}/core/policy/policy_view.c
     ${CMAKE_SOURCE_DIR}/core/policy/policy_decision.c
-    ${CMAKE_SOURCE_DIR}/core/policy/policy_memo.c)
+    ${CMAKE_SOURCE_DIR}/core/policy/policy_memo.c
+    ${CMAKE_SOURCE_DIR}/core/policy/policy_state.c)
   target_include_directories(fuzz_policy_decision PRIVATE
     ${CMAKE_SOURCE_DIR}/core)
   target_compile_options(fuzz_policy_decision PRIVATE

@@ -10,6 +10,7 @@ set(policy_engine_sources
   ${CMAKE_SOURCE_DIR}/core/policy/policy_view.c
   ${CMAKE_SOURCE_DIR}/core/policy/policy_decision.c
   ${CMAKE_SOURCE_DIR}/core/policy/policy_memo.c
+  ${CMAKE_SOURCE_DIR}/core/policy/policy_state.c
   ${CMAKE_SOURCE_DIR}/tests/unit/policy_fakes.c)
 
 sluice_add_unit_test(test_policy
