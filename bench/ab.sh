@@ -5,7 +5,8 @@
 # (bench/ttfb.py), so a busy second of a shared machine falls on all alike.
 #   bench/ab.sh OLD_BUILD_DIR NEW_BUILD_DIR [SECONDS]
 # Each build dir needs sluice and plugins/noop.so (a Release build). The
-# mock comes from NEW. Results: bench/results/ab.md
+# mock comes from NEW. TTFB_ROUNDS=N: paced TTFB re-runs (5). Results:
+# bench/results/ab.md
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -67,4 +68,10 @@ echo
 echo "Time to first streamed byte (${TTFB_N:-1000} requests per target, targets interleaved in shuffled order):"
 echo
 ttfb_table $TARGETS
+if [ "${TTFB_ROUNDS:-5}" -gt 0 ]; then
+    echo
+    echo "The paced figures again, ${TTFB_ROUNDS:-5} more runs (run-to-run spread):"
+    echo
+    ttfb_rounds "${TTFB_ROUNDS:-5}" $TARGETS
+fi
 } | tee bench/results/ab.md

@@ -64,3 +64,30 @@ ttfb_table() {
     echo
     echo "Median / p99 µs. Paced: chunks 2 ms apart, first byte = head + first chunk. Warm: 50 requests in a row per target (first 5 not counted). Cold: one request per target per turn. Raw socket unless marked http.client."
 }
+
+# ttfb_rounds ROUNDS NAME:PORT... -> the paced medians of ROUNDS more
+# bench/ttfb.py runs, warm and cold, one row per run: how far apart two
+# runs of the same builds land on this machine, which one table cannot show.
+ttfb_rounds() {
+    rounds=$1
+    shift
+    ports=""
+    head="| run |"
+    rule="|---|"
+    for t in "$@"; do
+        ports="$ports ${t##*:}"
+        head="$head ${t%%:*} |"
+        rule="$rule---|"
+    done
+    n=${TTFB_N:-1000}
+    echo "$head"
+    echo "$rule"
+    for r in $(seq 1 "$rounds"); do
+        warm=$(TTFB_CLIENT=raw TTFB_PACED_MS=2 TTFB_BLOCK=50 python3 bench/ttfb.py "$n" $ports | awk '{printf "%s | ", $1}')
+        cold=$(TTFB_CLIENT=raw TTFB_PACED_MS=2 python3 bench/ttfb.py "$n" $ports | awk '{printf "%s | ", $1}')
+        echo "| $r, paced warm | $warm"
+        echo "| $r, paced cold | $cold"
+    done
+    echo
+    echo "Median µs per run ($n requests per target each, raw socket, chunks 2 ms apart)."
+}

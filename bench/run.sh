@@ -4,7 +4,8 @@
 #   pipeline) | sluice (3 no-op plugins + the default Lua policy)
 # at 1 and 64 connections (requests/s, p50, p99) plus time to first
 # streamed byte. Results: bench/results/latest.md
-#   bench/run.sh [DURATION_SECONDS]      (BENCH_NO_BUILD=1: use build/ as is)
+#   bench/run.sh [DURATION_SECONDS]      (BENCH_NO_BUILD=1: use build/ as is;
+#                                         TTFB_ROUNDS=N: paced TTFB re-runs, 5)
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -72,4 +73,10 @@ echo
 echo "Time to first streamed byte (${TTFB_N:-1000} streaming requests per target, one connection each, targets interleaved in shuffled order):"
 echo
 ttfb_table "direct:$MOCK" "nginx:$NGINX" "sluice-empty:$EMPTY" "sluice-noop+policy:$NOOP"
+if [ "${TTFB_ROUNDS:-5}" -gt 0 ]; then
+    echo
+    echo "The paced figures again, ${TTFB_ROUNDS:-5} more runs (run-to-run spread):"
+    echo
+    ttfb_rounds "${TTFB_ROUNDS:-5}" "direct:$MOCK" "nginx:$NGINX" "sluice-empty:$EMPTY" "sluice-noop+policy:$NOOP"
+fi
 } | tee "$OUT/latest.md"

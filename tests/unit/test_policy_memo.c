@@ -284,6 +284,43 @@ static void test_reading_state_is_pure(void **state)
     policy_free(p);
 }
 
+/* Failed calls (an error, the instruction budget) are never kept, and do
+ * not stop other paths from being reused. */
+static void test_failures_are_not_kept(void **state)
+{
+    (void)state;
+    struct policy *p = load_ok("decide_is_pure = true\n"
+                               "function decide(req)\n"
+                               "  if req.model == 'spin' then\n"
+                               "    while true do end\n"
+                               "  end\n"
+                               "  if req.model == 'bad' then error('bad') end\n"
+                               "  return { tags = { req.model } }\n"
+                               "end\n");
+    struct fake_req good = {.model = "gpt-4o"};
+    struct fake_req spin = {.model = "spin"}, bad = {.model = "bad"};
+    struct policy_decision d;
+    char err[512];
+    decide_ok(p, &good, &d);
+    for (int round = 0; round < 2; round++) {
+        struct policy_req_view vs = view_of(&spin), vb = view_of(&bad);
+        assert_int_equal(policy_decide(p, &vs, &d, err, sizeof err),
+                         POLICY_ERROR);
+        assert_non_null(strstr(err, "instruction budget"));
+        assert_int_equal(policy_decide(p, &vb, &d, err, sizeof err),
+                         POLICY_ERROR);
+        assert_non_null(strstr(err, "bad"));
+        decide_ok(p, &good, &d);
+        assert_true(d.reused);
+        assert_string_equal(first_tag(&d), "gpt-4o");
+    }
+    struct policy_memo_stats c = policy_memo_counts(p);
+    assert_int_equal(c.stored, 1);
+    assert_int_equal(c.hits, 2);
+    assert_false(c.disabled);
+    policy_free(p);
+}
+
 /* A state too large to check after every call is not trusted. */
 static void test_huge_state_is_not_reused(void **state)
 {
@@ -539,6 +576,7 @@ int main(void)
         cmocka_unit_test(test_calls_beyond_req_are_not_kept),
         cmocka_unit_test(test_state_change_turns_reuse_off),
         cmocka_unit_test(test_reading_state_is_pure),
+        cmocka_unit_test(test_failures_are_not_kept),
         cmocka_unit_test(test_huge_state_is_not_reused),
         cmocka_unit_test(test_declaration_must_be_boolean),
         cmocka_unit_test(test_contradiction_turns_reuse_off),
