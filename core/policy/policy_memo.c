@@ -595,8 +595,8 @@ bool policy_memo_store(struct policy_memo *m, const struct policy_decision *d)
          * last edge leads nowhere, so it is a miss), but gone anyway. */
         free_chunks(m);
         if (++m->stats.resets == MAX_RESETS) {
-            policy_memo_disable(m, "its decisions rarely repeat (the kept "
-                                   "ones filled 256 KiB four times)");
+            policy_memo_disable(m, "its decisions rarely repeat (they "
+                                   "filled the kept tree four times)");
             return false;
         }
         added = add_path(m, d);
