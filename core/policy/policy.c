@@ -479,7 +479,13 @@ enum policy_status policy_decide(struct policy *p,
             policy_memo_count_hit(p->memo);
             return POLICY_OK;
         }
-        req = policy_memo_record(p->memo, req);
+        if (policy_memo_worth_running(p->memo)) {
+            req = policy_memo_record(p->memo, req);
+        } else {
+            reuse_off(p, "fewer than a quarter of its last 4096 calls were "
+                         "answered from kept decisions");
+            reusing = false;
+        }
     }
     lua_State *L = p->L;
     int top = lua_gettop(L);

@@ -18,6 +18,10 @@
 /* After this many fillings the paths do not repeat within the cap, and
  * recording costs more than reuse saves: reuse is turned off. */
 #define MAX_RESETS 4
+/* Every WINDOW calls, reuse must have answered a quarter of them, or it
+ * is turned off: a script whose calls mostly run anyway (they read the
+ * clock, say) would pay for recording and checking and gain nothing. */
+#define WINDOW 4096
 /* Distinct decisions kept for sharing: many paths end in the same one
  * (nil, say), and a decision is ~2 KiB. */
 #define SHARED_DECISIONS 32
@@ -99,6 +103,7 @@ struct policy_memo {
     size_t shared_count;
     struct policy_memo_stats stats;
     const char *why_off; /* set when disabled */
+    uint32_t window_hits, window_runs;
 
     /* The call being recorded. */
     const struct policy_req_view *real;
@@ -304,6 +309,16 @@ policy_memo_find(struct policy_memo *m, const struct policy_req_view *req)
 void policy_memo_count_hit(struct policy_memo *m)
 {
     m->stats.hits++;
+    m->window_hits++;
+}
+
+bool policy_memo_worth_running(struct policy_memo *m)
+{
+    if (++m->window_runs + m->window_hits < WINDOW)
+        return true;
+    bool worth = m->window_runs <= 3 * m->window_hits;
+    m->window_runs = m->window_hits = 0;
+    return worth;
 }
 
 /* ---- recording ---- */

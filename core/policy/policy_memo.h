@@ -35,8 +35,13 @@ void policy_memo_free(struct policy_memo *m);
 const struct policy_decision *
 policy_memo_find(struct policy_memo *m, const struct policy_req_view *req);
 
-/* Counts a found decision as served (policy.c may refuse one first). */
+/* Counts a found decision as served. */
 void policy_memo_count_hit(struct policy_memo *m);
+
+/* Counts a call that must run; false (once per 4096 calls) when fewer than
+ * a quarter of those calls were served from the tree: reuse does not pay
+ * for itself and should be turned off. */
+bool policy_memo_worth_running(struct policy_memo *m);
 
 /* Starts recording one call: returns a view that answers from req and
  * notes each read. Valid until the next call on m. */

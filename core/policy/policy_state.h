@@ -15,7 +15,7 @@
 /* Walks larger than this are refused: checking after every call must stay
  * cheap, and a script that keeps this much state is not one to trust with
  * reuse anyway. */
-#define POLICY_STATE_MAX_ITEMS 20000
+#define POLICY_STATE_MAX_ITEMS 5000
 
 struct policy_state_walk {
     const void **seen; /* open-addressing set of visited tables/functions */

@@ -321,13 +321,36 @@ static void test_failures_are_not_kept(void **state)
     policy_free(p);
 }
 
+/* A script whose calls mostly run anyway (here: all read the clock) stops
+ * paying for recording and checking after one window of 4096 calls. */
+static void test_reuse_that_does_not_pay_is_turned_off(void **state)
+{
+    (void)state;
+    struct policy *p = load_ok("decide_is_pure = true\n"
+                               "function decide(req)\n"
+                               "  return { tags = { req.model .. "
+                               "math.floor(sluice.now()) } }\n"
+                               "end\n");
+    struct fake_req r = {.model = "m"};
+    struct policy_decision d;
+    test_env_state = (struct fake_env){.now = 7};
+    for (int i = 0; i < 4100; i++) {
+        decide_ok(p, &r, &d);
+        assert_false(d.reused);
+        assert_string_equal(first_tag(&d), "m7");
+    }
+    assert_true(policy_memo_counts(p).disabled);
+    test_env_state = (struct fake_env){0};
+    policy_free(p);
+}
+
 /* A state too large to check after every call is not trusted. */
 static void test_huge_state_is_not_reused(void **state)
 {
     (void)state;
     struct policy *p = load_ok("decide_is_pure = true\n"
                                "local big = {}\n"
-                               "for i = 1, 30000 do big[i] = i end\n"
+                               "for i = 1, 6000 do big[i] = i end\n"
                                "function decide(req)\n"
                                "  return { tags = { tostring(big[7]) } }\n"
                                "end\n");
@@ -577,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_state_change_turns_reuse_off),
         cmocka_unit_test(test_reading_state_is_pure),
         cmocka_unit_test(test_failures_are_not_kept),
+        cmocka_unit_test(test_reuse_that_does_not_pay_is_turned_off),
         cmocka_unit_test(test_huge_state_is_not_reused),
         cmocka_unit_test(test_declaration_must_be_boolean),
         cmocka_unit_test(test_contradiction_turns_reuse_off),
