@@ -85,7 +85,8 @@ int main(int argc, char **argv)
     char *pure = script_copy(script, true), *plain = script_copy(script, false);
     printf("%s, ns per decide():\n", script);
     printf("  reused (decide_is_pure)        %7.0f\n", time_calls(pure, false));
-    printf("  run by Lua (not pure)          %7.0f\n", time_calls(plain, false));
+    printf("  run by Lua (not pure)          %7.0f\n",
+           time_calls(plain, false));
     printf("  run, recorded, state checked   %7.0f\n", time_calls(pure, true));
     unlink(pure);
     unlink(plain);
