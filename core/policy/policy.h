@@ -105,7 +105,7 @@ struct policy_memo_stats {
     uint64_t hits;   /* decisions served without running decide() */
     uint64_t stored; /* calls whose reads and decision were kept */
     uint64_t resets; /* times the kept decisions hit their memory cap */
-    bool disabled;   /* the script was caught depending on more than req */
+    bool disabled;   /* reuse turned off: see the log line for why */
 };
 struct policy_memo_stats policy_memo_counts(const struct policy *p);
 

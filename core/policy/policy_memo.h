@@ -59,7 +59,7 @@ void policy_memo_spoil(struct policy_memo *m);
 bool policy_memo_store(struct policy_memo *m, const struct policy_decision *d);
 
 /* Stops reuse for good (for this load of the script); `why` (a static
- * string) completes "decisions are no longer reused: ...". */
+ * string) completes the log line "decide_is_pure is set, but <why>". */
 void policy_memo_disable(struct policy_memo *m, const char *why);
 const char *policy_memo_why_off(const struct policy_memo *m); /* or NULL */
 bool policy_memo_enabled(const struct policy_memo *m);
