@@ -292,8 +292,7 @@ void policy_memo_free(struct policy_memo *m)
 const struct policy_decision *
 policy_memo_find(struct policy_memo *m, const struct policy_req_view *req)
 {
-    if (m->stats.disabled)
-        return NULL;
+    /* A disabled memo has no tree (policy_memo_disable empties it). */
     const struct memo_node *n = m->root;
     while (n != NULL && !n->leaf) {
         struct answer a;
@@ -537,8 +536,8 @@ static struct policy_decision *keep_decision(struct policy_memo *m,
     struct policy_decision *copy = take(m, sizeof *copy);
     if (copy == NULL)
         return NULL;
-    policy_decision_clear(copy);
-    policy_decision_copy(copy, d);
+    policy_decision_copy(copy, d); /* every field but reused */
+    copy->reused = false;
     if (m->shared_count < SHARED_DECISIONS)
         m->shared[m->shared_count++] = copy;
     return copy;

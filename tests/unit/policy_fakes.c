@@ -1,9 +1,43 @@
-/* Fakes of what the gateway gives a policy: the request view and the
- * health/clock environment. Shared by the policy unit tests. */
+/* Shared by the policy unit tests: fakes of what the gateway gives a
+ * policy (the request view, the health/clock environment) and loading a
+ * script from text. */
 #include "policy_fakes.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+
+const struct policy_limits test_limits = {
+    .instruction_budget = 1000000,
+    .memory_limit_bytes = 4u << 20,
+    .max_pattern_work = 1000000,
+};
+
+char *write_temp(const void *text, size_t len)
+{
+    char *path = strdup("/tmp/sluice_test_policy_XXXXXX.lua");
+    int fd = path != NULL ? mkstemps(path, 4) : -1;
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len) {
+        perror("write_temp");
+        abort();
+    }
+    close(fd);
+    return path;
+}
+
+struct policy *load_text(const char *text, char *err, size_t errlen,
+                         char *path_out, size_t path_len)
+{
+    char *path = write_temp(text, strlen(text));
+    struct policy *p = policy_load(path, &test_limits, &test_env, err, errlen);
+    if (path_out != NULL)
+        snprintf(path_out, path_len, "%s", path);
+    unlink(path);
+    free(path);
+    return p;
+}
 
 static const char *text_of(const char *s, size_t *len)
 {

@@ -24,12 +24,6 @@
  * CPU, while a busy shared machine only stretches the wall clock. */
 #define FAST_MS 3000.0
 
-static const struct policy_limits test_limits = {
-    .instruction_budget = 1000000,
-    .memory_limit_bytes = 4u << 20,
-    .max_pattern_work = 1000000,
-};
-
 /* ---- helpers ---- */
 
 static double clock_ms(clockid_t clock)
@@ -71,31 +65,6 @@ static struct policy *load_example(const char *file)
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", POLICY_EXAMPLES_DIR, file);
     return load_path(path);
-}
-
-/* Writes text to a fresh temp file; returns its path (caller frees and
- * unlinks). */
-static char *write_temp(const void *text, size_t len)
-{
-    char *path = strdup("/tmp/sluice_test_policy_XXXXXX.lua");
-    int fd = mkstemps(path, 4);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, len), (ssize_t)len);
-    close(fd);
-    return path;
-}
-
-/* Loads a script from text; NULL with err set when the load fails. */
-static struct policy *load_text(const char *text, char *err, size_t errlen,
-                                char *path_out, size_t path_len)
-{
-    char *path = write_temp(text, strlen(text));
-    struct policy *p = policy_load(path, &test_limits, &test_env, err, errlen);
-    if (path_out != NULL)
-        snprintf(path_out, path_len, "%s", path);
-    unlink(path);
-    free(path);
-    return p;
 }
 
 /* One decide() call on a request whose x-case header is `which`. */

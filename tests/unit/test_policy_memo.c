@@ -15,31 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-static const struct policy_limits test_limits = {
-    .instruction_budget = 1000000,
-    .memory_limit_bytes = 4u << 20,
-    .max_pattern_work = 1000000,
-};
-
-/* Loads a script from text; NULL with err set when the load fails. */
-static struct policy *load_text(const char *text, char *err, size_t errlen)
-{
-    char path[] = "/tmp/sluice_test_memo_XXXXXX.lua";
-    int fd = mkstemps(path, 4);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-    struct policy *p = policy_load(path, &test_limits, &test_env, err, errlen);
-    unlink(path);
-    return p;
-}
 
 static struct policy *load_ok(const char *text)
 {
     char err[512] = "";
-    struct policy *p = load_text(text, err, sizeof err);
+    struct policy *p = load_text(text, err, sizeof err, NULL, 0);
     if (p == NULL)
         fail_msg("load: %s", err);
     return p;
@@ -370,7 +350,7 @@ static void test_declaration_must_be_boolean(void **state)
     char err[512] = "";
     struct policy *p = load_text("decide_is_pure = 'yes'\n"
                                  "function decide(req) end\n",
-                                 err, sizeof err);
+                                 err, sizeof err, NULL, 0);
     assert_null(p);
     assert_non_null(strstr(err, "decide_is_pure must be true or false"));
 
